@@ -1,0 +1,557 @@
+//! One bond's control state, sans-IO: its members, the MII monitor, the
+//! active-backup selection and the peer notifications that follow a change of
+//! active member. The daemon feeds it carrier readings and the time, and
+//! carries out the actions it asks for.
+
+use crate::config::options::{BondOptions, FailOverMac};
+use crate::modes::active_backup::{ActiveBackup, Candidate, Selection};
+use crate::monitor::mii::{LinkState, MiiEvent, MiiMonitor};
+use crate::status::{BondStatus, MemberStatus, DRIVER_VERSION};
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+use xbond_dataplane::snapshot::{BondSnapshot, MemberId, Mode};
+use xbond_dataplane::wire::MacAddr;
+
+/// What the daemon knows about a member link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub name: String,
+    pub ifindex: u32,
+    /// The address the member had when it joined (the kernel's perm_hwaddr).
+    pub perm_mac: MacAddr,
+    pub speed: Option<u32>,
+    pub full_duplex: Option<bool>,
+    pub rx_queues: u32,
+}
+
+/// What the bond asks the daemon to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// The snapshot changed: publish it to the workers.
+    Publish,
+    /// Send gratuitous ARPs for the bond's addresses out of this member.
+    NotifyPeers { member: MemberId },
+    /// Give the host interface this MAC (fail_over_mac=active).
+    SetBondMac(MacAddr),
+}
+
+#[derive(Debug, Clone)]
+struct PeerNotify {
+    member: MemberId,
+    remaining: u8,
+    next: Instant,
+}
+
+#[derive(Debug)]
+pub struct BondCore {
+    pub name: String,
+    pub host_interface: String,
+    opts: BondOptions,
+    members: Vec<Option<MemberInfo>>,
+    mii: MiiMonitor,
+    ab: ActiveBackup,
+    notify: Option<PeerNotify>,
+    actions: VecDeque<Action>,
+    bond_mac: MacAddr,
+    missing: Vec<String>,
+}
+
+fn ms(v: u32) -> Duration {
+    Duration::from_millis(u64::from(v))
+}
+
+impl BondCore {
+    pub fn new(name: &str, host_interface: &str, opts: BondOptions, bond_mac: MacAddr) -> Self {
+        let mii = MiiMonitor::new(ms(opts.updelay), ms(opts.downdelay));
+        let ab = ActiveBackup {
+            reselect: opts.primary_reselect,
+            force_primary: opts.primary.is_some(),
+            ..Default::default()
+        };
+        BondCore {
+            name: name.to_string(),
+            host_interface: host_interface.to_string(),
+            opts,
+            members: Vec::new(),
+            mii,
+            ab,
+            notify: None,
+            actions: VecDeque::new(),
+            bond_mac,
+            missing: Vec::new(),
+        }
+    }
+
+    pub fn options(&self) -> &BondOptions {
+        &self.opts
+    }
+
+    pub fn bond_mac(&self) -> MacAddr {
+        self.bond_mac
+    }
+
+    pub fn note_missing(&mut self, name: &str) {
+        self.missing.push(name.to_string());
+    }
+
+    /// Add a member with its current carrier; returns its id.
+    pub fn add_member(&mut self, now: Instant, info: MemberInfo, carrier: bool) -> MemberId {
+        let idx = self.mii.add(now, carrier);
+        debug_assert_eq!(idx, self.members.len());
+        if self.opts.primary.as_deref() == Some(info.name.as_str()) {
+            self.ab.primary = Some(idx);
+        }
+        tracing::info!(bond = %self.name, "enslaving {} as a backup interface with {} link", info.name,
+            if carrier { "an up" } else { "a down" });
+        self.members.push(Some(info));
+        self.reselect(now);
+        idx as MemberId
+    }
+
+    pub fn member(&self, id: MemberId) -> Option<&MemberInfo> {
+        self.members.get(id as usize).and_then(|m| m.as_ref())
+    }
+
+    pub fn member_by_ifindex(&self, ifindex: u32) -> Option<MemberId> {
+        self.members
+            .iter()
+            .position(|m| m.as_ref().is_some_and(|m| m.ifindex == ifindex))
+            .map(|i| i as MemberId)
+    }
+
+    pub fn member_by_name(&self, name: &str) -> Option<MemberId> {
+        self.members
+            .iter()
+            .position(|m| m.as_ref().is_some_and(|m| m.name == name))
+            .map(|i| i as MemberId)
+    }
+
+    pub fn members(&self) -> impl Iterator<Item = (MemberId, &MemberInfo)> {
+        self.members
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| m.as_ref().map(|m| (i as MemberId, m)))
+    }
+
+    pub fn active(&self) -> Option<MemberId> {
+        self.ab.active.map(|a| a as MemberId)
+    }
+
+    pub fn link_state(&self, id: MemberId) -> LinkState {
+        self.mii.state(id as usize)
+    }
+
+    /// A carrier reading from netlink or from polling.
+    pub fn handle_carrier(&mut self, now: Instant, id: MemberId, carrier: bool) {
+        if self.opts.miimon == 0 {
+            return;
+        }
+        self.mii.handle_carrier(now, id as usize, carrier);
+        self.after_mii(now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.mii.handle_timeout(now);
+        self.after_mii(now);
+        if let Some(n) = &mut self.notify {
+            if n.next <= now {
+                self.actions
+                    .push_back(Action::NotifyPeers { member: n.member });
+                n.remaining -= 1;
+                n.next = now + ms(self.opts.peer_notif_interval_ms());
+                if n.remaining == 0 {
+                    self.notify = None;
+                }
+            }
+        }
+    }
+
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let n = self.notify.as_ref().map(|n| n.next);
+        match (self.mii.next_deadline(), n) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    fn after_mii(&mut self, now: Instant) {
+        let mut changed = false;
+        while let Some(ev) = self.mii.poll_event() {
+            changed = true;
+            match ev {
+                MiiEvent::Down(i) => {
+                    if let Some(m) = &self.members[i] {
+                        tracing::info!(bond = %self.name, "link status definitely down for interface {}, disabling it", m.name);
+                    }
+                }
+                MiiEvent::Up(i) => {
+                    if let Some(m) = &self.members[i] {
+                        tracing::info!(bond = %self.name, "link status definitely up for interface {}, {} Mbps {} duplex",
+                            m.name, m.speed.unwrap_or(0), if m.full_duplex == Some(true) { "full" } else { "half" });
+                    }
+                }
+            }
+        }
+        if changed {
+            self.reselect(now);
+        }
+    }
+
+    fn candidates(&self, now: Instant) -> Vec<Candidate> {
+        self.members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Candidate {
+                link: self.mii.state(i),
+                speed: m.as_ref().and_then(|m| m.speed),
+                full_duplex: m.as_ref().and_then(|m| m.full_duplex),
+                back_remaining: self.mii.remaining(i, now),
+                present: m.is_some(),
+            })
+            .collect()
+    }
+
+    fn reselect(&mut self, now: Instant) {
+        let c = self.candidates(now);
+        if let Some(sel) = self.ab.select(&c) {
+            self.apply(now, sel);
+        }
+    }
+
+    fn apply(&mut self, now: Instant, sel: Selection) {
+        let name = |i: Option<usize>| {
+            i.and_then(|i| self.members[i].as_ref())
+                .map_or("None".to_string(), |m| m.name.clone())
+        };
+        match sel.new {
+            Some(n) => {
+                if sel.promote {
+                    let left = self.mii.remaining(n, now).unwrap_or_default();
+                    self.mii.force_up(n);
+                    tracing::info!(bond = %self.name, "making interface {} the new active one {} ms earlier", name(Some(n)), left.as_millis());
+                } else {
+                    tracing::info!(bond = %self.name, "making interface {} the new active one (was {})", name(Some(n)), name(sel.old));
+                }
+            }
+            None => tracing::warn!(bond = %self.name, "now running without any active interface!"),
+        }
+        if let (Some(n), FailOverMac::Active) = (sel.new, self.opts.fail_over_mac) {
+            if let Some(m) = &self.members[n] {
+                if m.perm_mac != self.bond_mac {
+                    self.bond_mac = m.perm_mac;
+                    self.actions.push_back(Action::SetBondMac(m.perm_mac));
+                }
+            }
+        }
+        self.actions.push_back(Action::Publish);
+        self.notify = None;
+        if let Some(n) = sel.new {
+            if self.opts.num_grat_arp > 0 {
+                let member = n as MemberId;
+                self.actions.push_back(Action::NotifyPeers { member });
+                if self.opts.num_grat_arp > 1 {
+                    self.notify = Some(PeerNotify {
+                        member,
+                        remaining: self.opts.num_grat_arp - 1,
+                        next: now + ms(self.opts.peer_notif_interval_ms()),
+                    });
+                }
+            }
+        }
+    }
+
+    pub fn snapshot(&self) -> BondSnapshot {
+        let mut s = BondSnapshot::new(Mode::ActiveBackup);
+        s.active = self.active();
+        s.all_slaves_active = self.opts.all_slaves_active.number() == 1;
+        s
+    }
+
+    /// Change an option at runtime, as `xbond set` does.
+    pub fn set_option(&mut self, now: Instant, key: &str, value: &str) -> Result<String, String> {
+        let value = value.trim();
+        match key {
+            "active_slave" => {
+                let Some(id) = self.member_by_name(value) else {
+                    return Err(format!("active_slave: {value} is not a member of {}", self.name));
+                };
+                let c = self.candidates(now);
+                match self.ab.set_active(id as usize, &c) {
+                    Ok(Some(sel)) => {
+                        self.apply(now, sel);
+                        Ok(format!("{value} is now the active member"))
+                    }
+                    Ok(None) => Ok(format!("{value} is already the active member")),
+                    Err(why) => Err(format!("active_slave: could not set {value} as active member; {why}")),
+                }
+            }
+            "primary" => {
+                let mut o = self.opts.clone();
+                o.primary = None;
+                o.explicit.retain(|k| *k != "primary");
+                o.set("primary", value).map_err(|e| e.to_string())?;
+                let idx = match &o.primary {
+                    Some(p) => Some(self.member_by_name(p).ok_or_else(|| format!("primary: {p} is not a member of {}", self.name))?),
+                    None => None,
+                };
+                self.opts.primary = o.primary;
+                self.ab.primary = idx.map(usize::from);
+                self.ab.force_primary = idx.is_some();
+                self.reselect(now);
+                Ok(format!("primary is {}", self.opts.primary.as_deref().unwrap_or("none")))
+            }
+            "primary_reselect" | "miimon" | "updelay" | "downdelay" | "peer_notif_delay" | "num_grat_arp"
+            | "num_unsol_na" | "all_slaves_active" => {
+                let mut o = self.opts.clone();
+                let canon = if key == "num_unsol_na" { "num_grat_arp" } else { key };
+                o.explicit.retain(|k| *k != canon);
+                o.set(key, value).map_err(|e| e.to_string())?;
+                let warnings = o.finish().map_err(|e| e.to_string())?;
+                self.opts = o;
+                self.ab.reselect = self.opts.primary_reselect;
+                self.mii.set_delays(ms(self.opts.updelay), ms(self.opts.downdelay));
+                self.actions.push_back(Action::Publish);
+                self.reselect(now);
+                let mut msg = format!("{key} set to {value}");
+                for w in warnings {
+                    msg.push_str("; warning: ");
+                    msg.push_str(&w);
+                }
+                Ok(msg)
+            }
+            "mode" | "fail_over_mac" => Err(format!(
+                "{key} cannot be changed while the bond has members (as in the kernel); change the config and restart"
+            )),
+            other if crate::config::options::canonical(other).is_some() => {
+                Err(format!("{other} cannot be changed at runtime in this version of xbond"))
+            }
+            other => Err(format!("unknown bonding option '{other}'")),
+        }
+    }
+
+    pub fn miimon(&self) -> Duration {
+        ms(self.opts.miimon)
+    }
+
+    pub fn status(&self) -> BondStatus {
+        let o = &self.opts;
+        let active = self.ab.active;
+        BondStatus {
+            name: self.name.clone(),
+            driver_version: DRIVER_VERSION.to_string(),
+            mode: o.mode,
+            fail_over_mac: o.fail_over_mac.name().to_string(),
+            xmit_hash_policy: (
+                o.xmit_hash_policy.name().to_string(),
+                o.xmit_hash_policy.number(),
+            ),
+            primary: o.primary.clone(),
+            primary_reselect: o.primary_reselect.name().to_string(),
+            active_slave: active
+                .and_then(|a| self.members[a].as_ref())
+                .map(|m| m.name.clone()),
+            mii_status: if active.is_some() { "up" } else { "down" }.to_string(),
+            miimon: o.miimon,
+            updelay: o.updelay,
+            downdelay: o.downdelay,
+            peer_notif_delay: o.peer_notif_delay,
+            arp_interval: o.arp_interval,
+            arp_missed_max: o.arp_missed_max,
+            arp_ip_target: o.arp_ip_target.iter().map(|a| a.to_string()).collect(),
+            ns_ip6_target: o.ns_ip6_target.iter().map(|a| a.to_string()).collect(),
+            mac: self.bond_mac.to_string(),
+            host_interface: self.host_interface.clone(),
+            members: self
+                .members
+                .iter()
+                .enumerate()
+                .filter_map(|(i, m)| m.as_ref().map(|m| (i, m)))
+                .map(|(i, m)| MemberStatus {
+                    name: m.name.clone(),
+                    mii_status: self.mii.state(i).proc_name().to_string(),
+                    state: if active == Some(i) {
+                        "active"
+                    } else {
+                        "backup"
+                    }
+                    .to_string(),
+                    speed_mbps: m.speed,
+                    duplex: m
+                        .full_duplex
+                        .map(|f| if f { "full" } else { "half" }.to_string()),
+                    link_failure_count: self.mii.failures(i),
+                    perm_hwaddr: m.perm_mac.to_string(),
+                    queue_id: 0,
+                    ifindex: m.ifindex,
+                    rx_queues: m.rx_queues,
+                })
+                .collect(),
+            missing_members: self.missing.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(s: &str) -> BondOptions {
+        let mut o = BondOptions::default();
+        o.parse_kernel_string(s).unwrap();
+        o.finish().unwrap();
+        o
+    }
+
+    fn info(name: &str, idx: u32) -> MemberInfo {
+        MemberInfo {
+            name: name.into(),
+            ifindex: idx,
+            perm_mac: MacAddr([2, 0, 0, 0, 0, idx as u8]),
+            speed: Some(10000),
+            full_duplex: Some(true),
+            rx_queues: 1,
+        }
+    }
+
+    fn drain(b: &mut BondCore) -> Vec<Action> {
+        std::iter::from_fn(|| b.poll_action()).collect()
+    }
+
+    #[test]
+    fn failover_publishes_and_notifies_peers_num_grat_arp_times() {
+        let t0 = Instant::now();
+        let mut b = BondCore::new(
+            "bond0",
+            "bond0",
+            opts("mode=1 miimon=100 num_grat_arp=3 peer_notif_delay=200"),
+            MacAddr([2, 0, 0, 0, 0, 1]),
+        );
+        let m0 = b.add_member(t0, info("m0", 1), true);
+        let m1 = b.add_member(t0, info("m1", 2), true);
+        assert_eq!(b.active(), Some(m0));
+        drain(&mut b);
+        b.handle_carrier(t0, m0, false);
+        assert_eq!(b.active(), Some(m1), "carrier loss fails over at once");
+        assert_eq!(
+            drain(&mut b),
+            vec![Action::Publish, Action::NotifyPeers { member: m1 }]
+        );
+        assert_eq!(b.next_deadline(), Some(t0 + ms(200)));
+        b.handle_timeout(t0 + ms(200));
+        b.handle_timeout(t0 + ms(400));
+        assert_eq!(
+            drain(&mut b),
+            vec![
+                Action::NotifyPeers { member: m1 },
+                Action::NotifyPeers { member: m1 }
+            ]
+        );
+        b.handle_timeout(t0 + ms(600));
+        assert!(
+            drain(&mut b).is_empty(),
+            "exactly num_grat_arp notifications"
+        );
+        assert_eq!(b.status().members[0].link_failure_count, 1);
+        assert_eq!(b.snapshot().active, Some(m1));
+    }
+
+    #[test]
+    fn primary_returns_after_updelay() {
+        let t0 = Instant::now();
+        let mut b = BondCore::new(
+            "bond0",
+            "bond0",
+            opts("mode=1 miimon=100 updelay=200 primary=m0"),
+            MacAddr([2, 0, 0, 0, 0, 1]),
+        );
+        let m0 = b.add_member(t0, info("m0", 1), true);
+        let m1 = b.add_member(t0, info("m1", 2), true);
+        // Both start going back; the soonest is promoted so the bond is up.
+        assert_eq!(b.active(), Some(m0));
+        b.handle_timeout(t0 + ms(200));
+        b.handle_carrier(t0 + ms(300), m0, false);
+        assert_eq!(b.active(), Some(m1));
+        b.handle_carrier(t0 + ms(400), m0, true);
+        assert_eq!(b.active(), Some(m1), "primary waits out its updelay");
+        assert_eq!(b.status().members[0].mii_status, "going back");
+        b.handle_timeout(t0 + ms(599));
+        assert_eq!(b.active(), Some(m1));
+        b.handle_timeout(t0 + ms(600));
+        assert_eq!(
+            b.active(),
+            Some(m0),
+            "primary_reselect=always takes it back"
+        );
+    }
+
+    #[test]
+    fn primary_reselect_failure_keeps_the_backup() {
+        let t0 = Instant::now();
+        let mut b = BondCore::new(
+            "bond0",
+            "bond0",
+            opts("mode=1 primary=m0 primary_reselect=failure"),
+            MacAddr::ZERO,
+        );
+        let m0 = b.add_member(t0, info("m0", 1), true);
+        let m1 = b.add_member(t0, info("m1", 2), true);
+        b.handle_carrier(t0, m0, false);
+        b.handle_carrier(t0, m0, true);
+        assert_eq!(b.active(), Some(m1));
+        b.handle_carrier(t0, m1, false);
+        assert_eq!(b.active(), Some(m0));
+    }
+
+    #[test]
+    fn fail_over_mac_active_moves_the_bond_mac() {
+        let t0 = Instant::now();
+        let mut b = BondCore::new(
+            "bond0",
+            "bond0",
+            opts("mode=1 fail_over_mac=active"),
+            MacAddr([2, 0, 0, 0, 0, 1]),
+        );
+        let m0 = b.add_member(t0, info("m0", 1), true);
+        b.add_member(t0, info("m1", 2), true);
+        drain(&mut b);
+        b.handle_carrier(t0, m0, false);
+        let acts = drain(&mut b);
+        assert_eq!(acts[0], Action::SetBondMac(MacAddr([2, 0, 0, 0, 0, 2])));
+        assert_eq!(b.bond_mac(), MacAddr([2, 0, 0, 0, 0, 2]));
+    }
+
+    #[test]
+    fn runtime_options() {
+        let t0 = Instant::now();
+        let mut b = BondCore::new("bond0", "bond0", opts("mode=1"), MacAddr::ZERO);
+        let m0 = b.add_member(t0, info("m0", 1), true);
+        let m1 = b.add_member(t0, info("m1", 2), false);
+        assert!(b
+            .set_option(t0, "active_slave", "m1")
+            .unwrap_err()
+            .contains("down"));
+        b.handle_carrier(t0, m1, true);
+        b.set_option(t0, "active_slave", "m1").unwrap();
+        assert_eq!(b.active(), Some(m1));
+        b.set_option(t0, "primary", "m0").unwrap();
+        assert_eq!(b.active(), Some(m0));
+        assert!(b
+            .set_option(t0, "mode", "0")
+            .unwrap_err()
+            .contains("cannot be changed"));
+        assert!(b
+            .set_option(t0, "miimon", "x")
+            .unwrap_err()
+            .contains("miimon"));
+        assert!(b
+            .set_option(t0, "updelay", "250")
+            .unwrap()
+            .contains("rounded to 200"));
+        assert_eq!(b.options().updelay, 200);
+        assert!(b.set_option(t0, "nonsense", "1").is_err());
+    }
+}

@@ -1,0 +1,567 @@
+//! The configuration file (TOML, DESIGN.md section 1): bonds, their members,
+//! their kernel options (as one `BONDING_OPTS` string and/or as keys of their
+//! own) and the engine settings. Every error names the file and the key.
+
+pub mod options;
+
+use options::{BondOptions, OptionError};
+use std::path::{Path, PathBuf};
+use xbond_dataplane::wire::MacAddr;
+
+/// A config error: which file, which key, what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {key}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub key: String,
+    pub message: String,
+}
+
+/// Where XDP programs run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpMode {
+    #[default]
+    Native,
+    Generic,
+}
+
+/// How AF_XDP sockets bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpBind {
+    #[default]
+    Auto,
+    Copy,
+    Zerocopy,
+}
+
+/// Engine settings of one bond (not kernel options).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EngineConfig {
+    pub xdp_mode: XdpMode,
+    pub xdp_bind: XdpBind,
+    /// Remove an XDP program someone else attached to a member instead of
+    /// refusing to start.
+    pub replace_xdp: bool,
+    pub poll: xbond_poll::Policy,
+    pub workers: u32,
+    /// Cores to pin workers to, in order; empty: the last cores.
+    pub cpus: Vec<usize>,
+    pub ring_size: u32,
+    pub frame_count: u32,
+    pub frame_size: u32,
+    pub busy_poll_usecs: Option<u32>,
+    pub busy_poll_budget: Option<u32>,
+    pub tx_skb_budget: Option<u32>,
+}
+
+/// Poll policy names, kept apart so serde sees a plain enum.
+pub mod xbond_poll {
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+    #[serde(rename_all = "lowercase")]
+    pub enum Policy {
+        Busy,
+        #[default]
+        Adaptive,
+        Interrupt,
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            xdp_mode: XdpMode::Native,
+            xdp_bind: XdpBind::Auto,
+            replace_xdp: false,
+            poll: xbond_poll::Policy::Adaptive,
+            workers: 1,
+            cpus: Vec::new(),
+            ring_size: 2048,
+            frame_count: 0,
+            frame_size: 4096,
+            busy_poll_usecs: None,
+            busy_poll_budget: None,
+            tx_skb_budget: None,
+        }
+    }
+}
+
+/// One bond.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BondConfig {
+    pub name: String,
+    pub members: Vec<String>,
+    pub options: BondOptions,
+    pub mtu: u32,
+    #[serde(serialize_with = "ser_mac")]
+    pub mac: Option<MacAddr>,
+    /// Addresses xbond puts on the host interface (and removes on exit).
+    pub addresses: Vec<String>,
+    pub engine: EngineConfig,
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Config {
+    pub run_dir: PathBuf,
+    pub bonds: Vec<BondConfig>,
+}
+
+pub const DEFAULT_RUN_DIR: &str = "/run/xbond";
+
+const ENGINE_KEYS: &[&str] = &[
+    "xdp_mode",
+    "xdp_bind",
+    "replace_xdp",
+    "poll",
+    "workers",
+    "cpus",
+    "ring_size",
+    "frame_count",
+    "frame_size",
+    "busy_poll_usecs",
+    "busy_poll_budget",
+    "tx_skb_budget",
+];
+
+struct Ctx<'a> {
+    file: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_string(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    fn opt(&self, bond: &str, e: OptionError) -> ConfigError {
+        let key = match &e {
+            OptionError::Unknown(k) | OptionError::Duplicate(k) => k.clone(),
+            OptionError::BadValue { key, .. }
+            | OptionError::ModeDependency { key, .. }
+            | OptionError::Conflict { key, .. }
+            | OptionError::NotImplemented { key, .. } => key.clone(),
+            OptionError::Syntax(_) => "options".into(),
+        };
+        self.err(format!("bond.{bond}.{key}"), e.to_string())
+    }
+}
+
+fn as_u32(ctx: &Ctx, key: &str, v: &toml::Value) -> Result<u32, ConfigError> {
+    v.as_integer()
+        .and_then(|i| u32::try_from(i).ok())
+        .ok_or_else(|| ctx.err(key, format!("expected a non-negative integer, got {v}")))
+}
+
+fn as_str<'v>(ctx: &Ctx, key: &str, v: &'v toml::Value) -> Result<&'v str, ConfigError> {
+    v.as_str()
+        .ok_or_else(|| ctx.err(key, format!("expected a string, got {v}")))
+}
+
+/// A TOML value in the kernel's text form, so both spellings parse alike.
+fn option_text(ctx: &Ctx, key: &str, v: &toml::Value) -> Result<String, ConfigError> {
+    Ok(match v {
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Boolean(b) => if *b { "1" } else { "0" }.to_string(),
+        toml::Value::Array(a) => {
+            let mut parts = Vec::new();
+            for item in a {
+                parts.push(as_str(ctx, key, item)?.to_string());
+            }
+            parts.join(",")
+        }
+        other => {
+            return Err(ctx.err(
+                key,
+                format!("expected a string, number, boolean or list, got {other}"),
+            ))
+        }
+    })
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            key: "-".into(),
+            message: format!("cannot read: {e}"),
+        })?;
+        Self::parse(&text, &file)
+    }
+
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let ctx = Ctx { file };
+        let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            ctx.err("-", format!("not valid TOML: {}", e.message()))
+        })?;
+        let mut run_dir = PathBuf::from(DEFAULT_RUN_DIR);
+        let mut bonds = Vec::new();
+        for (k, v) in &doc {
+            match k.as_str() {
+                "daemon" => {
+                    let t = v
+                        .as_table()
+                        .ok_or_else(|| ctx.err("daemon", "expected a table"))?;
+                    for (dk, dv) in t {
+                        match dk.as_str() {
+                            "run_dir" => {
+                                run_dir = PathBuf::from(as_str(&ctx, "daemon.run_dir", dv)?)
+                            }
+                            other => return Err(ctx.err(format!("daemon.{other}"), "unknown key")),
+                        }
+                    }
+                }
+                "bond" => {
+                    let t = v
+                        .as_table()
+                        .ok_or_else(|| ctx.err("bond", "expected a table of bonds"))?;
+                    for (name, bv) in t {
+                        bonds.push(Self::parse_bond(&ctx, name, bv)?);
+                    }
+                }
+                other => {
+                    return Err(ctx.err(other, "unknown key (expected [daemon] or [bond.NAME])"))
+                }
+            }
+        }
+        if bonds.is_empty() {
+            return Err(ctx.err("bond", "no bond defined (add a [bond.bond0] table)"));
+        }
+        let mut seen: Vec<(&str, &str)> = Vec::new();
+        for b in &bonds {
+            for m in &b.members {
+                if let Some((other, _)) = seen.iter().find(|(_, mm)| *mm == m.as_str()) {
+                    return Err(ctx.err(
+                        format!("bond.{}.members", b.name),
+                        format!("{m} is already a member of bond {other}"),
+                    ));
+                }
+                seen.push((&b.name, m));
+            }
+        }
+        Ok(Config { run_dir, bonds })
+    }
+
+    fn parse_bond(ctx: &Ctx, name: &str, v: &toml::Value) -> Result<BondConfig, ConfigError> {
+        let key = |k: &str| format!("bond.{name}.{k}");
+        if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', ':', '.']) {
+            return Err(ctx.err(
+                format!("bond.{name}"),
+                "a bond name is an interface name: 1-15 characters, no '/', ':', '.' or spaces",
+            ));
+        }
+        let t = v
+            .as_table()
+            .ok_or_else(|| ctx.err(format!("bond.{name}"), "expected a table"))?;
+        let mut opts = BondOptions::default();
+        let mut members = Vec::new();
+        let mut mtu = 1500;
+        let mut mac = None;
+        let mut addresses = Vec::new();
+        let mut engine = EngineConfig::default();
+        let mut saw_members = false;
+
+        // The options string first, then option keys, so duplicates across
+        // the two are caught by the option parser.
+        if let Some(s) = t.get("options") {
+            let s = as_str(ctx, &key("options"), s)?;
+            opts.parse_kernel_string(s).map_err(|e| ctx.opt(name, e))?;
+        }
+        for (k, v) in t {
+            match k.as_str() {
+                "options" => {}
+                "members" => {
+                    saw_members = true;
+                    let a = v.as_array().ok_or_else(|| {
+                        ctx.err(key("members"), "expected a list of interface names")
+                    })?;
+                    for m in a {
+                        match m {
+                            toml::Value::String(s) => {
+                                if s.is_empty() || s.len() > 15 || s.contains(['/', ' ', ':']) {
+                                    return Err(ctx.err(key("members"), format!("'{s}' is not an interface name")));
+                                }
+                                if members.contains(s) {
+                                    return Err(ctx.err(key("members"), format!("{s} is listed twice")));
+                                }
+                                members.push(s.clone());
+                            }
+                            toml::Value::Table(_) => {
+                                return Err(ctx.err(
+                                    key("members"),
+                                    "member selectors ({ driver, mac }) are not implemented in this version of xbond; list interface names",
+                                ))
+                            }
+                            other => return Err(ctx.err(key("members"), format!("expected an interface name, got {other}"))),
+                        }
+                    }
+                }
+                "mtu" => {
+                    mtu = as_u32(ctx, &key("mtu"), v)?;
+                    if !(68..=65535).contains(&mtu) {
+                        return Err(ctx.err(key("mtu"), format!("{mtu} is out of range 68-65535")));
+                    }
+                }
+                "mac" => {
+                    let s = as_str(ctx, &key("mac"), v)?;
+                    let m = MacAddr::parse(s).ok_or_else(|| {
+                        ctx.err(key("mac"), format!("'{s}' is not a MAC address"))
+                    })?;
+                    if m.is_multicast() || m.is_zero() {
+                        return Err(ctx.err(key("mac"), format!("{m} is not a unicast address")));
+                    }
+                    mac = Some(m);
+                }
+                "addresses" => {
+                    let a = v.as_array().ok_or_else(|| {
+                        ctx.err(key("addresses"), "expected a list like [\"198.18.0.1/24\"]")
+                    })?;
+                    for item in a {
+                        let s = as_str(ctx, &key("addresses"), item)?;
+                        parse_prefix(s).ok_or_else(|| {
+                            ctx.err(key("addresses"), format!("'{s}' is not ADDRESS/PREFIX"))
+                        })?;
+                        addresses.push(s.to_string());
+                    }
+                }
+                "vlan" => {
+                    return Err(ctx.err(
+                        key("vlan"),
+                        "VLAN sub-interfaces are not implemented in this version of xbond",
+                    ))
+                }
+                k if ENGINE_KEYS.contains(&k) => parse_engine(ctx, name, k, v, &mut engine)?,
+                k if options::canonical(k).is_some() || k == "max_bonds" || k == "slaves" => {
+                    let text = option_text(ctx, &key(k), v)?;
+                    opts.set(k, &text).map_err(|e| ctx.opt(name, e))?;
+                }
+                other => {
+                    return Err(ctx.err(
+                        key(other),
+                        "unknown key (not a bonding option nor an xbond setting)",
+                    ))
+                }
+            }
+        }
+        if !saw_members || members.is_empty() {
+            return Err(ctx.err(key("members"), "a bond needs at least one member"));
+        }
+        let warnings = opts.finish().map_err(|e| ctx.opt(name, e))?;
+        opts.check_implemented().map_err(|e| ctx.opt(name, e))?;
+        for (k, v) in [
+            ("primary", &opts.primary),
+            ("active_slave", &opts.active_slave),
+        ] {
+            if let Some(m) = v {
+                if !members.contains(m) {
+                    return Err(ctx.err(key(k), format!("{m} is not a member of {name}")));
+                }
+            }
+        }
+        if members.iter().any(|m| m == name) {
+            return Err(ctx.err(key("members"), "a bond cannot be its own member"));
+        }
+        Ok(BondConfig {
+            name: name.to_string(),
+            members,
+            options: opts,
+            mtu,
+            mac,
+            addresses,
+            engine,
+            warnings,
+        })
+    }
+}
+
+fn parse_engine(
+    ctx: &Ctx,
+    bond: &str,
+    k: &str,
+    v: &toml::Value,
+    e: &mut EngineConfig,
+) -> Result<(), ConfigError> {
+    let key = format!("bond.{bond}.{k}");
+    let pick = |allowed: &[&str]| -> Result<String, ConfigError> {
+        let s = as_str(ctx, &key, v)?;
+        if allowed.contains(&s) {
+            Ok(s.to_string())
+        } else {
+            Err(ctx.err(&key, format!("'{s}' is not one of {}", allowed.join(", "))))
+        }
+    };
+    match k {
+        "xdp_mode" => {
+            e.xdp_mode = if pick(&["native", "generic"])? == "native" {
+                XdpMode::Native
+            } else {
+                XdpMode::Generic
+            }
+        }
+        "xdp_bind" => {
+            e.xdp_bind = match pick(&["auto", "copy", "zerocopy"])?.as_str() {
+                "copy" => XdpBind::Copy,
+                "zerocopy" => XdpBind::Zerocopy,
+                _ => XdpBind::Auto,
+            }
+        }
+        "replace_xdp" => {
+            e.replace_xdp = v
+                .as_bool()
+                .ok_or_else(|| ctx.err(&key, "expected true or false"))?
+        }
+        "poll" => {
+            e.poll = match pick(&["busy", "adaptive", "interrupt"])?.as_str() {
+                "busy" => xbond_poll::Policy::Busy,
+                "interrupt" => xbond_poll::Policy::Interrupt,
+                _ => xbond_poll::Policy::Adaptive,
+            }
+        }
+        "workers" => {
+            e.workers = as_u32(ctx, &key, v)?;
+            if !(1..=64).contains(&e.workers) {
+                return Err(ctx.err(&key, "must be 1-64"));
+            }
+        }
+        "cpus" => {
+            let a = v
+                .as_array()
+                .ok_or_else(|| ctx.err(&key, "expected a list of core numbers"))?;
+            e.cpus = a
+                .iter()
+                .map(|c| as_u32(ctx, &key, c).map(|c| c as usize))
+                .collect::<Result<_, _>>()?;
+        }
+        "ring_size" => {
+            e.ring_size = as_u32(ctx, &key, v)?;
+            if !e.ring_size.is_power_of_two() || !(64..=16384).contains(&e.ring_size) {
+                return Err(ctx.err(&key, "must be a power of two from 64 to 16384"));
+            }
+        }
+        "frame_count" => {
+            e.frame_count = as_u32(ctx, &key, v)?;
+            if !(256..=1 << 20).contains(&e.frame_count) {
+                return Err(ctx.err(&key, "must be 256-1048576"));
+            }
+        }
+        "frame_size" => {
+            e.frame_size = as_u32(ctx, &key, v)?;
+            if e.frame_size != 2048 && e.frame_size != 4096 {
+                return Err(ctx.err(&key, "must be 2048 or 4096"));
+            }
+        }
+        "busy_poll_usecs" => e.busy_poll_usecs = Some(as_u32(ctx, &key, v)?),
+        "busy_poll_budget" => e.busy_poll_budget = Some(as_u32(ctx, &key, v)?),
+        "tx_skb_budget" => e.tx_skb_budget = Some(as_u32(ctx, &key, v)?),
+        _ => return Err(ctx.err(&key, "unknown key")),
+    }
+    Ok(())
+}
+
+/// `ADDRESS/PREFIX` for IPv4 or IPv6.
+pub fn parse_prefix(s: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (a, p) = s.split_once('/')?;
+    let addr: std::net::IpAddr = a.parse().ok()?;
+    let plen: u8 = p.parse().ok()?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    (plen <= max).then_some((addr, plen))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, "test.toml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn the_design_example_parses() {
+        let c = Config::parse(
+            r#"
+            [bond.bond0]
+            members = ["eth0", "eth1"]
+            options = "mode=active-backup miimon=100 primary=eth0"
+            updelay = 200
+            mtu = 1500
+            mac = "02:00:00:00:00:01"
+            addresses = ["198.18.0.1/24"]
+            "#,
+            "x.toml",
+        )
+        .unwrap();
+        let b = &c.bonds[0];
+        assert_eq!(b.members, vec!["eth0", "eth1"]);
+        assert_eq!(b.options.updelay, 200);
+        assert_eq!(b.options.primary.as_deref(), Some("eth0"));
+        assert_eq!(b.mac.unwrap().to_string(), "02:00:00:00:00:01");
+        assert_eq!(c.run_dir, PathBuf::from("/run/xbond"));
+    }
+
+    #[test]
+    fn every_error_names_file_and_key() {
+        assert_eq!(
+            err("[bond.bond0]\nmembers=[\"a\"]\nmode=1\nfrobnicate=1\n"),
+            "test.toml: bond.bond0.frobnicate: unknown key (not a bonding option nor an xbond setting)"
+        );
+        assert_eq!(
+            err("[bond.bond0]\nmembers=[\"a\"]\noptions=\"mode=1 miimon=fast\"\n"),
+            "test.toml: bond.bond0.miimon: option miimon: invalid value 'fast'; expected an integer from 0 to 2147483647"
+        );
+        assert!(err("[bond.bond0]\nmembers=[\"a\"]\noptions=\"mode=1 miimon=100 arp_interval=100\"\n")
+            .starts_with("test.toml: bond.bond0.arp_interval: option arp_interval: cannot be used together with miimon"));
+        assert_eq!(
+            err("[bond.bond0]\nmode=1\n"),
+            "test.toml: bond.bond0.members: a bond needs at least one member"
+        );
+        assert_eq!(
+            err("[bond.bond0]\nmembers=[\"a\"]\noptions=\"mode=1\"\nmode=1\n"),
+            "test.toml: bond.bond0.mode: option mode is given twice"
+        );
+        assert_eq!(
+            err("[bond.bond0]\nmembers=[\"a\"]\noptions=\"mode=1 primary=b\"\n"),
+            "test.toml: bond.bond0.primary: b is not a member of bond0"
+        );
+        assert_eq!(
+            err("[bond.bond0]\nmembers=[\"a\"]\nmode=\"balance-xor\"\n"),
+            "test.toml: bond.bond0.mode: option mode: mode balance-xor (2) is not implemented in this version of xbond"
+        );
+        assert!(
+            err("[bond.b0]\nmembers=[\"a\"]\nmode=1\n[bond.b1]\nmembers=[\"a\"]\nmode=1\n")
+                .contains("a is already a member of bond b0")
+        );
+        assert!(err("[bond.bond0]\nmembers=[\"a\"]\nmode=1\nmtu=9\n").contains("bond.bond0.mtu"));
+        assert!(
+            err("[bond.bond0]\nmembers=[\"a\"]\nmode=1\nring_size=1000\n")
+                .contains("bond.bond0.ring_size")
+        );
+        assert!(err("[bond.bond0\n").starts_with("test.toml: -: not valid TOML"));
+        assert!(err("[bogus]\n").contains("test.toml: bogus: unknown key"));
+    }
+
+    #[test]
+    fn option_keys_accept_toml_types() {
+        let c = Config::parse(
+            "[bond.bond0]\nmembers=[\"a\",\"b\"]\nmode=\"active-backup\"\nall_slaves_active=true\nnum_grat_arp=3\n",
+            "x",
+        )
+        .unwrap();
+        assert_eq!(c.bonds[0].options.all_slaves_active, options::OnOff::On);
+        assert_eq!(c.bonds[0].options.num_grat_arp, 3);
+    }
+}
+
+fn ser_mac<S: serde::Serializer>(m: &Option<MacAddr>, s: S) -> Result<S::Ok, S::Error> {
+    match m {
+        Some(m) => s.serialize_str(&m.to_string()),
+        None => s.serialize_none(),
+    }
+}

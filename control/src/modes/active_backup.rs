@@ -1,0 +1,235 @@
+//! Which member is active, as the kernel chooses it (bond_main.c
+//! `bond_find_best_slave`, `bond_choose_primary_or_current`,
+//! `bond_option_active_slave_set`).
+
+use crate::config::options::PrimaryReselect;
+use crate::monitor::mii::LinkState;
+use std::time::Duration;
+
+/// What the selection needs to know about a member.
+#[derive(Debug, Clone, Copy)]
+pub struct Candidate {
+    pub link: LinkState,
+    /// Mbit/s, `None` if unknown.
+    pub speed: Option<u32>,
+    pub full_duplex: Option<bool>,
+    /// Time left of its updelay when going back.
+    pub back_remaining: Option<Duration>,
+    pub present: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ActiveBackup {
+    pub primary: Option<usize>,
+    pub reselect: PrimaryReselect,
+    pub active: Option<usize>,
+    /// Set when `primary` is (re)configured: take it even over a healthy
+    /// current member, once.
+    pub force_primary: bool,
+}
+
+/// Result of a selection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Selection {
+    pub new: Option<usize>,
+    pub old: Option<usize>,
+    /// The new member was still waiting out its updelay and must be brought
+    /// up now (the kernel's "making interface X the new active one N ms earlier").
+    pub promote: bool,
+}
+
+fn is_up(c: &Candidate) -> bool {
+    c.present && c.link == LinkState::Up
+}
+
+impl ActiveBackup {
+    fn primary_or_current(&mut self, m: &[Candidate]) -> Option<usize> {
+        let prim = self.primary.filter(|&p| m.get(p).is_some_and(is_up));
+        let curr = self.active.filter(|&c| m.get(c).is_some_and(is_up));
+        let Some(p) = prim else { return curr };
+        if self.force_primary {
+            self.force_primary = false;
+            return Some(p);
+        }
+        let Some(c) = curr else { return Some(p) };
+        match self.reselect {
+            PrimaryReselect::Always => Some(p),
+            PrimaryReselect::Failure => Some(c),
+            PrimaryReselect::Better => {
+                let (ps, cs) = (m[p].speed.unwrap_or(0), m[c].speed.unwrap_or(0));
+                let (pd, cd) = (
+                    m[p].full_duplex.unwrap_or(false),
+                    m[c].full_duplex.unwrap_or(false),
+                );
+                if ps < cs || (ps == cs && pd <= cd) {
+                    Some(c)
+                } else {
+                    Some(p)
+                }
+            }
+        }
+    }
+
+    /// Pick the member that should be active; report a change if it differs.
+    pub fn select(&mut self, m: &[Candidate]) -> Option<Selection> {
+        let best = self.primary_or_current(m).or_else(|| {
+            // The first member that is up, in member order; failing that, the
+            // member going back with the least updelay left.
+            m.iter().position(is_up).or_else(|| {
+                m.iter()
+                    .enumerate()
+                    .filter(|(_, c)| c.present && c.link == LinkState::Back)
+                    .min_by_key(|(_, c)| c.back_remaining.unwrap_or(Duration::MAX))
+                    .map(|(i, _)| i)
+            })
+        });
+        if best == self.active {
+            return None;
+        }
+        let old = self.active;
+        self.active = best;
+        let promote = best.is_some_and(|b| m[b].link == LinkState::Back);
+        Some(Selection {
+            new: best,
+            old,
+            promote,
+        })
+    }
+
+    /// `active_slave`: the member must be up.
+    pub fn set_active(&mut self, idx: usize, m: &[Candidate]) -> Result<Option<Selection>, String> {
+        if self.active == Some(idx) {
+            return Ok(None);
+        }
+        if !m.get(idx).is_some_and(is_up) {
+            return Err("the member or its link is down".into());
+        }
+        let old = self.active;
+        self.active = Some(idx);
+        Ok(Some(Selection {
+            new: Some(idx),
+            old,
+            promote: false,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(link: LinkState) -> Candidate {
+        Candidate {
+            link,
+            speed: Some(10000),
+            full_duplex: Some(true),
+            back_remaining: None,
+            present: true,
+        }
+    }
+
+    #[test]
+    fn first_up_member_in_order_without_primary() {
+        let mut ab = ActiveBackup::default();
+        let m = [c(LinkState::Down), c(LinkState::Up), c(LinkState::Up)];
+        assert_eq!(
+            ab.select(&m),
+            Some(Selection {
+                new: Some(1),
+                old: None,
+                promote: false
+            })
+        );
+        assert_eq!(ab.select(&m), None, "stable while nothing changes");
+        let m = [c(LinkState::Up), c(LinkState::Down), c(LinkState::Up)];
+        assert_eq!(ab.select(&m).unwrap().new, Some(0));
+    }
+
+    #[test]
+    fn current_is_kept_when_another_member_returns() {
+        let mut ab = ActiveBackup {
+            active: Some(1),
+            ..Default::default()
+        };
+        let m = [c(LinkState::Up), c(LinkState::Up)];
+        assert_eq!(ab.select(&m), None, "no primary: no preemption");
+    }
+
+    #[test]
+    fn primary_reselect_policies() {
+        let both = [c(LinkState::Up), c(LinkState::Up)];
+        for (policy, expect) in [
+            (PrimaryReselect::Always, Some(0)),
+            (PrimaryReselect::Failure, None),
+            (PrimaryReselect::Better, None),
+        ] {
+            let mut ab = ActiveBackup {
+                primary: Some(0),
+                reselect: policy,
+                active: Some(1),
+                ..Default::default()
+            };
+            assert_eq!(ab.select(&both).and_then(|s| s.new), expect, "{policy:?}");
+        }
+        let mut fast = both;
+        fast[0].speed = Some(25000);
+        let mut ab = ActiveBackup {
+            primary: Some(0),
+            reselect: PrimaryReselect::Better,
+            active: Some(1),
+            ..Default::default()
+        };
+        assert_eq!(
+            ab.select(&fast).unwrap().new,
+            Some(0),
+            "better: a faster primary wins"
+        );
+        let mut ab = ActiveBackup {
+            primary: Some(0),
+            reselect: PrimaryReselect::Failure,
+            active: Some(1),
+            force_primary: true,
+        };
+        assert_eq!(
+            ab.select(&both).unwrap().new,
+            Some(0),
+            "a newly set primary is taken once"
+        );
+        ab.active = Some(1);
+        assert_eq!(ab.select(&both), None);
+    }
+
+    #[test]
+    fn with_nothing_up_the_soonest_going_back_member_is_promoted() {
+        let mut ab = ActiveBackup::default();
+        let mut a = c(LinkState::Back);
+        a.back_remaining = Some(Duration::from_millis(300));
+        let mut b = c(LinkState::Back);
+        b.back_remaining = Some(Duration::from_millis(100));
+        let s = ab.select(&[a, b, c(LinkState::Down)]).unwrap();
+        assert_eq!(
+            s,
+            Selection {
+                new: Some(1),
+                old: None,
+                promote: true
+            }
+        );
+        let s = ab
+            .select(&[c(LinkState::Down), c(LinkState::Down)])
+            .unwrap();
+        assert_eq!(s.new, None);
+    }
+
+    #[test]
+    fn set_active_needs_an_up_member() {
+        let mut ab = ActiveBackup {
+            active: Some(0),
+            ..Default::default()
+        };
+        let m = [c(LinkState::Up), c(LinkState::Down), c(LinkState::Up)];
+        assert!(ab.set_active(1, &m).is_err());
+        assert_eq!(ab.set_active(2, &m).unwrap().unwrap().new, Some(2));
+        assert_eq!(ab.set_active(2, &m).unwrap(), None);
+    }
+}

@@ -1,0 +1,3 @@
+//! Bonding mode logic above the link monitors, sans-IO.
+
+pub mod active_backup;

@@ -1,0 +1,131 @@
+//! The one trait every port implements: receive a batch, queue a batch for
+//! transmission, reclaim sent frames, keep the kernel supplied with RX frames.
+//! The AF_XDP socket is the real implementation; [`MemPort`] is the in-memory
+//! one that unit tests drive without root.
+
+use crate::sys::area::{Frame, FramePool};
+use crate::sys::xsk::XskSocket;
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::{Arc, Mutex};
+
+pub trait Port: Send {
+    /// Append up to `max` received frames to `out`; returns (received, bad
+    /// descriptors dropped).
+    fn recv(&mut self, pool: &mut FramePool, out: &mut Vec<Frame>, max: u32) -> (u32, u32);
+    /// Queue frames from the front of `frames`; returns how many were taken.
+    fn send(&mut self, pool: &mut FramePool, frames: &mut Vec<Frame>) -> u32;
+    /// Make the kernel transmit what was queued.
+    fn flush(&mut self) -> io::Result<()>;
+    /// Return transmitted frames to the pool.
+    fn complete(&mut self, pool: &mut FramePool) -> u32;
+    /// Keep `target` frames available for RX.
+    fn refill(&mut self, pool: &mut FramePool, target: u32) -> u32;
+    /// A descriptor that becomes readable when frames arrive.
+    fn poll_fd(&self) -> Option<RawFd>;
+}
+
+impl Port for XskSocket {
+    fn recv(&mut self, pool: &mut FramePool, out: &mut Vec<Frame>, max: u32) -> (u32, u32) {
+        XskSocket::recv(self, pool, out, max)
+    }
+
+    fn send(&mut self, _pool: &mut FramePool, frames: &mut Vec<Frame>) -> u32 {
+        XskSocket::send(self, frames)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.kick_tx()
+    }
+
+    fn complete(&mut self, pool: &mut FramePool) -> u32 {
+        XskSocket::complete(self, pool)
+    }
+
+    fn refill(&mut self, pool: &mut FramePool, target: u32) -> u32 {
+        XskSocket::refill(self, pool, target)
+    }
+
+    fn poll_fd(&self) -> Option<RawFd> {
+        Some(self.fd())
+    }
+}
+
+/// The wire side of a [`MemPort`]: what tests inject and what they read back.
+#[derive(Debug, Default)]
+pub struct MemWire {
+    pub inbound: VecDeque<Vec<u8>>,
+    pub outbound: Vec<Vec<u8>>,
+}
+
+/// An in-memory port: frames injected into `wire.inbound` are received,
+/// frames sent appear in `wire.outbound`. Only for tests of the logic above
+/// the ports; never evidence that the AF_XDP path works.
+#[derive(Debug, Clone, Default)]
+pub struct MemPort {
+    pub wire: Arc<Mutex<MemWire>>,
+    /// Refuse to send more than this many frames per call (to test backpressure).
+    pub tx_limit: Option<u32>,
+}
+
+impl MemPort {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn inject(&self, frame: &[u8]) {
+        self.wire.lock().unwrap().inbound.push_back(frame.to_vec());
+    }
+
+    pub fn take_sent(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.wire.lock().unwrap().outbound)
+    }
+}
+
+impl Port for MemPort {
+    fn recv(&mut self, pool: &mut FramePool, out: &mut Vec<Frame>, max: u32) -> (u32, u32) {
+        let mut wire = self.wire.lock().unwrap();
+        let mut n = 0;
+        while n < max {
+            let Some(bytes) = wire.inbound.front() else {
+                break;
+            };
+            let Some(f) = pool.alloc_with(bytes) else {
+                break;
+            };
+            wire.inbound.pop_front();
+            out.push(f);
+            n += 1;
+        }
+        (n, 0)
+    }
+
+    fn send(&mut self, pool: &mut FramePool, frames: &mut Vec<Frame>) -> u32 {
+        let take = self
+            .tx_limit
+            .map_or(frames.len(), |l| (l as usize).min(frames.len()));
+        let mut wire = self.wire.lock().unwrap();
+        for f in frames.drain(..take) {
+            wire.outbound.push(pool.data(&f).to_vec());
+            pool.free(f);
+        }
+        take as u32
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn complete(&mut self, _pool: &mut FramePool) -> u32 {
+        0
+    }
+
+    fn refill(&mut self, _pool: &mut FramePool, _target: u32) -> u32 {
+        0
+    }
+
+    fn poll_fd(&self) -> Option<RawFd> {
+        None
+    }
+}

@@ -1,0 +1,333 @@
+//! The frame memory area (the UMEM) and the pool of frames carved from it.
+//!
+//! Frames are fixed-size chunks. User space owns a chunk only while it holds a
+//! [`Frame`] token for it (or its address sits in the pool's free list); while a
+//! chunk's address is in a fill or TX ring the kernel owns it. Tokens are made
+//! only here and in the socket code, are not `Clone`, and are checked against the
+//! area's bounds when made, so the safe accessors below cannot touch memory the
+//! kernel may be writing.
+
+use std::io;
+use std::ptr::NonNull;
+
+/// Headroom left in front of frames that user space builds, so a VLAN tag can
+/// be pushed without moving the payload. Copy-mode RX leaves
+/// `XDP_PACKET_HEADROOM` (256) in front of received frames as well.
+pub const TX_HEADROOM: u32 = 256;
+
+enum Backing {
+    Mmap,
+    /// Memory from `Box::into_raw`, given back in `Drop`.
+    Heap,
+}
+
+/// A contiguous, page-aligned memory area split into `frame_size` chunks.
+pub struct FrameArea {
+    ptr: NonNull<u8>,
+    len: usize,
+    frame_size: u32,
+    backing: Backing,
+}
+
+// SAFETY: the area is plain memory; access to each chunk is serialised by the
+// token discipline above, and the area moves between threads only with its pool.
+unsafe impl Send for FrameArea {}
+
+impl FrameArea {
+    /// Map `frames * frame_size` bytes of anonymous, pre-faulted memory.
+    pub fn mmap(frames: u32, frame_size: u32) -> io::Result<Self> {
+        check_geometry(frames, frame_size)?;
+        let len = frames as usize * frame_size as usize;
+        // SAFETY: an anonymous private mapping with no address hint; the result
+        // is checked before use.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr =
+            NonNull::new(ptr.cast::<u8>()).ok_or_else(|| io::Error::other("mmap gave NULL"))?;
+        Ok(FrameArea {
+            ptr,
+            len,
+            frame_size,
+            backing: Backing::Mmap,
+        })
+    }
+
+    /// Heap memory with the same geometry, for in-memory ports in unit tests.
+    pub fn heap(frames: u32, frame_size: u32) -> io::Result<Self> {
+        check_geometry(frames, frame_size)?;
+        let len = frames as usize * frame_size as usize;
+        // Owned through a raw pointer, so moving the area never invalidates
+        // the pointers frames are read through.
+        let raw = Box::into_raw(vec![0u8; len].into_boxed_slice());
+        let ptr = NonNull::new(raw.cast::<u8>()).ok_or_else(|| io::Error::other("empty area"))?;
+        Ok(FrameArea {
+            ptr,
+            len,
+            frame_size,
+            backing: Backing::Heap,
+        })
+    }
+
+    pub fn frame_size(&self) -> u32 {
+        self.frame_size
+    }
+
+    pub fn frames(&self) -> u32 {
+        (self.len / self.frame_size as usize) as u32
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The chunk base of any address inside it.
+    pub(crate) fn chunk_of(&self, addr: u64) -> u64 {
+        addr & !(u64::from(self.frame_size) - 1)
+    }
+
+    /// A token for `len` bytes at `addr`, if they lie inside one chunk.
+    pub(crate) fn token(&self, addr: u64, len: u32) -> Option<Frame> {
+        let end = addr.checked_add(u64::from(len))?;
+        let chunk_end = self.chunk_of(addr) + u64::from(self.frame_size);
+        (end <= chunk_end && end <= self.len as u64).then_some(Frame { addr, len })
+    }
+}
+
+impl Drop for FrameArea {
+    fn drop(&mut self) {
+        match self.backing {
+            // SAFETY: we mapped exactly this range in `mmap` and nothing
+            // borrows from it any more (tokens borrow nothing; the kernel keeps
+            // its own page references for as long as a socket uses them).
+            Backing::Mmap => unsafe {
+                libc::munmap(self.ptr.as_ptr().cast(), self.len);
+            },
+            // SAFETY: `ptr`/`len` came from `Box::into_raw` of a boxed slice of
+            // exactly this length in `heap`, and are given back once.
+            Backing::Heap => unsafe {
+                drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                    self.ptr.as_ptr(),
+                    self.len,
+                )));
+            },
+        }
+    }
+}
+
+fn check_geometry(frames: u32, frame_size: u32) -> io::Result<()> {
+    if !frame_size.is_power_of_two() || !(2048..=4096).contains(&frame_size) || frames == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("frame area: frame_size must be 2048 or 4096 and frames > 0 (got {frame_size} x {frames})"),
+        ));
+    }
+    Ok(())
+}
+
+/// Ownership of one frame: `len` bytes of packet at `addr` in the area.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Frame {
+    addr: u64,
+    len: u32,
+}
+
+impl Frame {
+    pub fn addr(&self) -> u64 {
+        self.addr
+    }
+
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// The frames of one area that user space currently owns, plus access to the
+/// bytes of frames held as tokens. One pool per worker; never grows.
+pub struct FramePool {
+    area: FrameArea,
+    free: Vec<u64>,
+}
+
+impl FramePool {
+    pub fn new(area: FrameArea) -> Self {
+        let frames = area.frames();
+        let fs = u64::from(area.frame_size());
+        let free = (0..u64::from(frames)).rev().map(|i| i * fs).collect();
+        FramePool { area, free }
+    }
+
+    pub fn area(&self) -> &FrameArea {
+        &self.area
+    }
+
+    pub fn free_count(&self) -> usize {
+        self.free.len()
+    }
+
+    /// A fresh frame with [`TX_HEADROOM`] in front of its (empty) data.
+    pub fn alloc(&mut self) -> Option<Frame> {
+        let base = self.free.pop()?;
+        Some(Frame {
+            addr: base + u64::from(TX_HEADROOM),
+            len: 0,
+        })
+    }
+
+    /// Give a frame back.
+    pub fn free(&mut self, frame: Frame) {
+        self.recycle(frame.addr);
+    }
+
+    /// Return a chunk, by any address inside it, to the free list.
+    pub(crate) fn recycle(&mut self, addr: u64) {
+        debug_assert!(
+            self.free.len() < self.free.capacity() || self.free.len() < self.area.frames() as usize
+        );
+        self.free.push(self.area.chunk_of(addr));
+    }
+
+    /// A chunk base address for the fill ring (ownership passes to the kernel).
+    pub(crate) fn take_chunk(&mut self) -> Option<u64> {
+        self.free.pop()
+    }
+
+    pub fn data(&self, frame: &Frame) -> &[u8] {
+        // SAFETY: tokens are bounds-checked when made (`FrameArea::token`,
+        // `alloc`), and while a token exists no ring holds its chunk, so the
+        // kernel does not write it.
+        unsafe {
+            std::slice::from_raw_parts(
+                self.area.as_ptr().add(frame.addr as usize),
+                frame.len as usize,
+            )
+        }
+    }
+
+    pub fn data_mut(&mut self, frame: &mut Frame) -> &mut [u8] {
+        // SAFETY: as in `data`; `&mut Frame` is the only token for this chunk.
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.area.as_ptr().add(frame.addr as usize),
+                frame.len as usize,
+            )
+        }
+    }
+
+    /// Room from the frame's start to the end of its chunk.
+    pub fn capacity(&self, frame: &Frame) -> u32 {
+        let end = self.area.chunk_of(frame.addr) + u64::from(self.area.frame_size());
+        (end - frame.addr) as u32
+    }
+
+    /// Set the frame's length and return its bytes; `None` if it does not fit.
+    pub fn resize<'a>(&'a mut self, frame: &'a mut Frame, len: u32) -> Option<&'a mut [u8]> {
+        if len > self.capacity(frame) {
+            return None;
+        }
+        frame.len = len;
+        Some(self.data_mut(frame))
+    }
+
+    /// Copy `bytes` into a new frame.
+    pub fn alloc_with(&mut self, bytes: &[u8]) -> Option<Frame> {
+        let mut f = self.alloc()?;
+        let len = u32::try_from(bytes.len()).ok()?;
+        match self.resize(&mut f, len) {
+            Some(buf) => {
+                buf.copy_from_slice(bytes);
+                Some(f)
+            }
+            None => {
+                self.free(f);
+                None
+            }
+        }
+    }
+
+    /// Move the start of the frame by `delta` bytes (negative: grow into
+    /// headroom), keeping it within its chunk.
+    pub fn adjust_head(&mut self, frame: &mut Frame, delta: i32) -> bool {
+        let chunk = self.area.chunk_of(frame.addr);
+        let new_addr = frame.addr as i64 + i64::from(delta);
+        let new_len = i64::from(frame.len) - i64::from(delta);
+        if new_addr < chunk as i64 || new_len < 0 || self.area.chunk_of(new_addr as u64) != chunk {
+            return false;
+        }
+        frame.addr = new_addr as u64;
+        frame.len = new_len as u32;
+        true
+    }
+
+    pub(crate) fn token(&self, addr: u64, len: u32) -> Option<Frame> {
+        self.area.token(addr, len)
+    }
+
+    /// The frame as a ring descriptor; ownership passes to the kernel.
+    pub(crate) fn into_desc(frame: Frame) -> super::abi::XdpDesc {
+        super::abi::XdpDesc {
+            addr: frame.addr,
+            len: frame.len,
+            options: 0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alloc_free_and_bounds() {
+        let mut pool = FramePool::new(FrameArea::heap(4, 2048).unwrap());
+        assert_eq!(pool.free_count(), 4);
+        let mut f = pool.alloc().unwrap();
+        assert_eq!(f.addr(), u64::from(TX_HEADROOM));
+        assert_eq!(pool.capacity(&f), 2048 - TX_HEADROOM);
+        assert!(
+            pool.resize(&mut f, 2048).is_none(),
+            "cannot grow past the chunk"
+        );
+        pool.resize(&mut f, 4)
+            .unwrap()
+            .copy_from_slice(&[1, 2, 3, 4]);
+        assert!(pool.adjust_head(&mut f, -4));
+        assert_eq!(f.len(), 8);
+        assert!(
+            !pool.adjust_head(&mut f, -300),
+            "cannot move before the chunk"
+        );
+        assert!(pool.adjust_head(&mut f, 4));
+        assert_eq!(pool.data(&f), &[1, 2, 3, 4]);
+        pool.free(f);
+        assert_eq!(pool.free_count(), 4);
+    }
+
+    #[test]
+    fn tokens_never_cross_a_chunk_or_the_area() {
+        let area = FrameArea::heap(2, 2048).unwrap();
+        assert!(area.token(256, 1500).is_some());
+        assert!(area.token(1000, 1500).is_none());
+        assert!(area.token(2048 + 256, 1792).is_some());
+        assert!(area.token(4096, 1).is_none());
+        assert!(area.token(u64::MAX - 1, 10).is_none());
+    }
+}

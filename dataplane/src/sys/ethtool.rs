@@ -1,0 +1,117 @@
+//! The two ethtool ioctls the dataplane needs: turning TX checksum offload off
+//! on host ports (AFXDP.md, gotcha 14) and reading link speed and duplex for
+//! status and `primary_reselect=better`.
+
+use super::cvt;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+const SIOCETHTOOL: libc::c_ulong = 0x8946;
+const ETHTOOL_GSET: u32 = 0x0000_0001;
+const ETHTOOL_STXCSUM: u32 = 0x0000_0017;
+
+#[repr(C)]
+struct IfReq {
+    name: [u8; libc::IFNAMSIZ],
+    data: *mut libc::c_void,
+    _pad: [u8; 16],
+}
+
+#[repr(C)]
+struct EthtoolValue {
+    cmd: u32,
+    data: u32,
+}
+
+/// `struct ethtool_cmd` (legacy, still served by every driver).
+#[repr(C)]
+#[derive(Default)]
+struct EthtoolCmd {
+    cmd: u32,
+    supported: u32,
+    advertising: u32,
+    speed: u16,
+    duplex: u8,
+    port: u8,
+    phy_address: u8,
+    transceiver: u8,
+    autoneg: u8,
+    mdio_support: u8,
+    maxtxpkt: u32,
+    maxrxpkt: u32,
+    speed_hi: u16,
+    eth_tp_mdix: u8,
+    eth_tp_mdix_ctrl: u8,
+    lp_advertising: u32,
+    reserved: [u32; 2],
+}
+
+/// Link speed and duplex as the driver reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkSettings {
+    /// Mbit/s; `None` when unknown.
+    pub speed: Option<u32>,
+    /// `Some(true)` full, `Some(false)` half, `None` unknown.
+    pub full_duplex: Option<bool>,
+}
+
+fn ioctl(ifname: &str, data: *mut libc::c_void) -> io::Result<()> {
+    let bytes = ifname.as_bytes();
+    if bytes.is_empty() || bytes.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("bad interface name {ifname:?}"),
+        ));
+    }
+    let mut req = IfReq {
+        name: [0; libc::IFNAMSIZ],
+        data,
+        _pad: [0; 16],
+    };
+    req.name[..bytes.len()].copy_from_slice(bytes);
+    // SAFETY: a datagram socket used only as an ioctl handle.
+    let sock =
+        cvt(unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: `sock` is fresh and owned here.
+    let sock = unsafe { OwnedFd::from_raw_fd(sock) };
+    // SAFETY: `req` names the interface and points at a live ethtool struct
+    // whose `cmd` tells the kernel its layout.
+    cvt(unsafe { libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL as _, &mut req as *mut IfReq) })
+        .map(drop)
+}
+
+/// Turn TX checksum offload on or off (the kernel drops TSO with it).
+pub fn set_tx_checksum(ifname: &str, on: bool) -> io::Result<()> {
+    let mut v = EthtoolValue {
+        cmd: ETHTOOL_STXCSUM,
+        data: u32::from(on),
+    };
+    ioctl(ifname, (&mut v as *mut EthtoolValue).cast())
+        .map_err(|e| io::Error::new(e.kind(), format!("ethtool tx checksum on {ifname}: {e}")))
+}
+
+/// Speed and duplex; unknown values when the driver does not say.
+pub fn link_settings(ifname: &str) -> io::Result<LinkSettings> {
+    let mut c = EthtoolCmd {
+        cmd: ETHTOOL_GSET,
+        ..Default::default()
+    };
+    ioctl(ifname, (&mut c as *mut EthtoolCmd).cast())?;
+    let speed = (u32::from(c.speed_hi) << 16) | u32::from(c.speed);
+    Ok(LinkSettings {
+        speed: (speed != 0 && speed != u32::MAX && speed != 0xffff).then_some(speed),
+        full_duplex: match c.duplex {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ethtool_cmd_is_44_bytes() {
+        assert_eq!(std::mem::size_of::<super::EthtoolCmd>(), 44);
+    }
+}

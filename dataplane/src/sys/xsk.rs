@@ -1,0 +1,472 @@
+//! AF_XDP sockets: one per (interface, queue), all of a worker's sockets on one
+//! UMEM (`XDP_SHARED_UMEM`), each with its own fill and completion rings.
+
+use super::abi::*;
+use super::area::{Frame, FramePool};
+use super::cvt;
+use super::ring::{ConsumerRing, ProducerRing, RingLayout};
+use std::io;
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::AtomicU32;
+use std::time::{Duration, Instant};
+
+/// How the socket binds: let the kernel pick, or force copy / zero-copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BindMode {
+    #[default]
+    Auto,
+    Copy,
+    ZeroCopy,
+}
+
+/// Socket settings, shared by every socket of a bond.
+#[derive(Clone, Debug)]
+pub struct XskConfig {
+    /// Entries in each of the four rings (power of two).
+    pub ring_size: u32,
+    pub bind: BindMode,
+    /// `SO_BUSY_POLL` microseconds; with it `SO_PREFER_BUSY_POLL` is set.
+    pub busy_poll_usecs: Option<u32>,
+    /// `SO_BUSY_POLL_BUDGET`.
+    pub busy_poll_budget: Option<u32>,
+    /// `XDP_MAX_TX_SKB_BUDGET` (kernel 6.17+): frames per copy-mode TX syscall.
+    pub tx_skb_budget: Option<u32>,
+}
+
+impl Default for XskConfig {
+    fn default() -> Self {
+        XskConfig {
+            ring_size: 2048,
+            bind: BindMode::Auto,
+            busy_poll_usecs: None,
+            busy_poll_budget: None,
+            tx_skb_budget: None,
+        }
+    }
+}
+
+/// A mapping of one ring into our address space.
+struct RingMap {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+impl RingMap {
+    fn new(fd: RawFd, len: usize, pgoff: libc::off_t) -> io::Result<Self> {
+        // SAFETY: a shared mapping of the socket's ring; the kernel validates
+        // the offset and length; the result is checked.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd,
+                pgoff,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(RingMap { ptr, len })
+    }
+
+    /// # Safety
+    /// `off` must be the kernel's offsets for this mapping and `size` the ring
+    /// size it was created with; the layout is valid while `self` lives.
+    unsafe fn layout<T>(&self, off: &XdpRingOffset, size: u32) -> RingLayout<T> {
+        let base = self.ptr.cast::<u8>();
+        // SAFETY: the kernel's offsets lie inside the mapping (caller contract).
+        unsafe {
+            RingLayout {
+                producer: base.add(off.producer as usize).cast::<AtomicU32>(),
+                consumer: base.add(off.consumer as usize).cast::<AtomicU32>(),
+                flags: base.add(off.flags as usize).cast::<AtomicU32>(),
+                slots: base.add(off.desc as usize).cast::<T>(),
+                size,
+            }
+        }
+    }
+}
+
+impl Drop for RingMap {
+    fn drop(&mut self) {
+        // SAFETY: exactly the range mapped in `new`; the rings pointing into it
+        // are dropped before this (field order in `XskSocket`).
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}
+
+/// One AF_XDP socket bound to (ifindex, queue).
+pub struct XskSocket {
+    // Rings first: they point into the maps below and must go before them.
+    rx: ConsumerRing<XdpDesc>,
+    tx: ProducerRing<XdpDesc>,
+    fill: ProducerRing<u64>,
+    comp: ConsumerRing<u64>,
+    _maps: [RingMap; 4],
+    fd: OwnedFd,
+    ifindex: u32,
+    queue: u32,
+    /// Frames the kernel holds in our fill ring (given minus received).
+    in_fill: u32,
+    /// Frames in the TX ring not yet completed.
+    in_tx: u32,
+    ring_size: u32,
+    zero_copy: bool,
+}
+
+// SAFETY: the rings and maps belong to this socket alone and move with it.
+unsafe impl Send for XskSocket {}
+
+fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, val: &T) -> io::Result<()> {
+    // SAFETY: `val` is a live value of the size passed.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (val as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+impl XskSocket {
+    /// Create a socket on `ifindex`/`queue`. The first socket of a pool
+    /// (`umem_owner == None`) registers the pool's area as the UMEM; later ones
+    /// share it through the owner's descriptor.
+    pub fn new(
+        pool: &FramePool,
+        umem_owner: Option<&XskSocket>,
+        ifindex: u32,
+        queue: u32,
+        cfg: &XskConfig,
+    ) -> io::Result<Self> {
+        let size = cfg.ring_size;
+        if !size.is_power_of_two() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "ring_size must be a power of two",
+            ));
+        }
+        // SAFETY: plain socket(2); the descriptor is owned right away.
+        let raw = cvt(unsafe { libc::socket(AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) })?;
+        // SAFETY: `raw` is a fresh descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let s = fd.as_raw_fd();
+
+        if umem_owner.is_none() {
+            let area = pool.area();
+            let reg = XdpUmemReg {
+                addr: area.as_ptr() as u64,
+                len: area.len() as u64,
+                chunk_size: area.frame_size(),
+                headroom: 0,
+                flags: 0,
+                tx_metadata_len: 0,
+            };
+            setsockopt(s, SOL_XDP, XDP_UMEM_REG, &reg).map_err(|e| annotate(e, "XDP_UMEM_REG"))?;
+        }
+        setsockopt(s, SOL_XDP, XDP_UMEM_FILL_RING, &size)?;
+        setsockopt(s, SOL_XDP, XDP_UMEM_COMPLETION_RING, &size)?;
+        setsockopt(s, SOL_XDP, XDP_RX_RING, &size)?;
+        setsockopt(s, SOL_XDP, XDP_TX_RING, &size)?;
+
+        let mut off = XdpMmapOffsets::default();
+        let mut optlen = size_of::<XdpMmapOffsets>() as libc::socklen_t;
+        // SAFETY: `off` is a writable buffer of `optlen` bytes.
+        cvt(unsafe {
+            libc::getsockopt(
+                s,
+                SOL_XDP,
+                XDP_MMAP_OFFSETS,
+                (&mut off as *mut XdpMmapOffsets).cast(),
+                &mut optlen,
+            )
+        })?;
+        let desc = size_of::<XdpDesc>();
+        let rx_map = RingMap::new(
+            s,
+            off.rx.desc as usize + size as usize * desc,
+            XDP_PGOFF_RX_RING,
+        )?;
+        let tx_map = RingMap::new(
+            s,
+            off.tx.desc as usize + size as usize * desc,
+            XDP_PGOFF_TX_RING,
+        )?;
+        let fr_map = RingMap::new(
+            s,
+            off.fr.desc as usize + size as usize * 8,
+            XDP_UMEM_PGOFF_FILL_RING,
+        )?;
+        let cr_map = RingMap::new(
+            s,
+            off.cr.desc as usize + size as usize * 8,
+            XDP_UMEM_PGOFF_COMPLETION_RING,
+        )?;
+
+        // SAFETY: each layout comes from the kernel's offsets for its own
+        // mapping; the maps live in the same struct and outlive the rings.
+        let (rx, tx, fill, comp) = unsafe {
+            (
+                ConsumerRing::new(rx_map.layout(&off.rx, size)),
+                ProducerRing::new(tx_map.layout(&off.tx, size)),
+                ProducerRing::new(fr_map.layout(&off.fr, size)),
+                ConsumerRing::new(cr_map.layout(&off.cr, size)),
+            )
+        };
+
+        if let Some(usecs) = cfg.busy_poll_usecs {
+            let one: libc::c_int = 1;
+            setsockopt(s, libc::SOL_SOCKET, SO_PREFER_BUSY_POLL, &one)
+                .map_err(|e| annotate(e, "SO_PREFER_BUSY_POLL"))?;
+            setsockopt(s, libc::SOL_SOCKET, SO_BUSY_POLL, &(usecs as libc::c_int))
+                .map_err(|e| annotate(e, "SO_BUSY_POLL"))?;
+        }
+        if let Some(budget) = cfg.busy_poll_budget {
+            setsockopt(
+                s,
+                libc::SOL_SOCKET,
+                SO_BUSY_POLL_BUDGET,
+                &(budget as libc::c_int),
+            )
+            .map_err(|e| annotate(e, "SO_BUSY_POLL_BUDGET"))?;
+        }
+        if let Some(budget) = cfg.tx_skb_budget {
+            setsockopt(s, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &(budget as libc::c_int))
+                .map_err(|e| annotate(e, "XDP_MAX_TX_SKB_BUDGET (needs kernel 6.17+)"))?;
+        }
+
+        let mut flags = XDP_USE_NEED_WAKEUP;
+        flags |= match cfg.bind {
+            BindMode::Auto => 0,
+            BindMode::Copy => XDP_COPY,
+            BindMode::ZeroCopy => XDP_ZEROCOPY,
+        };
+        let mut shared_fd = 0;
+        if let Some(owner) = umem_owner {
+            flags |= XDP_SHARED_UMEM;
+            shared_fd = owner.fd.as_raw_fd() as u32;
+        }
+        let sa = SockaddrXdp {
+            sxdp_family: AF_XDP as u16,
+            sxdp_flags: flags,
+            sxdp_ifindex: ifindex,
+            sxdp_queue_id: queue,
+            sxdp_shared_umem_fd: shared_fd,
+        };
+        // A socket closed on the same queue a moment ago keeps it busy for a
+        // few milliseconds (AFXDP.md, gotcha 10): retry EBUSY briefly.
+        let deadline = Instant::now() + Duration::from_millis(500);
+        loop {
+            // SAFETY: `sa` is a valid sockaddr_xdp of the size passed.
+            let r = unsafe {
+                libc::bind(
+                    s,
+                    (&sa as *const SockaddrXdp).cast(),
+                    size_of::<SockaddrXdp>() as libc::socklen_t,
+                )
+            };
+            match cvt(r) {
+                Ok(_) => break,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => {
+                    return Err(annotate(
+                        e,
+                        &format!("bind to ifindex {ifindex} queue {queue}"),
+                    ))
+                }
+            }
+        }
+        let zero_copy = cfg.bind == BindMode::ZeroCopy;
+
+        Ok(XskSocket {
+            rx,
+            tx,
+            fill,
+            comp,
+            _maps: [rx_map, tx_map, fr_map, cr_map],
+            fd,
+            ifindex,
+            queue,
+            in_fill: 0,
+            in_tx: 0,
+            ring_size: size,
+            zero_copy,
+        })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// A duplicate of the descriptor, for reading statistics from another thread.
+    pub fn stats_handle(&self) -> io::Result<StatsHandle> {
+        Ok(StatsHandle(self.fd.try_clone()?))
+    }
+
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    pub fn queue(&self) -> u32 {
+        self.queue
+    }
+
+    pub fn is_zero_copy(&self) -> bool {
+        self.zero_copy
+    }
+
+    /// Received frames, at most `max`, appended to `out`. Descriptors that do
+    /// not describe a frame inside the area are dropped and counted in the
+    /// return's second value.
+    pub fn recv(&mut self, pool: &mut FramePool, out: &mut Vec<Frame>, max: u32) -> (u32, u32) {
+        let n = self.rx.available(max);
+        let mut bad = 0;
+        for i in 0..n {
+            let d = self.rx.get(i);
+            match pool.token(d.addr, d.len) {
+                Some(f) => out.push(f),
+                None => {
+                    bad += 1;
+                    if d.addr < pool.area().len() as u64 {
+                        pool.recycle(d.addr);
+                    }
+                }
+            }
+        }
+        self.rx.release(n);
+        self.in_fill = self.in_fill.saturating_sub(n);
+        (n, bad)
+    }
+
+    /// Queue frames from the front of `frames` for transmission; returns how
+    /// many were queued (they are removed from `frames`).
+    pub fn send(&mut self, frames: &mut Vec<Frame>) -> u32 {
+        if frames.is_empty() {
+            return 0;
+        }
+        let mut r = self.tx.reserve(frames.len() as u32);
+        let n = r.len() as usize;
+        for f in frames.drain(..n) {
+            r.push(FramePool::into_desc(f));
+        }
+        let sent = r.commit();
+        self.in_tx += sent;
+        sent
+    }
+
+    /// Frames queued for TX and not completed yet.
+    pub fn tx_in_flight(&self) -> u32 {
+        self.in_tx
+    }
+
+    /// Tell the kernel to process the TX ring, when it asks to be told.
+    /// Copy-mode TX runs inside this syscall (AFXDP.md, gotcha 12).
+    pub fn kick_tx(&self) -> io::Result<()> {
+        if self.in_tx == 0 || !self.tx.needs_wakeup() {
+            return Ok(());
+        }
+        // SAFETY: a zero-length sendto on our own socket.
+        let r = unsafe {
+            libc::sendto(
+                self.fd(),
+                std::ptr::null(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null(),
+                0,
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            // Transient: ring busy, no skb memory, or the link is down (the
+            // frames complete as dropped when it is).
+            match e.raw_os_error() {
+                Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS | libc::ENETDOWN | libc::ENXIO) => {
+                    return Ok(())
+                }
+                _ => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// Move completed TX frames back to the pool; returns how many.
+    pub fn complete(&mut self, pool: &mut FramePool) -> u32 {
+        let n = self.comp.available(self.ring_size);
+        for i in 0..n {
+            pool.recycle(self.comp.get(i));
+        }
+        self.comp.release(n);
+        self.in_tx = self.in_tx.saturating_sub(n);
+        n
+    }
+
+    /// Top the fill ring up to `target` frames from the pool; returns how many
+    /// were added.
+    pub fn refill(&mut self, pool: &mut FramePool, target: u32) -> u32 {
+        let want = target
+            .saturating_sub(self.in_fill)
+            .min(pool.free_count() as u32);
+        if want == 0 {
+            return 0;
+        }
+        let mut r = self.fill.reserve(want);
+        for _ in 0..r.len() {
+            match pool.take_chunk() {
+                Some(addr) => {
+                    r.push(addr);
+                }
+                None => break,
+            }
+        }
+        let n = r.commit();
+        self.in_fill += n;
+        n
+    }
+
+    /// Frames the kernel holds for RX.
+    pub fn in_fill(&self) -> u32 {
+        self.in_fill
+    }
+
+    /// True when the kernel asks for a wakeup to pick up fill-ring entries.
+    pub fn fill_needs_wakeup(&self) -> bool {
+        self.fill.needs_wakeup()
+    }
+}
+
+/// A duplicate descriptor of a socket, for `XDP_STATISTICS` from any thread.
+#[derive(Debug)]
+pub struct StatsHandle(OwnedFd);
+
+impl StatsHandle {
+    pub fn read(&self) -> io::Result<XdpStatistics> {
+        let mut st = XdpStatistics::default();
+        let mut len = size_of::<XdpStatistics>() as libc::socklen_t;
+        // SAFETY: `st` is a writable buffer of `len` bytes.
+        cvt(unsafe {
+            libc::getsockopt(
+                self.0.as_raw_fd(),
+                SOL_XDP,
+                XDP_STATISTICS,
+                (&mut st as *mut XdpStatistics).cast(),
+                &mut len,
+            )
+        })?;
+        Ok(st)
+    }
+}
+
+pub use super::abi::XdpStatistics as SocketStats;
+
+fn annotate(e: io::Error, what: &str) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}

@@ -1,0 +1,78 @@
+//! Wire formats, one file per protocol: borrowed views over frame bytes
+//! (`Packet<T>`) for the hot path, and `Repr` structs for the control plane.
+
+pub mod arp;
+pub mod ethernet;
+
+/// A frame or header too short for what it claims to hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("truncated")]
+    Truncated,
+    #[error("malformed")]
+    Malformed,
+}
+
+pub type Result<T> = std::result::Result<T, WireError>;
+
+/// A MAC address.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, PartialOrd, Ord)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl MacAddr {
+    pub const BROADCAST: MacAddr = MacAddr([0xff; 6]);
+    pub const ZERO: MacAddr = MacAddr([0; 6]);
+
+    pub fn is_multicast(&self) -> bool {
+        self.0[0] & 1 != 0
+    }
+
+    pub fn is_zero(&self) -> bool {
+        self.0 == [0; 6]
+    }
+
+    pub fn parse(s: &str) -> Option<MacAddr> {
+        let mut out = [0u8; 6];
+        let mut parts = s.split(':');
+        for b in out.iter_mut() {
+            let p = parts.next()?;
+            if p.is_empty() || p.len() > 2 {
+                return None;
+            }
+            *b = u8::from_str_radix(p, 16).ok()?;
+        }
+        parts.next().is_none().then_some(MacAddr(out))
+    }
+}
+
+impl std::fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+impl std::fmt::Debug for MacAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MacAddr;
+
+    #[test]
+    fn mac_parse_and_display_round_trip() {
+        let m = MacAddr::parse("02:00:0a:ff:00:01").unwrap();
+        assert_eq!(m.to_string(), "02:00:0a:ff:00:01");
+        assert!(MacAddr::parse("02:00:0a:ff:00").is_none());
+        assert!(MacAddr::parse("02:00:0a:ff:00:01:02").is_none());
+        assert!(MacAddr::parse("02:00:0a:ff:00:zz").is_none());
+        assert!(MacAddr::BROADCAST.is_multicast());
+    }
+}

@@ -1,0 +1,589 @@
+//! The worker: one busy-poll thread that owns a frame pool and a set of ports
+//! (member queues and host ports), and moves frames between them as the bond
+//! snapshot says. Per batch it loads the snapshot once; per frame it does no
+//! allocation, takes no lock and makes no syscall (TX kicks are per batch).
+
+use crate::counters::{BatchCounters, DropReason, PortCounters};
+use crate::forward::{self, Verdict};
+use crate::port::Port;
+use crate::snapshot::{MemberId, Shared};
+use crate::sys::area::{Frame, FramePool};
+use crate::sys::waker::{PollSet, Waker};
+use crossbeam::channel::{Receiver, Sender, TrySendError};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Frames taken from one port per round.
+pub const BATCH: u32 = 64;
+/// Bytes of a frame that reach control; LACPDUs (124), marker PDUs, ARP and
+/// NA replies all fit.
+pub const CONTROL_FRAME_MAX: usize = 256;
+/// Empty rounds an adaptive worker spins before it sleeps in poll(2).
+const ADAPTIVE_SPINS: u32 = 512;
+/// Longest sleep; a stop request wakes the worker sooner through its waker.
+const MAX_SLEEP: Duration = Duration::from_millis(100);
+
+/// How a worker waits when there is nothing to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PollPolicy {
+    /// Spin without ever sleeping (dedicated cores).
+    Busy,
+    /// Spin a while, then sleep in poll(2) until a frame or a wakeup arrives.
+    #[default]
+    Adaptive,
+    /// Sleep in poll(2) as soon as a round finds nothing.
+    Interrupt,
+}
+
+/// A frame for the control thread, copied out of the frame area so the frame
+/// can go straight back to the pool. Fixed size: no allocation per frame.
+#[derive(Clone)]
+pub struct ControlFrame {
+    pub member: MemberId,
+    len: u16,
+    data: [u8; CONTROL_FRAME_MAX],
+}
+
+impl ControlFrame {
+    pub fn new(member: MemberId, bytes: &[u8]) -> Option<Self> {
+        if bytes.len() > CONTROL_FRAME_MAX {
+            return None;
+        }
+        let mut data = [0u8; CONTROL_FRAME_MAX];
+        data[..bytes.len()].copy_from_slice(bytes);
+        Some(ControlFrame {
+            member,
+            len: bytes.len() as u16,
+            data,
+        })
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &self.data[..self.len as usize]
+    }
+}
+
+impl std::fmt::Debug for ControlFrame {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ControlFrame(member {}, {} bytes)",
+            self.member, self.len
+        )
+    }
+}
+
+/// What control asks of a worker.
+#[derive(Debug)]
+pub enum WorkerCommand {
+    /// Send this frame out of a member, ahead of queued data.
+    Transmit { member: MemberId, frame: Vec<u8> },
+}
+
+/// Which side of the bond a port is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Member(MemberId),
+    Host,
+}
+
+struct Slot {
+    port: Box<dyn Port>,
+    role: Role,
+    counters: Arc<PortCounters>,
+    batch: BatchCounters,
+    txq: Vec<Frame>,
+}
+
+/// Settings of a worker's loop.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub policy: PollPolicy,
+    /// Frames kept in each port's fill ring (half the ring: AFXDP.md gotcha 11).
+    pub fill_target: u32,
+    /// Frames waiting for a port's TX ring before new ones are dropped.
+    pub txq_capacity: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            policy: PollPolicy::Adaptive,
+            fill_target: 1024,
+            txq_capacity: 2048,
+        }
+    }
+}
+
+pub struct Worker {
+    // Ports before the pool: sockets must close before their UMEM is unmapped.
+    slots: Vec<Slot>,
+    pool: FramePool,
+    shared: Arc<Shared>,
+    to_control: Sender<ControlFrame>,
+    commands: Receiver<WorkerCommand>,
+    waker: Arc<Waker>,
+    cfg: WorkerConfig,
+    member_slot: Vec<Option<usize>>,
+    host_slot: Option<usize>,
+    rxbuf: Vec<Frame>,
+    pollset: PollSet,
+    idle_rounds: u32,
+    kick_error_logged: bool,
+}
+
+impl Worker {
+    pub fn new(
+        pool: FramePool,
+        shared: Arc<Shared>,
+        to_control: Sender<ControlFrame>,
+        commands: Receiver<WorkerCommand>,
+        waker: Arc<Waker>,
+        cfg: WorkerConfig,
+    ) -> Self {
+        Worker {
+            slots: Vec::new(),
+            pool,
+            shared,
+            to_control,
+            commands,
+            waker,
+            cfg,
+            member_slot: Vec::new(),
+            host_slot: None,
+            rxbuf: Vec::with_capacity(BATCH as usize),
+            pollset: PollSet::default(),
+            idle_rounds: 0,
+            kick_error_logged: false,
+        }
+    }
+
+    /// Serve `port` in `role`. The first port of a member is the one its
+    /// frames are sent on.
+    pub fn add_port(&mut self, port: Box<dyn Port>, role: Role, counters: Arc<PortCounters>) {
+        let idx = self.slots.len();
+        match role {
+            Role::Member(m) => {
+                let m = m as usize;
+                if self.member_slot.len() <= m {
+                    self.member_slot.resize(m + 1, None);
+                }
+                self.member_slot[m].get_or_insert(idx);
+            }
+            Role::Host => {
+                self.host_slot.get_or_insert(idx);
+            }
+        }
+        self.slots.push(Slot {
+            port,
+            role,
+            counters,
+            batch: BatchCounters::default(),
+            txq: Vec::with_capacity(self.cfg.txq_capacity),
+        });
+    }
+
+    pub fn pool(&self) -> &FramePool {
+        &self.pool
+    }
+
+    /// Prime every port's fill ring before traffic starts.
+    pub fn prime(&mut self) {
+        for s in &mut self.slots {
+            s.port.refill(&mut self.pool, self.cfg.fill_target);
+        }
+    }
+
+    /// Run until control sets the stop flag.
+    pub fn run(mut self) {
+        self.prime();
+        while !self.shared.stop.load(Ordering::Relaxed) {
+            let work = self.round();
+            if work > 0 {
+                self.idle_rounds = 0;
+                continue;
+            }
+            self.idle_rounds = self.idle_rounds.saturating_add(1);
+            let sleep = match self.cfg.policy {
+                PollPolicy::Busy => false,
+                PollPolicy::Adaptive => self.idle_rounds > ADAPTIVE_SPINS,
+                PollPolicy::Interrupt => true,
+            };
+            if sleep && self.nothing_in_flight() {
+                self.sleep();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    fn nothing_in_flight(&self) -> bool {
+        self.slots.iter().all(|s| s.txq.is_empty())
+    }
+
+    fn sleep(&mut self) {
+        self.pollset.clear();
+        self.pollset.add(self.waker.fd());
+        for s in &self.slots {
+            if let Some(fd) = s.port.poll_fd() {
+                self.pollset.add(fd);
+            }
+        }
+        if let Err(e) = self.pollset.wait(MAX_SLEEP) {
+            tracing::warn!("worker poll: {e}");
+        }
+        self.waker.drain();
+    }
+
+    /// One pass over everything: control's frames, every port's RX, TX flush,
+    /// completions and refill. Returns how much work it found.
+    pub fn round(&mut self) -> u32 {
+        let snap = self.shared.snapshot.load();
+        let mut work = self.take_commands();
+        for i in 0..self.slots.len() {
+            work += self.receive(i, &snap);
+        }
+        work += self.flush();
+        for s in &mut self.slots {
+            work += s.port.complete(&mut self.pool);
+            s.port.refill(&mut self.pool, self.cfg.fill_target);
+            s.batch.publish(&s.counters);
+        }
+        work
+    }
+
+    fn take_commands(&mut self) -> u32 {
+        let mut n = 0;
+        while let Ok(cmd) = self.commands.try_recv() {
+            n += 1;
+            match cmd {
+                WorkerCommand::Transmit { member, frame } => {
+                    let Some(idx) = self.member_slot.get(member as usize).copied().flatten() else {
+                        tracing::debug!(
+                            "control frame for member {member} which this worker does not serve"
+                        );
+                        continue;
+                    };
+                    let slot = &mut self.slots[idx];
+                    match self.pool.alloc_with(&frame) {
+                        // Control frames jump ahead of queued data.
+                        Some(f) if slot.txq.len() < self.cfg.txq_capacity => slot.txq.insert(0, f),
+                        Some(f) => {
+                            self.pool.free(f);
+                            slot.batch.drop(DropReason::TxRingFull, 1);
+                        }
+                        None => slot.batch.drop(DropReason::NoFreeFrame, 1),
+                    }
+                }
+            }
+        }
+        n
+    }
+
+    fn receive(&mut self, i: usize, snap: &crate::snapshot::BondSnapshot) -> u32 {
+        let Worker {
+            slots,
+            pool,
+            rxbuf,
+            member_slot,
+            host_slot,
+            to_control,
+            cfg,
+            ..
+        } = self;
+        let (n, bad) = slots[i].port.recv(pool, rxbuf, BATCH);
+        slots[i]
+            .batch
+            .drop(DropReason::InvalidDescriptor, u64::from(bad));
+        let role = slots[i].role;
+        for f in rxbuf.drain(..) {
+            let data = pool.data(&f);
+            slots[i].batch.rx(f.len());
+            let verdict = match role {
+                Role::Member(m) => forward::from_member(snap, m, data),
+                Role::Host => forward::from_host(snap, data),
+            };
+            let target = match verdict {
+                Verdict::ToHost => host_slot.ok_or(DropReason::NoTxQueue),
+                Verdict::ToMember(m) => member_slot
+                    .get(m as usize)
+                    .copied()
+                    .flatten()
+                    .ok_or(DropReason::NoTxQueue),
+                Verdict::ToControl => {
+                    let member = match role {
+                        Role::Member(m) => m,
+                        Role::Host => MemberId::MAX,
+                    };
+                    match ControlFrame::new(member, data) {
+                        Some(cf) => match to_control.try_send(cf) {
+                            Ok(()) => slots[i].batch.control(),
+                            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                                slots[i].batch.drop(DropReason::ControlQueueFull, 1)
+                            }
+                        },
+                        None => slots[i].batch.drop(DropReason::ControlFrameTooLong, 1),
+                    }
+                    pool.free(f);
+                    continue;
+                }
+                Verdict::Drop(r) => Err(r),
+            };
+            match target {
+                Ok(t) if slots[t].txq.len() < cfg.txq_capacity => slots[t].txq.push(f),
+                Ok(t) => {
+                    slots[t].batch.drop(DropReason::TxRingFull, 1);
+                    pool.free(f);
+                }
+                Err(r) => {
+                    slots[i].batch.drop(r, 1);
+                    pool.free(f);
+                }
+            }
+        }
+        n
+    }
+
+    fn flush(&mut self) -> u32 {
+        let mut work = 0;
+        let mut kick_error = None;
+        for s in &mut self.slots {
+            if !s.txq.is_empty() {
+                let before: u64 = s.txq.iter().map(|f| u64::from(f.len())).sum();
+                let sent = s.port.send(&mut self.pool, &mut s.txq);
+                let after: u64 = s.txq.iter().map(|f| u64::from(f.len())).sum();
+                s.batch.tx(u64::from(sent), before - after);
+                work += sent;
+            }
+            // Kick even with nothing new: a previous kick may have left frames.
+            if let Err(e) = s.port.flush() {
+                kick_error = Some(e);
+            }
+        }
+        if let Some(e) = kick_error {
+            if !self.kick_error_logged {
+                self.kick_error_logged = true;
+                tracing::warn!("TX kick failed: {e} (reported once per worker)");
+            }
+        }
+        work
+    }
+}
+
+/// Control's handle on a running worker.
+#[derive(Debug)]
+pub struct WorkerHandle {
+    pub thread: Option<std::thread::JoinHandle<()>>,
+    pub commands: Sender<WorkerCommand>,
+    pub waker: Arc<Waker>,
+}
+
+impl WorkerHandle {
+    /// Start `worker` on its own thread, pinned to `core` when given.
+    pub fn spawn(
+        worker: Worker,
+        name: String,
+        core: Option<core_affinity::CoreId>,
+        commands: Sender<WorkerCommand>,
+    ) -> std::io::Result<Self> {
+        let waker = Arc::clone(&worker.waker);
+        let thread = std::thread::Builder::new().name(name).spawn(move || {
+            if let Some(c) = core {
+                if !core_affinity::set_for_current(c) {
+                    tracing::warn!("could not pin worker to core {}", c.id);
+                }
+            }
+            worker.run();
+        })?;
+        Ok(WorkerHandle {
+            thread: Some(thread),
+            commands,
+            waker,
+        })
+    }
+
+    /// Queue a command and wake the worker if it sleeps.
+    pub fn send(&self, cmd: WorkerCommand) -> bool {
+        let ok = self.commands.try_send(cmd).is_ok();
+        self.waker.wake();
+        ok
+    }
+
+    pub fn join(&mut self) {
+        self.waker.wake();
+        if let Some(t) = self.thread.take() {
+            if t.join().is_err() {
+                tracing::error!("a worker thread panicked");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::port::MemPort;
+    use crate::snapshot::{BondSnapshot, Mode};
+    use crate::sys::area::FrameArea;
+    use crossbeam::channel::bounded;
+
+    struct Rig {
+        worker: Worker,
+        shared: Arc<Shared>,
+        members: Vec<MemPort>,
+        host: MemPort,
+        control_rx: Receiver<ControlFrame>,
+        cmd_tx: Sender<WorkerCommand>,
+        counters: Vec<Arc<PortCounters>>,
+    }
+
+    fn rig(active: Option<MemberId>) -> Rig {
+        let mut snap = BondSnapshot::new(Mode::ActiveBackup);
+        snap.active = active;
+        let shared = Shared::new(snap);
+        let (ctl_tx, control_rx) = bounded(16);
+        let (cmd_tx, cmd_rx) = bounded(16);
+        let pool = FramePool::new(FrameArea::heap(64, 2048).unwrap());
+        let cfg = WorkerConfig {
+            policy: PollPolicy::Busy,
+            fill_target: 8,
+            txq_capacity: 8,
+        };
+        let mut worker = Worker::new(
+            pool,
+            Arc::clone(&shared),
+            ctl_tx,
+            cmd_rx,
+            Arc::new(Waker::new().unwrap()),
+            cfg,
+        );
+        let members = vec![MemPort::new(), MemPort::new()];
+        let host = MemPort::new();
+        let counters: Vec<_> = (0..3).map(|_| Arc::new(PortCounters::default())).collect();
+        worker.add_port(
+            Box::new(members[0].clone()),
+            Role::Member(0),
+            Arc::clone(&counters[0]),
+        );
+        worker.add_port(
+            Box::new(members[1].clone()),
+            Role::Member(1),
+            Arc::clone(&counters[1]),
+        );
+        worker.add_port(Box::new(host.clone()), Role::Host, Arc::clone(&counters[2]));
+        Rig {
+            worker,
+            shared,
+            members,
+            host,
+            control_rx,
+            cmd_tx,
+            counters,
+        }
+    }
+
+    fn ipv4(tag: u8) -> Vec<u8> {
+        let mut f = vec![0u8; 60];
+        f[12] = 0x08;
+        f[59] = tag;
+        f
+    }
+
+    #[test]
+    fn frames_follow_the_snapshot_and_nothing_leaks() {
+        let mut r = rig(Some(0));
+        r.members[0].inject(&ipv4(1));
+        r.members[1].inject(&ipv4(2));
+        r.host.inject(&ipv4(3));
+        r.worker.round();
+        assert_eq!(
+            r.host.take_sent(),
+            vec![ipv4(1)],
+            "only the active member's frame reaches the host"
+        );
+        assert_eq!(r.members[0].take_sent(), vec![ipv4(3)]);
+        assert!(r.members[1].take_sent().is_empty());
+        assert_eq!(r.counters[1].drops(DropReason::InactiveMember), 1);
+
+        // Failover: control publishes a new snapshot; the next batch follows it.
+        let mut next = (**r.shared.snapshot.load()).clone();
+        next.active = Some(1);
+        r.shared.publish(next);
+        r.host.inject(&ipv4(4));
+        r.members[1].inject(&ipv4(5));
+        r.worker.round();
+        assert_eq!(r.members[1].take_sent(), vec![ipv4(4)]);
+        assert_eq!(r.host.take_sent(), vec![ipv4(5)]);
+        assert_eq!(
+            r.worker.pool().free_count(),
+            64,
+            "every frame went back to the pool"
+        );
+        assert_eq!(r.counters[2].snapshot().rx_packets, 2);
+        assert_eq!(r.counters[1].snapshot().tx_bytes, 60);
+    }
+
+    #[test]
+    fn slow_protocol_frames_reach_control_not_the_host() {
+        let mut r = rig(Some(0));
+        let mut lacp = vec![0u8; 124];
+        lacp[12] = 0x88;
+        lacp[13] = 0x09;
+        r.members[1].inject(&lacp);
+        r.worker.round();
+        let cf = r.control_rx.try_recv().unwrap();
+        assert_eq!((cf.member, cf.bytes()), (1, &lacp[..]));
+        assert!(r.host.take_sent().is_empty());
+    }
+
+    #[test]
+    fn control_frames_go_out_ahead_of_data() {
+        let mut r = rig(Some(0));
+        r.host.inject(&ipv4(7));
+        r.worker.round();
+        r.members[0].take_sent();
+        r.members[0].tx_limit = None;
+        r.host.inject(&ipv4(8));
+        r.cmd_tx
+            .send(WorkerCommand::Transmit {
+                member: 0,
+                frame: ipv4(99),
+            })
+            .unwrap();
+        r.worker.round();
+        assert_eq!(r.members[0].take_sent(), vec![ipv4(99), ipv4(8)]);
+    }
+
+    #[test]
+    fn a_full_tx_ring_delays_frames_without_losing_or_duplicating() {
+        let mut r = rig(Some(0));
+        // Replace member 0's port by one that takes 2 frames per call.
+        let slow = MemPort {
+            tx_limit: Some(2),
+            ..MemPort::new()
+        };
+        r.worker.slots[0].port = Box::new(slow.clone());
+        for t in 0..5 {
+            r.host.inject(&ipv4(t));
+        }
+        r.worker.round();
+        assert_eq!(slow.take_sent().len(), 2);
+        r.worker.round();
+        r.worker.round();
+        let rest = slow.take_sent();
+        assert_eq!(rest, vec![ipv4(2), ipv4(3), ipv4(4)]);
+        assert_eq!(r.worker.pool().free_count(), 64);
+    }
+
+    #[test]
+    fn no_active_member_drops_and_counts() {
+        let mut r = rig(None);
+        r.host.inject(&ipv4(1));
+        r.host.inject(&[0u8; 6]);
+        r.worker.round();
+        assert_eq!(r.counters[2].drops(DropReason::NoActiveMember), 1);
+        assert_eq!(r.counters[2].drops(DropReason::Runt), 1);
+        assert_eq!(r.worker.pool().free_count(), 64);
+    }
+}

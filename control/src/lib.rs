@@ -4,6 +4,11 @@
 
 pub mod bond;
 pub mod config;
+pub mod daemon;
+pub mod engine;
+pub mod ipc;
 pub mod modes;
 pub mod monitor;
+pub mod netlink;
+pub mod stats;
 pub mod status;

@@ -1,1 +1,161 @@
-fn main() {}
+//! The `xbond` command: the daemon and the tools that talk to it.
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+use xbond_control::config::{Config, DEFAULT_RUN_DIR};
+use xbond_control::daemon::{self, RunOptions};
+use xbond_control::ipc::{self, Request};
+use xbond_control::stats::{format_stats, StatsView};
+use xbond_control::status::BondStatus;
+
+#[derive(Parser, Debug)]
+#[command(name = "xbond", version, about = "Userspace Linux bonding on AF_XDP")]
+struct Cli {
+    /// Where daemons keep their control sockets.
+    #[arg(long, global = true, env = "XBOND_RUN_DIR")]
+    run_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the bonds of CONFIG in the foreground until SIGINT/SIGTERM.
+    Run {
+        config: PathBuf,
+        /// Remove XDP programs that other tools attached to members.
+        #[arg(long)]
+        replace_xdp: bool,
+    },
+    /// Validate CONFIG; every error names the file and the key.
+    Check { config: PathBuf },
+    /// The bond's state in the layout of /proc/net/bonding/BOND.
+    Status {
+        bond: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per-port packets, bytes and drops by reason.
+    Stats {
+        bond: Option<String>,
+        #[arg(long)]
+        json: bool,
+        /// Print rates per second over this many seconds, like sar -n DEV.
+        #[arg(long)]
+        interval: Option<f64>,
+    },
+    /// Change an option at runtime (active_slave, primary, miimon, ...).
+    Set {
+        bond: String,
+        key: String,
+        value: String,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .init();
+    if let Err(e) = real_main(cli) {
+        eprintln!("xbond: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run_dir(cli_dir: &Option<PathBuf>, config: Option<&Config>) -> PathBuf {
+    cli_dir
+        .clone()
+        .or_else(|| config.map(|c| c.run_dir.clone()))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_RUN_DIR))
+}
+
+fn bond_name(dir: &std::path::Path, given: Option<String>) -> anyhow::Result<String> {
+    match given {
+        Some(b) => Ok(b),
+        None => ipc::only_bond(dir),
+    }
+}
+
+fn real_main(cli: Cli) -> anyhow::Result<()> {
+    match cli.cmd {
+        Cmd::Run {
+            config,
+            replace_xdp,
+        } => {
+            let mut cfg = Config::load(&config)?;
+            if let Some(d) = &cli.run_dir {
+                cfg.run_dir = d.clone();
+            }
+            daemon::run(cfg, RunOptions { replace_xdp })
+        }
+        Cmd::Check { config } => {
+            let cfg = Config::load(&config)?;
+            for b in &cfg.bonds {
+                for w in &b.warnings {
+                    println!("warning: {}: bond.{}: {w}", config.display(), b.name);
+                }
+                println!("{}", daemon::describe(b));
+            }
+            println!("{}: OK", config.display());
+            Ok(())
+        }
+        Cmd::Status { bond, json } => {
+            let dir = run_dir(&cli.run_dir, None);
+            let bond = bond_name(&dir, bond)?;
+            let v = ipc::call(&dir, &bond, &Request::Status)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let st: BondStatus = serde_json::from_value(v).context("status reply")?;
+                print!("{}", st.to_proc());
+            }
+            Ok(())
+        }
+        Cmd::Stats {
+            bond,
+            json,
+            interval,
+        } => {
+            let dir = run_dir(&cli.run_dir, None);
+            let bond = bond_name(&dir, bond)?;
+            let first: StatsView =
+                serde_json::from_value(ipc::call(&dir, &bond, &Request::Stats)?)?;
+            match interval {
+                None if json => println!("{}", serde_json::to_string_pretty(&first)?),
+                None => print!("{}", format_stats(&first, None)),
+                Some(s) => {
+                    if !(s > 0.0 && s <= 3600.0) {
+                        bail!("--interval: expected seconds in (0, 3600]");
+                    }
+                    let t0 = std::time::Instant::now();
+                    std::thread::sleep(Duration::from_secs_f64(s));
+                    let second: StatsView =
+                        serde_json::from_value(ipc::call(&dir, &bond, &Request::Stats)?)?;
+                    let rates = second.rates_since(&first, t0.elapsed().as_secs_f64());
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&rates)?);
+                    } else {
+                        print!("{}", format_stats(&second, Some(&rates)));
+                    }
+                }
+            }
+            Ok(())
+        }
+        Cmd::Set { bond, key, value } => {
+            let dir = run_dir(&cli.run_dir, None);
+            let v = ipc::call(&dir, &bond, &Request::Set { key, value })?;
+            if let Some(s) = v.as_str() {
+                println!("{s}");
+            }
+            Ok(())
+        }
+    }
+}

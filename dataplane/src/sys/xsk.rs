@@ -249,7 +249,9 @@ impl XskSocket {
         };
         let mut shared_fd = 0;
         if let Some(owner) = umem_owner {
-            flags |= XDP_SHARED_UMEM;
+            // A socket sharing a UMEM inherits the owner's bind mode and
+            // need_wakeup; the kernel refuses any other flag with EINVAL.
+            flags = XDP_SHARED_UMEM;
             shared_fd = owner.fd.as_raw_fd() as u32;
         }
         let sa = SockaddrXdp {

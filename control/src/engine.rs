@@ -1,0 +1,251 @@
+//! The dataplane of one bond: frame areas, one AF_XDP socket per (port,
+//! queue), an XSKMAP and redirect program per interface attached through a BPF
+//! link, and the workers that serve them.
+
+use crate::config::{xbond_poll, EngineConfig, XdpBind, XdpMode};
+use anyhow::{bail, Context};
+use crossbeam::channel::{bounded, Sender};
+use std::sync::Arc;
+use xbond_dataplane::counters::PortCounters;
+use xbond_dataplane::snapshot::{BondSnapshot, MemberId, Shared};
+use xbond_dataplane::sys::bpf::{AttachMode, XdpAction, XdpLink, XdpProgram, XskMap};
+use xbond_dataplane::sys::waker::Waker;
+use xbond_dataplane::sys::xsk::{BindMode, StatsHandle, XskConfig, XskSocket};
+use xbond_dataplane::worker::{
+    ControlFrame, PollPolicy, Role, Worker, WorkerCommand, WorkerConfig, WorkerHandle,
+};
+use xbond_dataplane::{FrameArea, FramePool};
+
+/// A port the engine serves.
+#[derive(Debug, Clone)]
+pub struct PortSpec {
+    pub role: Role,
+    pub ifindex: u32,
+    pub name: String,
+    pub queues: u32,
+}
+
+/// Counters and socket statistics of one (port, queue).
+#[derive(Debug)]
+pub struct QueueStats {
+    pub port: String,
+    pub role: Role,
+    pub queue: u32,
+    pub worker: usize,
+    pub counters: Arc<PortCounters>,
+    pub socket: StatsHandle,
+}
+
+pub struct Engine {
+    pub shared: Arc<Shared>,
+    workers: Vec<WorkerHandle>,
+    // Links before programs and maps: detach first.
+    links: Vec<XdpLink>,
+    _progs: Vec<XdpProgram>,
+    _maps: Vec<XskMap>,
+    pub queues: Vec<QueueStats>,
+    /// For each member, the workers that can transmit on it.
+    member_workers: Vec<Vec<usize>>,
+}
+
+impl Engine {
+    pub fn start(
+        cfg: &EngineConfig,
+        ports: &[PortSpec],
+        initial: BondSnapshot,
+        to_control: Sender<ControlFrame>,
+    ) -> anyhow::Result<Engine> {
+        let min_queues = ports.iter().map(|p| p.queues).min().unwrap_or(1).max(1);
+        let nworkers = cfg.workers.min(min_queues).max(1) as usize;
+        if nworkers < cfg.workers as usize {
+            tracing::warn!("workers = {} but a port has only {min_queues} queue(s): running {nworkers} worker(s)", cfg.workers);
+        }
+        let xsk_cfg = XskConfig {
+            ring_size: cfg.ring_size,
+            bind: match cfg.xdp_bind {
+                XdpBind::Auto => BindMode::Auto,
+                XdpBind::Copy => BindMode::Copy,
+                XdpBind::Zerocopy => BindMode::ZeroCopy,
+            },
+            busy_poll_usecs: cfg.busy_poll_usecs,
+            busy_poll_budget: cfg.busy_poll_budget,
+            tx_skb_budget: cfg.tx_skb_budget,
+        };
+        let wcfg = WorkerConfig {
+            policy: match cfg.poll {
+                xbond_poll::Policy::Busy => PollPolicy::Busy,
+                xbond_poll::Policy::Adaptive => PollPolicy::Adaptive,
+                xbond_poll::Policy::Interrupt => PollPolicy::Interrupt,
+            },
+            fill_target: cfg.ring_size / 2,
+            txq_capacity: cfg.ring_size as usize,
+        };
+        let shared = Shared::new(initial);
+        let maps: Vec<XskMap> = ports
+            .iter()
+            .map(|p| XskMap::new(p.queues).with_context(|| format!("XSKMAP for {}", p.name)))
+            .collect::<anyhow::Result<_>>()?;
+
+        let mut queues = Vec::new();
+        let mut member_workers: Vec<Vec<usize>> = Vec::new();
+        let mut pending = Vec::new();
+        for w in 0..nworkers {
+            let mine: Vec<(usize, u32)> = ports
+                .iter()
+                .enumerate()
+                .flat_map(|(pi, p)| {
+                    (0..p.queues)
+                        .filter(move |q| *q as usize % nworkers == w)
+                        .map(move |q| (pi, q))
+                })
+                .collect();
+            if mine.is_empty() {
+                continue;
+            }
+            let frames = if cfg.frame_count > 0 {
+                cfg.frame_count
+            } else {
+                mine.len() as u32 * (wcfg.fill_target + cfg.ring_size) + 1024
+            };
+            let pool = FramePool::new(
+                FrameArea::mmap(frames, cfg.frame_size)
+                    .with_context(|| format!("frame area of {frames} frames"))?,
+            );
+            let mut sockets: Vec<XskSocket> = Vec::new();
+            for &(pi, q) in &mine {
+                let p = &ports[pi];
+                let s = XskSocket::new(&pool, sockets.first(), p.ifindex, q, &xsk_cfg)
+                    .with_context(|| format!("AF_XDP socket on {} queue {q}", p.name))?;
+                maps[pi]
+                    .set(q, s.fd())
+                    .with_context(|| format!("XSKMAP entry {} queue {q}", p.name))?;
+                sockets.push(s);
+            }
+            let (cmd_tx, cmd_rx) = bounded(1024);
+            let waker = Arc::new(Waker::new()?);
+            let mut worker = Worker::new(
+                pool,
+                Arc::clone(&shared),
+                to_control.clone(),
+                cmd_rx,
+                waker,
+                wcfg.clone(),
+            );
+            for (s, &(pi, q)) in sockets.into_iter().zip(&mine) {
+                let p = &ports[pi];
+                let counters = Arc::new(PortCounters::default());
+                queues.push(QueueStats {
+                    port: p.name.clone(),
+                    role: p.role,
+                    queue: q,
+                    worker: pending.len(),
+                    counters: Arc::clone(&counters),
+                    socket: s.stats_handle()?,
+                });
+                if let Role::Member(m) = p.role {
+                    let m = m as usize;
+                    if member_workers.len() <= m {
+                        member_workers.resize(m + 1, Vec::new());
+                    }
+                    let wi = pending.len();
+                    if !member_workers[m].contains(&wi) {
+                        member_workers[m].push(wi);
+                    }
+                }
+                worker.add_port(Box::new(s), p.role, counters);
+            }
+            worker.prime();
+            pending.push((worker, cmd_tx));
+        }
+
+        // Sockets are in the maps and fill rings are primed: now attach.
+        let mode = match cfg.xdp_mode {
+            XdpMode::Native => AttachMode::Native,
+            XdpMode::Generic => AttachMode::Generic,
+        };
+        let mut progs = Vec::new();
+        let mut links = Vec::new();
+        for (p, map) in ports.iter().zip(&maps) {
+            // Frames on a queue without a socket are dropped, never passed to
+            // the member's own stack (AFXDP.md, gotcha 13).
+            let prog = XdpProgram::redirect_to(map, XdpAction::Drop)
+                .context("load the redirect program")?;
+            let link = XdpLink::attach(&prog, p.ifindex, mode)
+                .with_context(|| format!("XDP on {}", p.name))?;
+            progs.push(prog);
+            links.push(link);
+        }
+
+        let cores = core_affinity::get_core_ids().unwrap_or_default();
+        let mut workers = Vec::new();
+        for (i, (worker, cmd_tx)) in pending.into_iter().enumerate() {
+            let core = if !cfg.cpus.is_empty() {
+                let id = cfg.cpus[i % cfg.cpus.len()];
+                match cores.iter().find(|c| c.id == id) {
+                    Some(c) => Some(*c),
+                    None => bail!(
+                        "cpus: core {id} does not exist (this machine has {} cores)",
+                        cores.len()
+                    ),
+                }
+            } else if cores.is_empty() {
+                None
+            } else {
+                Some(cores[cores.len() - 1 - (i % cores.len())])
+            };
+            workers.push(WorkerHandle::spawn(
+                worker,
+                format!("xbond-worker{i}"),
+                core,
+                cmd_tx,
+            )?);
+        }
+        Ok(Engine {
+            shared,
+            workers,
+            links,
+            _progs: progs,
+            _maps: maps,
+            queues,
+            member_workers,
+        })
+    }
+
+    pub fn publish(&self, snap: BondSnapshot) {
+        self.shared.publish(snap);
+    }
+
+    /// Send a frame from control out of a member, ahead of data.
+    pub fn transmit(&self, member: MemberId, frame: Vec<u8>) -> bool {
+        let Some(&w) = self
+            .member_workers
+            .get(member as usize)
+            .and_then(|v| v.first())
+        else {
+            return false;
+        };
+        self.workers[w].send(WorkerCommand::Transmit { member, frame })
+    }
+
+    pub fn attached(&self) -> usize {
+        self.links.len()
+    }
+
+    /// Stop the workers, close the sockets, detach the programs.
+    pub fn stop(&mut self) {
+        self.shared
+            .stop
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        for w in &mut self.workers {
+            w.join();
+        }
+        self.workers.clear();
+        self.links.clear();
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,169 @@
+//! `xbond stats`: the daemon's per-port counters as a table, and rates per
+//! second between two readings.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PortRow {
+    pub port: String,
+    pub role: String,
+    pub queue: u32,
+    pub worker: usize,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub to_control: u64,
+    pub drops: BTreeMap<String, u64>,
+    pub xdp: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StatsView {
+    pub bond: String,
+    pub ports: Vec<PortRow>,
+    pub control: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Rate {
+    pub port: String,
+    pub queue: u32,
+    pub rx_pps: f64,
+    pub rx_bps: f64,
+    pub tx_pps: f64,
+    pub tx_bps: f64,
+    pub drops_ps: f64,
+}
+
+impl StatsView {
+    pub fn rates_since(&self, before: &StatsView, secs: f64) -> Vec<Rate> {
+        let secs = secs.max(1e-6);
+        self.ports
+            .iter()
+            .map(|p| {
+                let b = before
+                    .ports
+                    .iter()
+                    .find(|q| q.port == p.port && q.queue == p.queue);
+                let d = |now: u64, f: fn(&PortRow) -> u64| {
+                    now.saturating_sub(b.map_or(0, f)) as f64 / secs
+                };
+                let drops_now: u64 = p.drops.values().sum();
+                let drops_then: u64 = b.map_or(0, |b| b.drops.values().sum());
+                Rate {
+                    port: p.port.clone(),
+                    queue: p.queue,
+                    rx_pps: d(p.rx_packets, |r| r.rx_packets),
+                    rx_bps: d(p.rx_bytes, |r| r.rx_bytes) * 8.0,
+                    tx_pps: d(p.tx_packets, |r| r.tx_packets),
+                    tx_bps: d(p.tx_bytes, |r| r.tx_bytes) * 8.0,
+                    drops_ps: drops_now.saturating_sub(drops_then) as f64 / secs,
+                }
+            })
+            .collect()
+    }
+}
+
+/// The table `xbond stats` prints; with rates, per-second columns.
+pub fn format_stats(s: &StatsView, rates: Option<&[Rate]>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "bond {}", s.bond);
+    match rates {
+        None => {
+            let _ = writeln!(
+                out,
+                "{:<16} {:<6} {:>3} {:>12} {:>14} {:>12} {:>14} {:>10}",
+                "PORT", "ROLE", "Q", "RX_PKTS", "RX_BYTES", "TX_PKTS", "TX_BYTES", "DROPS"
+            );
+            for p in &s.ports {
+                let drops: u64 = p.drops.values().sum();
+                let _ = writeln!(
+                    out,
+                    "{:<16} {:<6} {:>3} {:>12} {:>14} {:>12} {:>14} {:>10}",
+                    p.port,
+                    p.role,
+                    p.queue,
+                    p.rx_packets,
+                    p.rx_bytes,
+                    p.tx_packets,
+                    p.tx_bytes,
+                    drops
+                );
+                for (reason, n) in p.drops.iter().filter(|(_, n)| **n > 0) {
+                    let _ = writeln!(out, "    drop {reason}: {n}");
+                }
+                for (k, n) in p.xdp.iter().filter(|(_, n)| **n > 0) {
+                    let _ = writeln!(out, "    xdp {k}: {n}");
+                }
+            }
+        }
+        Some(rates) => {
+            let _ = writeln!(
+                out,
+                "{:<16} {:>3} {:>12} {:>12} {:>12} {:>12} {:>10}",
+                "PORT", "Q", "RX_PPS", "RX_MBPS", "TX_PPS", "TX_MBPS", "DROP/S"
+            );
+            for r in rates {
+                let _ = writeln!(
+                    out,
+                    "{:<16} {:>3} {:>12.1} {:>12.3} {:>12.1} {:>12.3} {:>10.1}",
+                    r.port,
+                    r.queue,
+                    r.rx_pps,
+                    r.rx_bps / 1e6,
+                    r.tx_pps,
+                    r.tx_bps / 1e6,
+                    r.drops_ps
+                );
+            }
+        }
+    }
+    for (k, v) in &s.control {
+        let _ = writeln!(out, "control {k}: {v}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(rx: u64, drops: u64) -> PortRow {
+        PortRow {
+            port: "m0".into(),
+            role: "member".into(),
+            queue: 0,
+            worker: 0,
+            rx_packets: rx,
+            rx_bytes: rx * 100,
+            tx_packets: 0,
+            tx_bytes: 0,
+            to_control: 0,
+            drops: [("inactive_member".to_string(), drops)].into(),
+            xdp: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn rates_are_differences_over_time() {
+        let a = StatsView {
+            bond: "b".into(),
+            ports: vec![row(1000, 0)],
+            control: BTreeMap::new(),
+        };
+        let b = StatsView {
+            bond: "b".into(),
+            ports: vec![row(3000, 10)],
+            control: BTreeMap::new(),
+        };
+        let r = b.rates_since(&a, 2.0);
+        assert_eq!(r[0].rx_pps, 1000.0);
+        assert_eq!(r[0].rx_bps, 800_000.0);
+        assert_eq!(r[0].drops_ps, 5.0);
+        let text = format_stats(&b, None);
+        assert!(text.contains("drop inactive_member: 10"), "{text}");
+    }
+}

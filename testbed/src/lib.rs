@@ -1,0 +1,418 @@
+//! Test topologies in network namespaces (built by `topo.sh`), the xbond
+//! daemon started inside them, and traffic tools that run inside a namespace
+//! from a test thread. Everything a test creates is removed when its handle
+//! drops, also when the test fails.
+#![forbid(unsafe_code)]
+
+use anyhow::{bail, Context};
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// True when these tests may run: as root. In CI (`CI=true`) not being root
+/// is a failure, never a skip.
+pub fn require_root() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("root integration tests must run as root in CI");
+    }
+    eprintln!("!!! SKIPPED: netns integration test needs root (run `sudo make test`) !!!");
+    false
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The `xbond` binary under test: `$XBOND_BIN`, else the workspace's debug build.
+pub fn xbond_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("XBOND_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join("target"));
+    let p = target.join("debug/xbond");
+    assert!(
+        p.exists(),
+        "{} missing: build it first (`cargo build --bins`; `make test` does)",
+        p.display()
+    );
+    p
+}
+
+pub fn run(cmd: &mut Command) -> anyhow::Result<Output> {
+    let out = cmd.output().with_context(|| format!("spawn {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(out)
+}
+
+/// `ip netns exec NS ARGS...`
+pub fn ns(ns: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns]).args(args);
+    c
+}
+
+/// Host, switch and peer namespaces joined by a bridge (topo.sh).
+pub struct Topo {
+    pub prefix: String,
+    pub host: String,
+    pub switch: String,
+    pub peer: String,
+    pub members: usize,
+}
+
+impl Topo {
+    pub fn new(tag: &str, members: usize) -> anyhow::Result<Topo> {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let prefix = format!("xb{tag}{}-{n}", std::process::id() % 100_000);
+        let t = Topo {
+            host: format!("{prefix}-h"),
+            switch: format!("{prefix}-s"),
+            peer: format!("{prefix}-p"),
+            prefix,
+            members,
+        };
+        run(Command::new(repo().join("testbed/topo.sh")).args([
+            "up",
+            &t.prefix,
+            &members.to_string(),
+        ]))?;
+        Ok(t)
+    }
+
+    /// Take the switch side of member `i` down (carrier loss on `mi`) or up.
+    pub fn switch_port(&self, i: usize, up: bool) -> anyhow::Result<()> {
+        run(Command::new("ip").args([
+            "-n",
+            &self.switch,
+            "link",
+            "set",
+            &format!("s{i}"),
+            if up { "up" } else { "down" },
+        ]))
+        .map(drop)
+    }
+}
+
+impl Drop for Topo {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("testbed/topo.sh"))
+            .args(["down", &self.prefix])
+            .status();
+    }
+}
+
+/// `xbond run` inside a topology's host namespace.
+pub struct Daemon {
+    pub child: Option<Child>,
+    pub run_dir: PathBuf,
+    pub config: PathBuf,
+    pub log: PathBuf,
+    pub ns: String,
+}
+
+impl Daemon {
+    /// Write `config` (TOML; `RUN_DIR` is replaced by a fresh directory) and
+    /// start the daemon; wait until its control socket answers.
+    pub fn start(topo: &Topo, config: &str) -> anyhow::Result<Daemon> {
+        let dir = std::env::temp_dir().join(format!("{}-run", topo.prefix));
+        std::fs::create_dir_all(&dir)?;
+        let cfg_path = dir.join("xbond.toml");
+        std::fs::write(
+            &cfg_path,
+            config.replace("RUN_DIR", &dir.display().to_string()),
+        )?;
+        let mut d = Daemon {
+            child: None,
+            run_dir: dir.clone(),
+            config: cfg_path,
+            log: dir.join("xbond.log"),
+            ns: topo.host.clone(),
+        };
+        d.spawn()?;
+        Ok(d)
+    }
+
+    pub fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::File::create(&self.log)?;
+        let child = ns(
+            &self.ns,
+            &[
+                xbond_bin().to_str().unwrap(),
+                "run",
+                self.config.to_str().unwrap(),
+            ],
+        )
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()?;
+        self.child = Some(child);
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(10) {
+            if let Some(c) = &mut self.child {
+                if let Some(st) = c.try_wait()? {
+                    self.child = None;
+                    bail!("xbond exited at start ({st}):\n{}", self.log_text());
+                }
+            }
+            if self.cli(&["status", "--json"]).is_ok() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("xbond did not answer within 10 s:\n{}", self.log_text())
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Run the CLI against this daemon.
+    pub fn cli(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = run(Command::new(xbond_bin())
+            .arg("--run-dir")
+            .arg(&self.run_dir)
+            .args(args))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn status(&self) -> anyhow::Result<serde_json::Value> {
+        Ok(serde_json::from_str(&self.cli(&["status", "--json"])?)?)
+    }
+
+    pub fn active(&self) -> anyhow::Result<Option<String>> {
+        Ok(self.status()?["active_slave"].as_str().map(str::to_string))
+    }
+
+    /// Poll until the active member is `want`, or time out.
+    pub fn wait_active(&self, want: &str, timeout: Duration) -> anyhow::Result<Duration> {
+        let t0 = Instant::now();
+        while t0.elapsed() < timeout {
+            if self.active()?.as_deref() == Some(want) {
+                return Ok(t0.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        bail!(
+            "active member is {:?}, not {want}, after {timeout:?}",
+            self.active()?
+        )
+    }
+
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn stop(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let mut c = self.child.take().context("not running")?;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )?;
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = c.try_wait()? {
+                return Ok(st);
+            }
+            if t0.elapsed() > Duration::from_secs(10) {
+                let _ = c.kill();
+                let _ = c.wait();
+                bail!("xbond did not stop within 10 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGKILL, as a crash would.
+    pub fn kill9(&mut self) -> anyhow::Result<()> {
+        let mut c = self.child.take().context("not running")?;
+        c.kill()?;
+        c.wait()?;
+        Ok(())
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let _ = self.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.run_dir);
+    }
+}
+
+/// Run `f` on a thread that has entered network namespace `name`.
+pub fn in_ns<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<anyhow::Result<T>> {
+    let path = format!("/run/netns/{name}");
+    std::thread::spawn(move || {
+        let fd = std::fs::File::open(&path).with_context(|| format!("open {path}"))?;
+        nix::sched::setns(fd, nix::sched::CloneFlags::CLONE_NEWNET).context("setns")?;
+        Ok(f())
+    })
+}
+
+/// What a receiver saw of a numbered UDP stream.
+#[derive(Debug, Clone)]
+pub struct StreamReport {
+    pub sent: u32,
+    pub received: u32,
+    /// Arrival time of each received sequence number, relative to the start.
+    pub arrivals: Vec<(u32, Duration)>,
+}
+
+impl StreamReport {
+    pub fn lost(&self) -> u32 {
+        self.sent.saturating_sub(self.received)
+    }
+
+    /// The longest silence between two consecutive arrivals.
+    pub fn max_gap(&self) -> Duration {
+        self.arrivals
+            .windows(2)
+            .map(|w| w[1].1.saturating_sub(w[0].1))
+            .max()
+            .unwrap_or_default()
+    }
+}
+
+/// Send `count` numbered datagrams at `pps` from namespace `from_ns` to
+/// `to:port` and receive them in `to_ns`. `during` runs on the calling thread
+/// while the stream flows (start time passed in).
+pub fn udp_stream(
+    from_ns: &str,
+    to_ns: &str,
+    to: Ipv4Addr,
+    port: u16,
+    pps: u32,
+    count: u32,
+    during: impl FnOnce(Instant),
+) -> anyhow::Result<StreamReport> {
+    let start = Instant::now() + Duration::from_millis(300);
+    let total = Duration::from_secs_f64(f64::from(count) / f64::from(pps));
+    let rx = in_ns(to_ns, move || -> anyhow::Result<Vec<(u32, Duration)>> {
+        let s = UdpSocket::bind(SocketAddrV4::new(to, port))?;
+        s.set_read_timeout(Some(Duration::from_millis(50)))?;
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        let end = start + total + Duration::from_secs(1);
+        while Instant::now() < end {
+            if let Ok(n) = s.recv(&mut buf) {
+                if n >= 4 {
+                    got.push((
+                        u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]),
+                        start.elapsed(),
+                    ));
+                }
+            }
+        }
+        Ok(got)
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let tx = in_ns(from_ns, move || -> anyhow::Result<u32> {
+        let s = UdpSocket::bind("0.0.0.0:0")?;
+        s.connect(SocketAddrV4::new(to, port))?;
+        let gap = Duration::from_secs_f64(1.0 / f64::from(pps));
+        while Instant::now() < start {
+            std::hint::spin_loop();
+        }
+        let mut payload = [0u8; 32];
+        for seq in 0..count {
+            let due = start + gap * seq;
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            payload[..4].copy_from_slice(&seq.to_be_bytes());
+            let _ = s.send(&payload);
+        }
+        Ok(count)
+    });
+    while Instant::now() < start {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    during(start);
+    let sent = tx
+        .join()
+        .map_err(|_| anyhow::anyhow!("sender panicked"))???;
+    let mut arrivals = rx
+        .join()
+        .map_err(|_| anyhow::anyhow!("receiver panicked"))???;
+    arrivals.sort_by_key(|a| a.1);
+    arrivals.dedup_by_key(|a| a.0);
+    Ok(StreamReport {
+        sent,
+        received: arrivals.len() as u32,
+        arrivals,
+    })
+}
+
+/// Capture frames on `ifname` in namespace `ns_name` for `dur`, keeping those
+/// `keep` accepts.
+pub fn capture(
+    ns_name: &str,
+    ifname: &str,
+    dur: Duration,
+    keep: fn(&[u8]) -> bool,
+) -> std::thread::JoinHandle<anyhow::Result<Vec<Vec<u8>>>> {
+    let ifname = ifname.to_string();
+    let h = in_ns(ns_name, move || -> anyhow::Result<Vec<Vec<u8>>> {
+        use pnet::datalink::{self, Channel, Config};
+        let iface = datalink::interfaces()
+            .into_iter()
+            .find(|i| i.name == ifname)
+            .context("no such interface")?;
+        let cfg = Config {
+            read_timeout: Some(Duration::from_millis(20)),
+            ..Default::default()
+        };
+        let Channel::Ethernet(_, mut rx) = datalink::channel(&iface, cfg)? else {
+            bail!("not ethernet")
+        };
+        let mut out = Vec::new();
+        let end = Instant::now() + dur;
+        while Instant::now() < end {
+            if let Ok(f) = rx.next() {
+                if keep(f) {
+                    out.push(f.to_vec());
+                }
+            }
+        }
+        Ok(out)
+    });
+    std::thread::spawn(move || {
+        h.join()
+            .map_err(|_| anyhow::anyhow!("capture panicked"))?
+            .and_then(|r| r)
+    })
+}
+
+/// Gratuitous ARP for `ip`: an ARP request whose sender and target IP are both `ip`.
+pub fn is_garp_for(frame: &[u8], ip: Ipv4Addr) -> bool {
+    frame.len() >= 42
+        && frame[12..14] == [0x08, 0x06]
+        && frame[20..22] == [0, 1]
+        && frame[28..32] == ip.octets()
+        && frame[38..42] == ip.octets()
+}

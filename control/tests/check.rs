@@ -1,0 +1,60 @@
+//! `xbond check`: what users see for good and bad configs (no root needed).
+
+use std::process::Command;
+
+fn check(text: &str) -> (bool, String) {
+    let dir =
+        std::env::temp_dir().join(format!("xbond-check-{}-{}", std::process::id(), text.len()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bond.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xbond"))
+        .arg("check")
+        .arg(&path)
+        .output()
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        out.status.success(),
+        all.replace(&path.display().to_string(), "bond.toml"),
+    )
+}
+
+#[test]
+fn a_good_config_passes_with_kernel_warnings() {
+    let (ok, out) = check("[bond.bond0]\nmembers = [\"eth0\", \"eth1\"]\noptions = \"mode=1 miimon=100 updelay=250\"\n");
+    assert!(ok, "{out}");
+    insta::assert_snapshot!(out, @r"
+    warning: bond.toml: bond.bond0: updelay (250) is not a multiple of miimon (100), value rounded to 200 ms
+    bond bond0: mode active-backup, members eth0, eth1, miimon 100 ms, host interface bond0 (mtu 1500)
+    bond.toml: OK
+    ");
+}
+
+#[test]
+fn bad_configs_fail_and_name_the_key() {
+    let cases = [
+        ("[bond.bond0]\nmembers=[\"eth0\"]\nmode=1\ncolour=\"red\"\n", "bond.bond0.colour: unknown key"),
+        ("[bond.bond0]\nmembers=[\"eth0\"]\noptions=\"mode=1 downdelay=soon\"\n", "bond.bond0.downdelay: option downdelay: invalid value 'soon'"),
+        (
+            "[bond.bond0]\nmembers=[\"eth0\"]\noptions=\"mode=1 miimon=100 arp_interval=200 arp_ip_target=198.18.0.9\"\n",
+            "bond.bond0.arp_interval: option arp_interval: cannot be used together with miimon=100",
+        ),
+        ("[bond.bond0]\noptions=\"mode=1\"\n", "bond.bond0.members: a bond needs at least one member"),
+        ("[bond.bond0]\nmembers=[\"eth0\"]\noptions=\"mode=802.3ad\"\n", "bond.bond0.mode: option mode: mode 802.3ad (4) is not implemented in this version of xbond"),
+        ("[bond.bond0]\nmembers=[\"eth0\"]\noptions=\"mode=1 lacp_rate=fast\"\n", "bond.bond0.lacp_rate: option lacp_rate: mode dependency failed, not supported in mode active-backup(1)"),
+    ];
+    for (text, want) in cases {
+        let (ok, out) = check(text);
+        assert!(!ok, "accepted: {text}");
+        assert!(
+            out.contains(&format!("xbond: bond.toml: {want}")),
+            "for {text:?} got: {out}"
+        );
+    }
+}

@@ -107,7 +107,7 @@ fn carrier_loss_fails_over_fast_and_announces_the_move() -> anyhow::Result<()> {
             (start + Duration::from_millis(800))
                 .saturating_duration_since(std::time::Instant::now()),
         );
-        run(&mut std::process::Command::new("ip").args(["-n", &sw, "link", "set", "s0", "down"]))
+        run(std::process::Command::new("ip").args(["-n", &sw, "link", "set", "s0", "down"]))
             .unwrap();
     })?;
     let garps = garps.join().map_err(|_| anyhow::anyhow!("capture"))??;
@@ -267,15 +267,13 @@ fn sigterm_and_kill9_leave_no_xdp_program_and_restart_at_once() -> anyhow::Resul
     }
     let t = Topo::new("k9", 2)?;
     let mut d = Daemon::start(&t, &config(r#"options = "mode=active-backup""#))?;
-    let links =
-        |t: &Topo| -> anyhow::Result<String> {
-            Ok(String::from_utf8_lossy(
-                &run(&mut std::process::Command::new("ip")
-                    .args(["-n", &t.host, "-d", "link", "show"]))?
+    let links = |t: &Topo| -> anyhow::Result<String> {
+        Ok(String::from_utf8_lossy(
+            &run(std::process::Command::new("ip").args(["-n", &t.host, "-d", "link", "show"]))?
                 .stdout,
-            )
-            .into_owned())
-        };
+        )
+        .into_owned())
+    };
     assert!(
         links(&t)?.contains("xdp"),
         "programs attached while running"

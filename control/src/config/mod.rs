@@ -475,6 +475,13 @@ pub fn parse_prefix(s: &str) -> Option<(std::net::IpAddr, u8)> {
     (plen <= max).then_some((addr, plen))
 }
 
+fn ser_mac<S: serde::Serializer>(m: &Option<MacAddr>, s: S) -> Result<S::Ok, S::Error> {
+    match m {
+        Some(m) => s.serialize_str(&m.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -556,12 +563,5 @@ mod tests {
         .unwrap();
         assert_eq!(c.bonds[0].options.all_slaves_active, options::OnOff::On);
         assert_eq!(c.bonds[0].options.num_grat_arp, 3);
-    }
-}
-
-fn ser_mac<S: serde::Serializer>(m: &Option<MacAddr>, s: S) -> Result<S::Ok, S::Error> {
-    match m {
-        Some(m) => s.serialize_str(&m.to_string()),
-        None => s.serialize_none(),
     }
 }

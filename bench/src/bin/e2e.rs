@@ -1,0 +1,370 @@
+//! End-to-end throughput through a real xbond bond on the veth testbed, next to
+//! a plain 2-port AF_XDP forwarder on the same veths in the same run.
+//!
+//! Topology (namespaces made here, removed at the end, also on failure):
+//!
+//! ```text
+//!   gen ns:  g0 [g1]  --veth--  m0 [m1]  :host ns, xbond members
+//!                                bond0-xb <-veth-> bond0 (XDP_DROP sink)
+//! ```
+//!
+//! The generator runs an `XDP_TX` program in `BPF_PROG_TEST_RUN` live-frames
+//! mode on g0 (pinned to core 0), so it outruns any single-core forwarder. The
+//! forwarder under test (xbond's worker, or the raw forwarder) is pinned to
+//! core 1 and moves frames m0 -> bond0-xb. The rate is frames put on the TX
+//! ring of bond0-xb per second, measured over the same window for both.
+//!
+//! Usage: xbond-e2e [--secs S] [--reps N] [--sizes 64,1500] [--members 1,2]
+
+use anyhow::{bail, Context};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use xbond_bench::udp_frame;
+use xbond_dataplane::sys::bpf::{AttachMode, XdpAction, XdpLink, XdpProgram, XskMap};
+use xbond_dataplane::sys::xsk::{XskConfig, XskSocket};
+use xbond_dataplane::{FrameArea, FramePool};
+use xbond_testbed::{in_ns, run};
+
+const BOND_MAC: [u8; 6] = [2, 0, 0, 0, 1, 0];
+const GEN_MAC: [u8; 6] = [2, 0, 0, 0, 3, 0];
+
+struct Netns {
+    gen: String,
+    host: String,
+}
+
+impl Netns {
+    fn new(members: usize) -> anyhow::Result<Self> {
+        let p = format!("xbe2e{}", std::process::id());
+        let n = Netns {
+            gen: format!("{p}-g"),
+            host: format!("{p}-h"),
+        };
+        for ns in [&n.gen, &n.host] {
+            run(Command::new("ip").args(["netns", "add", ns]))?;
+        }
+        for i in 0..members {
+            run(Command::new("ip").args([
+                "-n",
+                &n.host,
+                "link",
+                "add",
+                &format!("m{i}"),
+                "numtxqueues",
+                "1",
+                "numrxqueues",
+                "1",
+                "address",
+                &format!("02:00:00:00:01:0{i}"),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                &format!("g{i}"),
+                "numtxqueues",
+                "1",
+                "numrxqueues",
+                "1",
+                "netns",
+                &n.gen,
+            ]))?;
+            run(Command::new("ip").args(["-n", &n.host, "link", "set", &format!("m{i}"), "up"]))?;
+            run(Command::new("ip").args([
+                "-n",
+                &n.gen,
+                "link",
+                "set",
+                &format!("g{i}"),
+                "up",
+                "address",
+                "02:00:00:00:03:00",
+            ]))?;
+        }
+        Ok(n)
+    }
+
+    fn ifindex(&self, ns: &str, dev: &str) -> anyhow::Result<u32> {
+        let out = run(Command::new("ip").args(["-n", ns, "-j", "link", "show", "dev", dev]))?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        v[0]["ifindex"]
+            .as_u64()
+            .map(|i| i as u32)
+            .context("no ifindex")
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        for ns in [&self.gen, &self.host] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+    }
+}
+
+fn core(id: usize) -> Option<core_affinity::CoreId> {
+    core_affinity::get_core_ids().and_then(|c| c.into_iter().find(|c| c.id == id))
+}
+
+/// Live-frames XDP_TX generator on g0 until `stop`.
+fn generator(
+    ns: &Netns,
+    size: usize,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<anyhow::Result<()>>>> {
+    let ifindex = ns.ifindex(&ns.gen, "g0")?;
+    let frame = udp_frame(size, BOND_MAC, GEN_MAC);
+    Ok(in_ns(&ns.gen, move || -> anyhow::Result<()> {
+        if let Some(c) = core(0) {
+            core_affinity::set_for_current(c);
+        }
+        let prog = XdpProgram::constant(XdpAction::Tx)?;
+        while !stop.load(Ordering::Relaxed) {
+            prog.run_live_frames(ifindex, &frame, 20_000, 64)
+                .context("live frames")?;
+        }
+        Ok(())
+    }))
+}
+
+/// XDP_DROP on bond0, the host side: a cheap, identical sink for both runs.
+fn sink(
+    ns: &Netns,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<anyhow::Result<()>>>> {
+    let ifindex = ns.ifindex(&ns.host, "bond0")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = in_ns(&ns.host, move || -> anyhow::Result<()> {
+        let prog = XdpProgram::constant(XdpAction::Drop)?;
+        let _link = XdpLink::attach(&prog, ifindex, AttachMode::Native)?;
+        let _ = tx.send(());
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    });
+    rx.recv_timeout(Duration::from_secs(5))
+        .context("sink did not attach")?;
+    Ok(h)
+}
+
+fn join(h: std::thread::JoinHandle<anyhow::Result<anyhow::Result<()>>>) -> anyhow::Result<()> {
+    h.join().map_err(|_| anyhow::anyhow!("thread panicked"))??
+}
+
+/// The ceiling: m0 -> bond0-xb with nothing but ring operations.
+fn raw_forwarder(ns: &Netns, size: usize, secs: f64) -> anyhow::Result<f64> {
+    run(Command::new("ip").args([
+        "-n",
+        &ns.host,
+        "link",
+        "add",
+        "bond0",
+        "numtxqueues",
+        "1",
+        "numrxqueues",
+        "1",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "bond0-xb",
+        "numtxqueues",
+        "1",
+        "numrxqueues",
+        "1",
+    ]))?;
+    let hns = ns.host.clone();
+    run(Command::new("ip").args(["netns", "exec", &hns, "ethtool", "-K", "bond0", "tx", "off"]))?;
+    for d in ["bond0", "bond0-xb"] {
+        run(Command::new("ip").args(["-n", &ns.host, "link", "set", d, "up"]))?;
+    }
+    let (m0, hx) = (
+        ns.ifindex(&ns.host, "m0")?,
+        ns.ifindex(&ns.host, "bond0-xb")?,
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let forwarded = Arc::new(AtomicU64::new(0));
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (s2, f2) = (Arc::clone(&stop), Arc::clone(&forwarded));
+    let fwd = in_ns(&ns.host, move || -> anyhow::Result<()> {
+        if let Some(c) = core(1) {
+            core_affinity::set_for_current(c);
+        }
+        let cfg = XskConfig::default();
+        let mut pool = FramePool::new(FrameArea::mmap(8192, 4096)?);
+        let mut a = XskSocket::new(&pool, None, m0, 0, &cfg)?;
+        let mut b = XskSocket::new(&pool, Some(&a), hx, 0, &cfg)?;
+        let (ma, mb) = (XskMap::new(1)?, XskMap::new(1)?);
+        ma.set(0, a.fd())?;
+        mb.set(0, b.fd())?;
+        let (pa, pb) = (
+            XdpProgram::redirect_to(&ma, XdpAction::Drop)?,
+            XdpProgram::redirect_to(&mb, XdpAction::Drop)?,
+        );
+        a.refill(&mut pool, 1024);
+        b.refill(&mut pool, 1024);
+        let _la = XdpLink::attach(&pa, m0, AttachMode::Native)?;
+        let _lb = XdpLink::attach(&pb, hx, AttachMode::Native)?;
+        let _ = ready_tx.send(());
+        let mut buf = Vec::with_capacity(64);
+        let mut local = 0u64;
+        while !s2.load(Ordering::Relaxed) {
+            a.recv(&mut pool, &mut buf, 64);
+            local += u64::from(b.send(&mut buf));
+            for f in buf.drain(..) {
+                pool.free(f);
+            }
+            b.kick_tx()?;
+            b.complete(&mut pool);
+            a.refill(&mut pool, 1024);
+            f2.store(local, Ordering::Relaxed);
+        }
+        Ok(())
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(5))
+        .context("raw forwarder did not start")?;
+    let sink_stop = Arc::new(AtomicBool::new(false));
+    let sk = sink(ns, Arc::clone(&sink_stop))?;
+    let gen_stop = Arc::new(AtomicBool::new(false));
+    let g = generator(ns, size, Arc::clone(&gen_stop))?;
+    std::thread::sleep(Duration::from_secs(1));
+    let (c0, t0) = (forwarded.load(Ordering::Relaxed), Instant::now());
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let (c1, t1) = (forwarded.load(Ordering::Relaxed), Instant::now());
+    gen_stop.store(true, Ordering::Relaxed);
+    join(g)?;
+    stop.store(true, Ordering::Relaxed);
+    join(fwd)?;
+    sink_stop.store(true, Ordering::Relaxed);
+    join(sk)?;
+    run(Command::new("ip").args(["-n", &ns.host, "link", "del", "bond0"]))?;
+    Ok((c1 - c0) as f64 / (t1 - t0).as_secs_f64())
+}
+
+fn xbond_bin() -> std::path::PathBuf {
+    std::env::var("XBOND_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|_| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/xbond")
+        })
+}
+
+fn host_tx(run_dir: &std::path::Path) -> anyhow::Result<u64> {
+    let out = run(Command::new(xbond_bin())
+        .arg("--run-dir")
+        .arg(run_dir)
+        .args(["stats", "--json"]))?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    v["ports"]
+        .as_array()
+        .context("ports")?
+        .iter()
+        .find(|p| p["role"] == "host")
+        .and_then(|p| p["tx_packets"].as_u64())
+        .context("host port")
+}
+
+/// The bond: xbond's own worker, active-backup, m0 active.
+fn bond(ns: &Netns, members: usize, size: usize, secs: f64) -> anyhow::Result<f64> {
+    let dir = std::env::temp_dir().join(format!("{}-run", ns.host));
+    std::fs::create_dir_all(&dir)?;
+    let list: Vec<String> = (0..members).map(|i| format!("\"m{i}\"")).collect();
+    std::fs::write(
+        dir.join("b.toml"),
+        format!(
+            "[daemon]\nrun_dir = \"{}\"\n[bond.bond0]\nmembers = [{}]\noptions = \"mode=active-backup miimon=100\"\ncpus = [1]\n",
+            dir.display(),
+            list.join(", ")
+        ),
+    )?;
+    let mut child: Child = Command::new("ip")
+        .args(["netns", "exec", &ns.host])
+        .arg(xbond_bin())
+        .arg("run")
+        .arg(dir.join("b.toml"))
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let t = Instant::now();
+    while host_tx(&dir).is_err() {
+        if t.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            bail!("xbond did not start");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let result = (|| -> anyhow::Result<f64> {
+        let sink_stop = Arc::new(AtomicBool::new(false));
+        let sk = sink(ns, Arc::clone(&sink_stop))?;
+        let gen_stop = Arc::new(AtomicBool::new(false));
+        let g = generator(ns, size, Arc::clone(&gen_stop))?;
+        std::thread::sleep(Duration::from_secs(1));
+        let (c0, t0) = (host_tx(&dir)?, Instant::now());
+        std::thread::sleep(Duration::from_secs_f64(secs));
+        let (c1, t1) = (host_tx(&dir)?, Instant::now());
+        gen_stop.store(true, Ordering::Relaxed);
+        join(g)?;
+        sink_stop.store(true, Ordering::Relaxed);
+        join(sk)?;
+        Ok((c1 - c0) as f64 / (t1 - t0).as_secs_f64())
+    })();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn list(args: &[String], key: &str, default: &str) -> Vec<usize> {
+    let v = args
+        .iter()
+        .position(|a| a == key)
+        .and_then(|i| args.get(i + 1))
+        .map_or(default, |s| s.as_str());
+    v.split(',').filter_map(|s| s.trim().parse().ok()).collect()
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let secs = list(&args, "--secs", "3")[0] as f64;
+    let reps = list(&args, "--reps", "3")[0].max(1);
+    let sizes = list(&args, "--sizes", "64,1500");
+    let members = list(&args, "--members", "1,2");
+    if !xbond_bin().exists() {
+        bail!(
+            "{} missing: cargo build --release --bins",
+            xbond_bin().display()
+        );
+    }
+    println!("| members | frame bytes | raw forwarder Mpps (median of {reps}) | xbond active-backup Mpps | xbond / raw |");
+    println!("|---|---|---|---|---|");
+    for &m in &members {
+        let ns = Netns::new(m)?;
+        for &size in &sizes {
+            let (mut raws, mut bonds) = (Vec::new(), Vec::new());
+            for _ in 0..reps {
+                raws.push(raw_forwarder(&ns, size, secs)?);
+                bonds.push(bond(&ns, m, size, secs)?);
+            }
+            let (r, b) = (median(raws.clone()), median(bonds.clone()));
+            println!(
+                "| {m} | {size} | {:.3} | {:.3} | {:.1} % |",
+                r / 1e6,
+                b / 1e6,
+                100.0 * b / r
+            );
+            eprintln!("   raw runs: {raws:.0?}  bond runs: {bonds:.0?}");
+        }
+    }
+    Ok(())
+}

@@ -19,13 +19,7 @@ demo: setup build
 	./testbed/demo.sh ./target/release/xbond
 
 test:
-	cargo build --workspace --bins
-	cargo test --workspace
-	@if cargo +nightly miri --version >/dev/null 2>&1; then \
-		MIRIFLAGS=-Zmiri-many-seeds=0..4 cargo +nightly miri test -p xbond-dataplane -- sys:: worker::; \
-	else \
-		echo "!!! miri is not installed: the ring/frame-area tests did not run under miri (rustup +nightly component add miri)"; \
-	fi
+	./testbed/test-all.sh
 
 lint:
 	cargo fmt --all --check

@@ -403,3 +403,78 @@ fn frames_on_the_backup_are_dropped_unless_all_slaves_active() -> anyhow::Result
     );
     Ok(())
 }
+
+#[test]
+fn generic_xdp_mode_works_too() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("gen", 2)?;
+    let d = Daemon::start(
+        &t,
+        &config("options = \"mode=active-backup\"\nxdp_mode = \"generic\""),
+    )?;
+    let links = String::from_utf8_lossy(
+        &run(std::process::Command::new("ip").args(["-n", &t.host, "-d", "link", "show", "m0"]))?
+            .stdout,
+    )
+    .into_owned();
+    assert!(
+        links.contains("xdpgeneric"),
+        "attached in generic (skb) mode:\n{links}"
+    );
+    ping(&t.host, PEER_IP, 3)?;
+    t.switch_port(0, false)?;
+    d.wait_active("m1", Duration::from_secs(1))?;
+    ping(&t.host, PEER_IP, 3)?;
+    Ok(())
+}
+
+#[test]
+fn a_member_with_a_foreign_xdp_program_is_refused_by_name() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("fx", 2)?;
+    // Another tool's program on m1, held for the duration of the start.
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
+    let holder = in_ns(&t.host, move || {
+        use xbond_dataplane::sys::bpf::{AttachMode, XdpAction, XdpLink, XdpProgram};
+        let idx = nix::net::if_::if_nametoindex("m1").map_err(anyhow::Error::from);
+        let attached = idx.and_then(|i| {
+            let p = XdpProgram::constant(XdpAction::Pass)?;
+            let l = XdpLink::attach(&p, i, AttachMode::Native)?;
+            Ok((p, l))
+        });
+        let keep = match attached {
+            Ok(k) => {
+                let _ = ready_tx.send(Ok(()));
+                Some(k)
+            }
+            Err(e) => {
+                let _ = ready_tx.send(Err(e));
+                None
+            }
+        };
+        let _ = rx.recv();
+        drop(keep);
+    });
+    ready_rx.recv()??;
+    let err = match Daemon::start(&t, &config(r#"options = "mode=active-backup""#)) {
+        Ok(_) => anyhow::bail!("xbond started on a member with a foreign XDP program"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        err.contains("member m1 already has an XDP program"),
+        "{err}"
+    );
+    let _ = tx.send(());
+    holder
+        .join()
+        .map_err(|_| anyhow::anyhow!("holder panicked"))??;
+    // Once the other program is gone, xbond starts at once.
+    let _d = Daemon::start(&t, &config(r#"options = "mode=active-backup""#))?;
+    ping(&t.host, PEER_IP, 2)?;
+    Ok(())
+}

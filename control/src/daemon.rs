@@ -596,7 +596,7 @@ fn restore_members(nl: &mut Netlink, list: &[MemberRestore]) {
     }
 }
 
-/// Resolve members and print what `xbond run` would do, without doing it.
+/// One line saying what `xbond run` would build for this bond.
 pub fn describe(cfg: &BondConfig) -> String {
     format!(
         "bond {}: mode {}, members {}, miimon {} ms, host interface {} (mtu {})",

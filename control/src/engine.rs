@@ -2,7 +2,7 @@
 //! queue), an XSKMAP and redirect program per interface attached through a BPF
 //! link, and the workers that serve them.
 
-use crate::config::{xbond_poll, EngineConfig, XdpBind, XdpMode};
+use crate::config::{EngineConfig, Poll, XdpBind, XdpMode};
 use anyhow::{bail, Context};
 use crossbeam::channel::{bounded, Sender};
 use std::sync::Arc;
@@ -73,9 +73,9 @@ impl Engine {
         };
         let wcfg = WorkerConfig {
             policy: match cfg.poll {
-                xbond_poll::Policy::Busy => PollPolicy::Busy,
-                xbond_poll::Policy::Adaptive => PollPolicy::Adaptive,
-                xbond_poll::Policy::Interrupt => PollPolicy::Interrupt,
+                Poll::Busy => PollPolicy::Busy,
+                Poll::Adaptive => PollPolicy::Adaptive,
+                Poll::Interrupt => PollPolicy::Interrupt,
             },
             fill_target: cfg.ring_size / 2,
             txq_capacity: cfg.ring_size as usize,

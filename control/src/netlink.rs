@@ -57,6 +57,9 @@ pub struct Netlink {
     seq: u32,
 }
 
+const ENODEV: i32 = 19;
+const EEXIST: i32 = 17;
+
 fn mac_of(v: &[u8]) -> Option<MacAddr> {
     (v.len() == 6).then(|| {
         let mut m = [0; 6];
@@ -228,33 +231,23 @@ impl Netlink {
     pub fn link_by_name(&mut self, name: &str) -> io::Result<Option<Link>> {
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::IfName(name.to_string()));
-        match self.request(
-            RouteNetlinkMessage::GetLink(m),
-            NLM_F_ACK,
-            &format!("get link {name}"),
-        ) {
-            Ok(v) => Ok(v.iter().find_map(|r| match r {
-                RouteNetlinkMessage::NewLink(l) => Some(parse_link(l)),
-                _ => None,
-            })),
-            Err(e) if errno(&e) == Some(libc_enodev()) => Ok(None),
-            Err(e) => Err(e),
-        }
+        self.get_link(m, &format!("get link {name}"))
     }
 
     pub fn link_by_index(&mut self, index: u32) -> io::Result<Option<Link>> {
         let mut m = LinkMessage::default();
         m.header.index = index;
-        match self.request(
-            RouteNetlinkMessage::GetLink(m),
-            NLM_F_ACK,
-            &format!("get link #{index}"),
-        ) {
+        self.get_link(m, &format!("get link #{index}"))
+    }
+
+    /// One link by the name or index in `m`; `None` if there is no such link.
+    fn get_link(&mut self, m: LinkMessage, what: &str) -> io::Result<Option<Link>> {
+        match self.request(RouteNetlinkMessage::GetLink(m), NLM_F_ACK, what) {
             Ok(v) => Ok(v.iter().find_map(|r| match r {
                 RouteNetlinkMessage::NewLink(l) => Some(parse_link(l)),
                 _ => None,
             })),
-            Err(e) if errno(&e) == Some(libc_enodev()) => Ok(None),
+            Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -436,14 +429,10 @@ impl Netlink {
             NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
             &format!("add address {ip}/{prefix}"),
         ) {
-            Err(e) if errno(&e) == Some(17) => Ok(()), // EEXIST: already there
+            Err(e) if errno(&e) == Some(EEXIST) => Ok(()), // already there
             other => other.map(drop),
         }
     }
-}
-
-fn libc_enodev() -> i32 {
-    19
 }
 
 /// Listen for link events (RTMGRP_LINK) until the receiver goes away.

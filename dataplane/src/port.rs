@@ -14,8 +14,9 @@ pub trait Port: Send {
     /// Append up to `max` received frames to `out`; returns (received, bad
     /// descriptors dropped).
     fn recv(&mut self, pool: &mut FramePool, out: &mut Vec<Frame>, max: u32) -> (u32, u32);
-    /// Queue frames from the front of `frames`; returns how many were taken.
-    fn send(&mut self, pool: &mut FramePool, frames: &mut Vec<Frame>) -> u32;
+    /// Queue frames from the front of `frames`; returns how many frames and
+    /// bytes were taken.
+    fn send(&mut self, pool: &mut FramePool, frames: &mut Vec<Frame>) -> (u32, u64);
     /// Make the kernel transmit what was queued.
     fn flush(&mut self) -> io::Result<()>;
     /// Return transmitted frames to the pool.
@@ -31,7 +32,7 @@ impl Port for XskSocket {
         XskSocket::recv(self, pool, out, max)
     }
 
-    fn send(&mut self, _pool: &mut FramePool, frames: &mut Vec<Frame>) -> u32 {
+    fn send(&mut self, _pool: &mut FramePool, frames: &mut Vec<Frame>) -> (u32, u64) {
         XskSocket::send(self, frames)
     }
 
@@ -101,16 +102,18 @@ impl Port for MemPort {
         (n, 0)
     }
 
-    fn send(&mut self, pool: &mut FramePool, frames: &mut Vec<Frame>) -> u32 {
+    fn send(&mut self, pool: &mut FramePool, frames: &mut Vec<Frame>) -> (u32, u64) {
         let take = self
             .tx_limit
             .map_or(frames.len(), |l| (l as usize).min(frames.len()));
         let mut wire = self.wire.lock().unwrap();
+        let mut bytes = 0;
         for f in frames.drain(..take) {
+            bytes += u64::from(f.len());
             wire.outbound.push(pool.data(&f).to_vec());
             pool.free(f);
         }
-        take as u32
+        (take as u32, bytes)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -350,10 +350,8 @@ impl Worker {
         let mut kick_error = None;
         for s in &mut self.slots {
             if !s.txq.is_empty() {
-                let before: u64 = s.txq.iter().map(|f| u64::from(f.len())).sum();
-                let sent = s.port.send(&mut self.pool, &mut s.txq);
-                let after: u64 = s.txq.iter().map(|f| u64::from(f.len())).sum();
-                s.batch.tx(u64::from(sent), before - after);
+                let (sent, bytes) = s.port.send(&mut self.pool, &mut s.txq);
+                s.batch.tx(u64::from(sent), bytes);
                 work += sent;
             }
             // Kick even with nothing new: a previous kick may have left frames.

@@ -375,9 +375,9 @@ pub fn capture(
     ifname: &str,
     dur: Duration,
     keep: fn(&[u8]) -> bool,
-) -> std::thread::JoinHandle<anyhow::Result<Vec<Vec<u8>>>> {
+) -> std::thread::JoinHandle<anyhow::Result<anyhow::Result<Vec<Vec<u8>>>>> {
     let ifname = ifname.to_string();
-    let h = in_ns(ns_name, move || -> anyhow::Result<Vec<Vec<u8>>> {
+    in_ns(ns_name, move || -> anyhow::Result<Vec<Vec<u8>>> {
         use pnet::datalink::{self, Channel, Config};
         let iface = datalink::interfaces()
             .into_iter()
@@ -400,11 +400,6 @@ pub fn capture(
             }
         }
         Ok(out)
-    });
-    std::thread::spawn(move || {
-        h.join()
-            .map_err(|_| anyhow::anyhow!("capture panicked"))?
-            .and_then(|r| r)
     })
 }
 

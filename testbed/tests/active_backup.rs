@@ -110,7 +110,7 @@ fn carrier_loss_fails_over_fast_and_announces_the_move() -> anyhow::Result<()> {
         run(std::process::Command::new("ip").args(["-n", &sw, "link", "set", "s0", "down"]))
             .unwrap();
     })?;
-    let garps = garps.join().map_err(|_| anyhow::anyhow!("capture"))??;
+    let garps = garps.join().map_err(|_| anyhow::anyhow!("capture"))???;
     println!(
         "failover at 1000 pps: sent {}, received {}, lost {}, longest gap {:?}",
         report.sent,

@@ -212,7 +212,7 @@ fn raw_forwarder(ns: &Netns, size: usize, secs: f64) -> anyhow::Result<f64> {
         let mut local = 0u64;
         while !s2.load(Ordering::Relaxed) {
             a.recv(&mut pool, &mut buf, 64);
-            local += u64::from(b.send(&mut buf));
+            local += u64::from(b.send(&mut buf).0);
             for f in buf.drain(..) {
                 pool.free(f);
             }

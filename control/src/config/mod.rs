@@ -44,7 +44,7 @@ pub struct EngineConfig {
     /// Remove an XDP program someone else attached to a member instead of
     /// refusing to start.
     pub replace_xdp: bool,
-    pub poll: xbond_poll::Policy,
+    pub poll: Poll,
     pub workers: u32,
     /// Cores to pin workers to, in order; empty: the last cores.
     pub cpus: Vec<usize>,
@@ -56,16 +56,14 @@ pub struct EngineConfig {
     pub tx_skb_budget: Option<u32>,
 }
 
-/// Poll policy names, kept apart so serde sees a plain enum.
-pub mod xbond_poll {
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-    #[serde(rename_all = "lowercase")]
-    pub enum Policy {
-        Busy,
-        #[default]
-        Adaptive,
-        Interrupt,
-    }
+/// How workers wait for frames (`poll`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Poll {
+    Busy,
+    #[default]
+    Adaptive,
+    Interrupt,
 }
 
 impl Default for EngineConfig {
@@ -74,7 +72,7 @@ impl Default for EngineConfig {
             xdp_mode: XdpMode::Native,
             xdp_bind: XdpBind::Auto,
             replace_xdp: false,
-            poll: xbond_poll::Policy::Adaptive,
+            poll: Poll::Adaptive,
             workers: 1,
             cpus: Vec::new(),
             ring_size: 2048,
@@ -420,9 +418,9 @@ fn parse_engine(
         }
         "poll" => {
             e.poll = match pick(&["busy", "adaptive", "interrupt"])?.as_str() {
-                "busy" => xbond_poll::Policy::Busy,
-                "interrupt" => xbond_poll::Policy::Interrupt,
-                _ => xbond_poll::Policy::Adaptive,
+                "busy" => Poll::Busy,
+                "interrupt" => Poll::Interrupt,
+                _ => Poll::Adaptive,
             }
         }
         "workers" => {

@@ -7,28 +7,13 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use xbond_dataplane::wire::MacAddr;
 
-/// The kernel's bonding modes, numbered as the kernel numbers them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BondMode {
-    #[default]
-    BalanceRr = 0,
-    ActiveBackup = 1,
-    BalanceXor = 2,
-    Broadcast = 3,
-    #[serde(rename = "802.3ad")]
-    Ieee8023ad = 4,
-    BalanceTlb = 5,
-    BalanceAlb = 6,
-}
-
 /// A named value table: (name, number) pairs, declared once and used for
 /// parsing, display and JSON.
 macro_rules! named_enum {
     ($(#[$m:meta])* $name:ident { $($variant:ident = ($text:literal, $num:literal)),* $(,)? } default $default:ident) => {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum $name { $($variant),* }
+        pub enum $name { $($variant = $num),* }
 
         impl Default for $name {
             fn default() -> Self { $name::$default }
@@ -65,6 +50,14 @@ macro_rules! named_enum {
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> { s.serialize_str(self.name()) }
         }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <String as serde::Deserialize>::deserialize(d)?;
+                Self::TABLE.iter().find(|t| t.0 == s).map(|t| t.2)
+                    .ok_or_else(|| serde::de::Error::custom(format!("unknown {} {s:?}", stringify!($name))))
+            }
+        }
     };
 }
 
@@ -95,40 +88,12 @@ named_enum!(
     /// The kernel's on/off options.
     OnOff { Off = ("off", 0), On = ("on", 1) } default Off);
 named_enum!(
-    /// `mode`, by the kernel's names.
-    ModeName { BalanceRr = ("balance-rr", 0), ActiveBackup = ("active-backup", 1), BalanceXor = ("balance-xor", 2),
+    /// The kernel's bonding modes (`mode`), numbered and named as the kernel does.
+    BondMode { BalanceRr = ("balance-rr", 0), ActiveBackup = ("active-backup", 1), BalanceXor = ("balance-xor", 2),
         Broadcast = ("broadcast", 3), Ieee8023ad = ("802.3ad", 4), BalanceTlb = ("balance-tlb", 5),
         BalanceAlb = ("balance-alb", 6) } default BalanceRr);
 
 impl BondMode {
-    pub fn name(self) -> &'static str {
-        self.as_named().name()
-    }
-
-    fn as_named(self) -> ModeName {
-        match self {
-            BondMode::BalanceRr => ModeName::BalanceRr,
-            BondMode::ActiveBackup => ModeName::ActiveBackup,
-            BondMode::BalanceXor => ModeName::BalanceXor,
-            BondMode::Broadcast => ModeName::Broadcast,
-            BondMode::Ieee8023ad => ModeName::Ieee8023ad,
-            BondMode::BalanceTlb => ModeName::BalanceTlb,
-            BondMode::BalanceAlb => ModeName::BalanceAlb,
-        }
-    }
-
-    fn from_named(m: ModeName) -> Self {
-        match m {
-            ModeName::BalanceRr => BondMode::BalanceRr,
-            ModeName::ActiveBackup => BondMode::ActiveBackup,
-            ModeName::BalanceXor => BondMode::BalanceXor,
-            ModeName::Broadcast => BondMode::Broadcast,
-            ModeName::Ieee8023ad => BondMode::Ieee8023ad,
-            ModeName::BalanceTlb => BondMode::BalanceTlb,
-            ModeName::BalanceAlb => BondMode::BalanceAlb,
-        }
-    }
-
     /// The long name `/proc/net/bonding` prints (`bond_mode_name()`).
     pub fn proc_name(self) -> &'static str {
         match self {
@@ -162,12 +127,6 @@ impl BondMode {
 
     fn bit(self) -> u8 {
         1 << (self as u8)
-    }
-}
-
-impl fmt::Display for BondMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 
@@ -408,10 +367,7 @@ impl BondOptions {
             });
         };
         match name {
-            "mode" => {
-                self.mode =
-                    BondMode::from_named(table(key, raw, ModeName::lookup, ModeName::names())?)
-            }
+            "mode" => self.mode = table(key, raw, BondMode::lookup, BondMode::names())?,
             "miimon" => self.miimon = int(key, raw, 0, INT_MAX, None)? as u32,
             "updelay" => self.updelay = int(key, raw, 0, INT_MAX, None)? as u32,
             "downdelay" => self.downdelay = int(key, raw, 0, INT_MAX, None)? as u32,

@@ -200,7 +200,8 @@ impl FramePool {
     /// Return a chunk, by any address inside it, to the free list.
     pub(crate) fn recycle(&mut self, addr: u64) {
         debug_assert!(
-            self.free.len() < self.free.capacity() || self.free.len() < self.area.frames() as usize
+            self.free.len() < self.area.frames() as usize,
+            "a frame returned twice"
         );
         self.free.push(self.area.chunk_of(addr));
     }

@@ -114,7 +114,6 @@ pub struct XskSocket {
     /// Frames in the TX ring not yet completed.
     in_tx: u32,
     ring_size: u32,
-    zero_copy: bool,
 }
 
 // SAFETY: the rings and maps belong to this socket alone and move with it.
@@ -286,7 +285,6 @@ impl XskSocket {
                 }
             }
         }
-        let zero_copy = cfg.bind == BindMode::ZeroCopy;
 
         Ok(XskSocket {
             rx,
@@ -300,7 +298,6 @@ impl XskSocket {
             in_fill: 0,
             in_tx: 0,
             ring_size: size,
-            zero_copy,
         })
     }
 
@@ -319,10 +316,6 @@ impl XskSocket {
 
     pub fn queue(&self) -> u32 {
         self.queue
-    }
-
-    pub fn is_zero_copy(&self) -> bool {
-        self.zero_copy
     }
 
     /// Received frames, at most `max`, appended to `out`. Descriptors that do
@@ -349,19 +342,21 @@ impl XskSocket {
     }
 
     /// Queue frames from the front of `frames` for transmission; returns how
-    /// many were queued (they are removed from `frames`).
-    pub fn send(&mut self, frames: &mut Vec<Frame>) -> u32 {
+    /// many frames and bytes were queued (they are removed from `frames`).
+    pub fn send(&mut self, frames: &mut Vec<Frame>) -> (u32, u64) {
         if frames.is_empty() {
-            return 0;
+            return (0, 0);
         }
         let mut r = self.tx.reserve(frames.len() as u32);
         let n = r.len() as usize;
+        let mut bytes = 0;
         for f in frames.drain(..n) {
+            bytes += u64::from(f.len());
             r.push(FramePool::into_desc(f));
         }
         let sent = r.commit();
         self.in_tx += sent;
-        sent
+        (sent, bytes)
     }
 
     /// Frames queued for TX and not completed yet.

@@ -10,6 +10,7 @@ pub mod sys;
 
 pub mod counters;
 pub mod forward;
+pub mod hash;
 pub mod port;
 pub mod snapshot;
 pub mod wire;

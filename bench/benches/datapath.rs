@@ -8,12 +8,116 @@ use std::sync::Arc;
 use xbond_bench::udp_frame;
 use xbond_dataplane::counters::BatchCounters;
 use xbond_dataplane::forward;
-use xbond_dataplane::snapshot::{BondSnapshot, Mode, Shared};
+use xbond_dataplane::hash::HashPolicy;
+use xbond_dataplane::schedule::{self, TxState};
+use xbond_dataplane::snapshot::{BondSnapshot, Mode, Shared, TxMember};
+
+/// Frames as a host sends them: 64 flows, mostly IPv4 TCP/UDP with varied
+/// ports, some IPv6, ICMP echo and 802.1Q-tagged frames.
+fn traffic() -> Vec<Vec<u8>> {
+    (0..64u16)
+        .map(|i| {
+            let mut f = udp_frame(128, [2, 0, 0, 0, 2, i as u8], [2, 0, 0, 0, 1, 0]);
+            match i % 8 {
+                0..=3 => {
+                    // IPv4 UDP or TCP, port per flow.
+                    f[23] = if i % 2 == 0 { 17 } else { 6 };
+                    f[34..36].copy_from_slice(&(10000 + i).to_be_bytes());
+                    f[29] = i as u8;
+                }
+                4 | 5 => {
+                    // IPv6 TCP.
+                    let mut v6 = f[..14].to_vec();
+                    v6[12..14].copy_from_slice(&[0x86, 0xdd]);
+                    let mut ip = vec![0u8; 40];
+                    ip[0] = 0x60;
+                    ip[6] = 6;
+                    ip[8] = 0x20;
+                    ip[9] = 0x01;
+                    ip[23] = i as u8;
+                    ip[24] = 0x20;
+                    ip[25] = 0x01;
+                    ip[39] = 1;
+                    v6.extend_from_slice(&ip);
+                    v6.extend_from_slice(&(20000 + i).to_be_bytes());
+                    v6.extend_from_slice(&443u16.to_be_bytes());
+                    v6.resize(128, 0);
+                    f = v6;
+                }
+                6 => {
+                    // ICMP echo.
+                    f[23] = 1;
+                    f[34] = 8;
+                    f[38..40].copy_from_slice(&i.to_be_bytes());
+                }
+                _ => {
+                    // 802.1Q-tagged IPv4 UDP.
+                    let mut t = f[..12].to_vec();
+                    t.extend_from_slice(&[0x81, 0x00, 0x00, 0x57]);
+                    t.extend_from_slice(&f[12..]);
+                    f = t;
+                }
+            }
+            f
+        })
+        .collect()
+}
+
+fn scheduler(c: &mut Criterion) {
+    let frames = traffic();
+    let mut g = c.benchmark_group("tx_hash_and_pick");
+    g.throughput(Throughput::Elements(frames.len() as u64));
+    for policy in [
+        HashPolicy::Layer2,
+        HashPolicy::Layer23,
+        HashPolicy::Layer34,
+        HashPolicy::Encap23,
+        HashPolicy::Encap34,
+        HashPolicy::VlanSrcMac,
+    ] {
+        let mut snap = BondSnapshot::new(Mode::Xor);
+        snap.hash_policy = policy;
+        snap.members = (0..2).map(|id| TxMember { id, can_tx: true }).collect();
+        snap.usable = vec![0, 1];
+        let shared = Shared::new(snap);
+        let mut st = TxState::new(7);
+        g.bench_function(policy.name(), |b| {
+            b.iter(|| {
+                let s = shared.snapshot.load();
+                for f in &frames {
+                    black_box(schedule::plan(&s, &mut st, black_box(f)));
+                }
+            })
+        });
+    }
+    for (name, mode, pps) in [
+        ("balance-rr", Mode::RoundRobin, 1),
+        ("balance-rr_pps0_random", Mode::RoundRobin, 0),
+        ("broadcast", Mode::Broadcast, 1),
+    ] {
+        let mut snap = BondSnapshot::new(mode);
+        snap.packets_per_slave = pps;
+        snap.members = (0..2).map(|id| TxMember { id, can_tx: true }).collect();
+        snap.usable = vec![0, 1];
+        let shared = Shared::new(snap);
+        let mut st = TxState::new(7);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let s = shared.snapshot.load();
+                for f in &frames {
+                    black_box(schedule::plan(&s, &mut st, black_box(f)));
+                }
+            })
+        });
+    }
+    g.finish();
+}
 
 fn decision(c: &mut Criterion) {
     let mut snap = BondSnapshot::new(Mode::ActiveBackup);
     snap.active = Some(1);
     let shared = Shared::new(snap);
+    let mut st = TxState::new(1);
     let frames: Vec<Vec<u8>> = [64, 128, 512, 1500]
         .iter()
         .map(|&l| udp_frame(l, [2, 0, 0, 0, 1, 0], [2, 0, 0, 0, 2, 0]))
@@ -24,7 +128,7 @@ fn decision(c: &mut Criterion) {
         b.iter(|| {
             let s = shared.snapshot.load();
             for f in &frames {
-                black_box(forward::from_host(&s, black_box(f)));
+                black_box(forward::from_host(&s, &mut st, black_box(f)));
             }
         })
     });
@@ -55,5 +159,5 @@ fn decision(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, decision);
+criterion_group!(benches, decision, scheduler);
 criterion_main!(benches);

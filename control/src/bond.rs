@@ -3,13 +3,14 @@
 //! active member. The daemon feeds it carrier readings and the time, and
 //! carries out the actions it asks for.
 
-use crate::config::options::{BondOptions, FailOverMac};
+use crate::config::options::{BondMode, BondOptions, FailOverMac, XmitHashPolicy};
 use crate::modes::active_backup::{ActiveBackup, Candidate, Selection};
 use crate::monitor::mii::{LinkState, MiiEvent, MiiMonitor};
 use crate::status::{BondStatus, MemberStatus, DRIVER_VERSION};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-use xbond_dataplane::snapshot::{BondSnapshot, MemberId, Mode};
+use xbond_dataplane::hash::HashPolicy;
+use xbond_dataplane::snapshot::{BondSnapshot, MemberId, Mode, TxMember};
 use xbond_dataplane::wire::MacAddr;
 
 /// What the daemon knows about a member link.
@@ -54,6 +55,8 @@ pub struct BondCore {
     actions: VecDeque<Action>,
     bond_mac: MacAddr,
     missing: Vec<String>,
+    /// The last snapshot handed out for publishing.
+    published: Option<BondSnapshot>,
 }
 
 fn ms(v: u32) -> Duration {
@@ -65,7 +68,8 @@ impl BondCore {
         let mii = MiiMonitor::new(ms(opts.updelay), ms(opts.downdelay));
         let ab = ActiveBackup {
             reselect: opts.primary_reselect,
-            force_primary: opts.primary.is_some(),
+            // The kernel only honours `primary` in the modes that use it.
+            force_primary: opts.primary.is_some() && opts.mode.uses_primary(),
             ..Default::default()
         };
         BondCore {
@@ -79,6 +83,7 @@ impl BondCore {
             actions: VecDeque::new(),
             bond_mac,
             missing: Vec::new(),
+            published: None,
         }
     }
 
@@ -98,13 +103,15 @@ impl BondCore {
     pub fn add_member(&mut self, now: Instant, info: MemberInfo, carrier: bool) -> MemberId {
         let idx = self.mii.add(now, carrier);
         debug_assert_eq!(idx, self.members.len());
-        if self.opts.primary.as_deref() == Some(info.name.as_str()) {
+        if self.opts.mode.uses_primary() && self.opts.primary.as_deref() == Some(info.name.as_str())
+        {
             self.ab.primary = Some(idx);
         }
         tracing::info!(bond = %self.name, "enslaving {} as a backup interface with {} link", info.name,
             if carrier { "an up" } else { "a down" });
         self.members.push(Some(info));
         self.reselect(now);
+        self.publish_if_changed();
         idx as MemberId
     }
 
@@ -148,11 +155,13 @@ impl BondCore {
         }
         self.mii.handle_carrier(now, id as usize, carrier);
         self.after_mii(now);
+        self.publish_if_changed();
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.mii.handle_timeout(now);
         self.after_mii(now);
+        self.publish_if_changed();
         if let Some(n) = &mut self.notify {
             if n.next <= now {
                 self.actions
@@ -239,7 +248,8 @@ impl BondCore {
             }
             None => tracing::warn!(bond = %self.name, "now running without any active interface!"),
         }
-        if let (Some(n), FailOverMac::Active) = (sel.new, self.opts.fail_over_mac) {
+        let ab_mode = self.opts.mode == BondMode::ActiveBackup;
+        if let (Some(n), FailOverMac::Active, true) = (sel.new, self.opts.fail_over_mac, ab_mode) {
             if let Some(m) = &self.members[n] {
                 if m.perm_mac != self.bond_mac {
                     self.bond_mac = m.perm_mac;
@@ -247,9 +257,11 @@ impl BondCore {
                 }
             }
         }
-        self.actions.push_back(Action::Publish);
+        self.publish_if_changed();
         self.notify = None;
-        if let Some(n) = sel.new {
+        // Peers are told of a new active member in active-backup only
+        // (bond_change_active_slave); the other modes have no such member.
+        if let (Some(n), true) = (sel.new, ab_mode) {
             if self.opts.num_grat_arp > 0 {
                 let member = n as MemberId;
                 self.actions.push_back(Action::NotifyPeers { member });
@@ -264,10 +276,40 @@ impl BondCore {
         }
     }
 
+    /// Ask for a publish when what the workers would see has changed.
+    fn publish_if_changed(&mut self) {
+        let s = self.snapshot();
+        if self.published.as_ref() != Some(&s) {
+            self.published = Some(s);
+            self.actions.push_back(Action::Publish);
+        }
+    }
+
     pub fn snapshot(&self) -> BondSnapshot {
-        let mut s = BondSnapshot::new(Mode::ActiveBackup);
+        let o = &self.opts;
+        let mut s = BondSnapshot::new(match o.mode {
+            BondMode::BalanceRr => Mode::RoundRobin,
+            BondMode::BalanceXor => Mode::Xor,
+            BondMode::Broadcast => Mode::Broadcast,
+            _ => Mode::ActiveBackup,
+        });
         s.active = self.active();
-        s.all_slaves_active = self.opts.all_slaves_active.number() == 1;
+        s.all_slaves_active = o.all_slaves_active.number() == 1;
+        s.hash_policy = hash_policy(o.xmit_hash_policy);
+        s.packets_per_slave = u32::from(o.packets_per_slave);
+        for (id, _) in self.members() {
+            let state = self.mii.state(id as usize);
+            // bond_slave_can_tx(): link up. The usable array of balance-xor
+            // is rebuilt when a link is committed up or down, so a member
+            // waiting out its downdelay stays in it.
+            s.members.push(TxMember {
+                id,
+                can_tx: state == LinkState::Up,
+            });
+            if matches!(state, LinkState::Up | LinkState::Fail) {
+                s.usable.push(id);
+            }
+        }
         s
     }
 
@@ -305,7 +347,7 @@ impl BondCore {
                 Ok(format!("primary is {}", self.opts.primary.as_deref().unwrap_or("none")))
             }
             "primary_reselect" | "miimon" | "updelay" | "downdelay" | "peer_notif_delay" | "num_grat_arp"
-            | "num_unsol_na" | "all_slaves_active" => {
+            | "num_unsol_na" | "all_slaves_active" | "xmit_hash_policy" | "packets_per_slave" => {
                 let mut o = self.opts.clone();
                 let canon = if key == "num_unsol_na" { "num_grat_arp" } else { key };
                 o.explicit.retain(|k| *k != canon);
@@ -314,8 +356,8 @@ impl BondCore {
                 self.opts = o;
                 self.ab.reselect = self.opts.primary_reselect;
                 self.mii.set_delays(ms(self.opts.updelay), ms(self.opts.downdelay));
-                self.actions.push_back(Action::Publish);
                 self.reselect(now);
+                self.publish_if_changed();
                 let mut msg = format!("{key} set to {value}");
                 for w in warnings {
                     msg.push_str("; warning: ");
@@ -354,7 +396,15 @@ impl BondCore {
             active_slave: active
                 .and_then(|a| self.members[a].as_ref())
                 .map(|m| m.name.clone()),
-            mii_status: if active.is_some() { "up" } else { "down" }.to_string(),
+            mii_status: if active.is_some()
+                || (0..self.members.len())
+                    .any(|i| self.members[i].is_some() && self.mii.state(i) == LinkState::Up)
+            {
+                "up"
+            } else {
+                "down"
+            }
+            .to_string(),
             miimon: o.miimon,
             updelay: o.updelay,
             downdelay: o.downdelay,
@@ -373,7 +423,8 @@ impl BondCore {
                 .map(|(i, m)| MemberStatus {
                     name: m.name.clone(),
                     mii_status: self.mii.state(i).proc_name().to_string(),
-                    state: if active == Some(i) {
+                    // Every member is active in the modes without a primary.
+                    state: if active == Some(i) || !o.mode.uses_primary() {
                         "active"
                     } else {
                         "backup"
@@ -392,6 +443,18 @@ impl BondCore {
                 .collect(),
             missing_members: self.missing.clone(),
         }
+    }
+}
+
+/// The dataplane's name for the policy (same numbering as the kernel).
+pub fn hash_policy(p: XmitHashPolicy) -> HashPolicy {
+    match p {
+        XmitHashPolicy::Layer2 => HashPolicy::Layer2,
+        XmitHashPolicy::Layer34 => HashPolicy::Layer34,
+        XmitHashPolicy::Layer23 => HashPolicy::Layer23,
+        XmitHashPolicy::Encap23 => HashPolicy::Encap23,
+        XmitHashPolicy::Encap34 => HashPolicy::Encap34,
+        XmitHashPolicy::VlanSrcMac => HashPolicy::VlanSrcMac,
     }
 }
 
@@ -522,6 +585,61 @@ mod tests {
         let acts = drain(&mut b);
         assert_eq!(acts[0], Action::SetBondMac(MacAddr([2, 0, 0, 0, 0, 2])));
         assert_eq!(b.bond_mac(), MacAddr([2, 0, 0, 0, 0, 2]));
+    }
+
+    #[test]
+    fn load_sharing_publishes_every_change_of_the_usable_set() {
+        let t0 = Instant::now();
+        let mut b = BondCore::new(
+            "bond0",
+            "bond0",
+            opts("mode=balance-xor miimon=100 updelay=200 xmit_hash_policy=layer3+4"),
+            MacAddr::ZERO,
+        );
+        let m0 = b.add_member(t0, info("m0", 1), true);
+        let m1 = b.add_member(t0, info("m1", 2), true);
+        b.handle_timeout(t0 + ms(200));
+        let s = b.snapshot();
+        assert_eq!((s.mode, s.hash_policy), (Mode::Xor, HashPolicy::Layer34));
+        assert_eq!(s.usable, vec![m0, m1]);
+        drain(&mut b);
+        b.handle_carrier(t0 + ms(300), m0, false);
+        assert_eq!(
+            drain(&mut b),
+            vec![Action::Publish],
+            "no GARP outside active-backup"
+        );
+        assert_eq!(b.snapshot().usable, vec![m1]);
+        b.handle_carrier(t0 + ms(400), m0, true);
+        assert!(drain(&mut b).is_empty(), "nothing changes during updelay");
+        b.handle_timeout(t0 + ms(600));
+        assert_eq!(drain(&mut b), vec![Action::Publish]);
+        assert_eq!(
+            b.snapshot().usable,
+            vec![m0, m1],
+            "back in the kernel's order"
+        );
+        assert!(b.status().members.iter().all(|m| m.state == "active"));
+    }
+
+    #[test]
+    fn hash_policy_and_packets_per_slave_change_live() {
+        let t0 = Instant::now();
+        let mut b = BondCore::new("bond0", "bond0", opts("mode=balance-xor"), MacAddr::ZERO);
+        b.add_member(t0, info("m0", 1), true);
+        drain(&mut b);
+        b.set_option(t0, "xmit_hash_policy", "encap3+4").unwrap();
+        assert_eq!(drain(&mut b), vec![Action::Publish]);
+        assert_eq!(b.snapshot().hash_policy, HashPolicy::Encap34);
+        assert!(b
+            .set_option(t0, "packets_per_slave", "4")
+            .unwrap_err()
+            .contains("packets_per_slave"));
+        let mut rr = BondCore::new("bond0", "bond0", opts("mode=balance-rr"), MacAddr::ZERO);
+        rr.add_member(t0, info("m0", 1), true);
+        rr.set_option(t0, "packets_per_slave", "4").unwrap();
+        assert_eq!(rr.snapshot().packets_per_slave, 4);
+        assert_eq!(rr.snapshot().mode, Mode::RoundRobin);
     }
 
     #[test]

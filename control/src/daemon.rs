@@ -509,6 +509,24 @@ impl BondRuntime {
                 Err(e) => Response::err(e.to_string()),
             },
             Request::Stats => Response::ok(self.stats()),
+            Request::Mac => {
+                Response::ok(serde_json::Value::String(self.core.bond_mac().to_string()))
+            }
+            Request::Hash { frame } => match crate::hashcmd::parse_hex(&frame) {
+                Ok(bytes) => {
+                    let core = &self.core;
+                    let name = |m: u16| {
+                        core.member(m)
+                            .map_or_else(|| format!("member{m}"), |i| i.name.clone())
+                    };
+                    let report = crate::hashcmd::explain(&core.snapshot(), &name, &bytes);
+                    match serde_json::to_value(report) {
+                        Ok(v) => Response::ok(v),
+                        Err(e) => Response::err(e.to_string()),
+                    }
+                }
+                Err(e) => Response::err(format!("{e:#}")),
+            },
             Request::Set { key, value } => {
                 let r = self.core.set_option(Instant::now(), &key, &value);
                 self.run_actions();

@@ -14,7 +14,16 @@ use std::time::Duration;
 pub enum Request {
     Status,
     Stats,
-    Set { key: String, value: String },
+    Set {
+        key: String,
+        value: String,
+    },
+    /// Where a frame (hex) leaves, by the bond's live snapshot.
+    Hash {
+        frame: String,
+    },
+    /// The bond's MAC, for building frames on the client side.
+    Mac,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

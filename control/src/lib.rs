@@ -6,6 +6,7 @@ pub mod bond;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod hashcmd;
 pub mod ipc;
 pub mod modes;
 pub mod monitor;

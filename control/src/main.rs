@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 use xbond_control::config::{Config, DEFAULT_RUN_DIR};
 use xbond_control::daemon::{self, RunOptions};
+use xbond_control::hashcmd::{FlowSpec, HashReport};
 use xbond_control::ipc::{self, Request};
 use xbond_control::stats::{format_stats, StatsView};
 use xbond_control::status::BondStatus;
+use xbond_dataplane::wire::MacAddr;
 
 #[derive(Parser, Debug)]
 #[command(name = "xbond", version, about = "Userspace Linux bonding on AF_XDP")]
@@ -45,6 +47,36 @@ enum Cmd {
         /// Print rates per second over this many seconds, like sar -n DEV.
         #[arg(long)]
         interval: Option<f64>,
+    },
+    /// Which member a flow leaves on, and the kernel's hash arithmetic that
+    /// decides it. Give a whole frame (--frame) or the flow's fields.
+    Hash {
+        bond: Option<String>,
+        /// The frame as hex (Ethernet header first), e.g. from tcpdump -xx.
+        #[arg(long, conflicts_with_all = ["src", "dst", "proto", "sport", "dport", "smac", "dmac", "vlan"])]
+        frame: Option<String>,
+        #[arg(long)]
+        src: Option<std::net::IpAddr>,
+        #[arg(long)]
+        dst: Option<std::net::IpAddr>,
+        /// tcp, udp (default) or icmp (--sport is then the echo identifier).
+        #[arg(long)]
+        proto: Option<String>,
+        #[arg(long)]
+        sport: Option<u16>,
+        #[arg(long)]
+        dport: Option<u16>,
+        /// Source MAC; the bond's MAC when not given.
+        #[arg(long)]
+        smac: Option<String>,
+        /// Destination MAC (the peer or gateway); zero when not given.
+        #[arg(long)]
+        dmac: Option<String>,
+        /// An 802.1Q tag (TCI) on the frame.
+        #[arg(long)]
+        vlan: Option<u16>,
+        #[arg(long)]
+        json: bool,
     },
     /// Change an option at runtime (active_slave, primary, miimon, ...).
     Set {
@@ -146,6 +178,61 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                         print!("{}", format_stats(&second, Some(&rates)));
                     }
                 }
+            }
+            Ok(())
+        }
+        Cmd::Hash {
+            bond,
+            frame,
+            src,
+            dst,
+            proto,
+            sport,
+            dport,
+            smac,
+            dmac,
+            vlan,
+            json,
+        } => {
+            let dir = run_dir(&cli.run_dir, None);
+            let bond = bond_name(&dir, bond)?;
+            let frame = match frame {
+                Some(hex) => hex,
+                None => {
+                    let mac = |what: &str, v: Option<String>| -> anyhow::Result<Option<MacAddr>> {
+                        v.map(|s| {
+                            MacAddr::parse(&s).ok_or_else(|| {
+                                anyhow::anyhow!("--{what}: '{s}' is not a MAC address")
+                            })
+                        })
+                        .transpose()
+                    };
+                    let spec = FlowSpec {
+                        smac: mac("smac", smac)?,
+                        dmac: mac("dmac", dmac)?,
+                        vlan,
+                        src,
+                        dst,
+                        proto,
+                        sport,
+                        dport,
+                    };
+                    let bond_mac: MacAddr = ipc::call(&dir, &bond, &Request::Mac)?
+                        .as_str()
+                        .and_then(MacAddr::parse)
+                        .context("the daemon's MAC reply")?;
+                    spec.frame(bond_mac)?
+                        .iter()
+                        .map(|b| format!("{b:02x}"))
+                        .collect()
+                }
+            };
+            let v = ipc::call(&dir, &bond, &Request::Hash { frame })?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let r: HashReport = serde_json::from_value(v).context("hash reply")?;
+                print!("{}", r.explanation);
             }
             Ok(())
         }

@@ -29,6 +29,8 @@ drop_reasons! {
     InactiveMember => "inactive_member",
     /// Nothing to send it on: no member is usable.
     NoActiveMember => "no_active_member",
+    /// Nothing to send it on: no member of a load-sharing bond can transmit.
+    NoUsableMember => "no_usable_member",
     /// The TX ring of the outgoing port stayed full.
     TxRingFull => "tx_ring_full",
     /// No free frame in the pool for a frame from control.

@@ -2,6 +2,7 @@
 //! snapshot alone. No state, no I/O, no allocation.
 
 use crate::counters::DropReason;
+use crate::schedule::{self, TxPlan, TxState};
 use crate::snapshot::{BondSnapshot, MemberId, Mode};
 
 /// Where a frame goes.
@@ -11,6 +12,8 @@ pub enum Verdict {
     ToHost,
     /// Out of this member.
     ToMember(MemberId),
+    /// Out of every member that can transmit (broadcast).
+    ToAllMembers,
     /// To the control thread (slow protocols; later, probe replies).
     ToControl,
     Drop(DropReason),
@@ -37,20 +40,22 @@ pub fn from_member(snap: &BondSnapshot, member: MemberId, frame: &[u8]) -> Verdi
                 Verdict::Drop(DropReason::InactiveMember)
             }
         }
+        // Every member is active in the load-sharing modes; what arrives
+        // where is the switch's choice.
+        Mode::RoundRobin | Mode::Xor | Mode::Broadcast => Verdict::ToHost,
     }
 }
 
 /// A frame the host stack sent on the bond.
 #[inline]
-pub fn from_host(snap: &BondSnapshot, frame: &[u8]) -> Verdict {
+pub fn from_host(snap: &BondSnapshot, tx: &mut TxState, frame: &[u8]) -> Verdict {
     if frame.len() < ETH_HEADER {
         return Verdict::Drop(DropReason::Runt);
     }
-    match snap.mode {
-        Mode::ActiveBackup => match snap.active {
-            Some(m) => Verdict::ToMember(m),
-            None => Verdict::Drop(DropReason::NoActiveMember),
-        },
+    match schedule::plan(snap, tx, frame) {
+        TxPlan::Member(m) => Verdict::ToMember(m),
+        TxPlan::AllMembers => Verdict::ToAllMembers,
+        TxPlan::Drop(r) => Verdict::Drop(r),
     }
 }
 
@@ -82,14 +87,27 @@ mod tests {
     #[test]
     fn host_frames_follow_the_active_member() {
         let mut s = BondSnapshot::new(Mode::ActiveBackup);
+        let mut tx = TxState::new(1);
         let ip = frame([0x08, 0x00]);
         assert_eq!(
-            from_host(&s, &ip),
+            from_host(&s, &mut tx, &ip),
             Verdict::Drop(DropReason::NoActiveMember)
         );
         s.active = Some(0);
-        assert_eq!(from_host(&s, &ip), Verdict::ToMember(0));
-        assert_eq!(from_host(&s, &ip[..10]), Verdict::Drop(DropReason::Runt));
+        assert_eq!(from_host(&s, &mut tx, &ip), Verdict::ToMember(0));
+        assert_eq!(
+            from_host(&s, &mut tx, &ip[..10]),
+            Verdict::Drop(DropReason::Runt)
+        );
+    }
+
+    #[test]
+    fn load_sharing_modes_deliver_from_every_member() {
+        for mode in [Mode::RoundRobin, Mode::Xor, Mode::Broadcast] {
+            let s = BondSnapshot::new(mode);
+            assert_eq!(from_member(&s, 3, &frame([0x08, 0x00])), Verdict::ToHost);
+            assert_eq!(from_member(&s, 3, &frame([0x88, 0x09])), Verdict::ToControl);
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod counters;
 pub mod forward;
 pub mod hash;
 pub mod port;
+pub mod schedule;
 pub mod snapshot;
 pub mod wire;
 pub mod worker;

@@ -1,6 +1,7 @@
 //! The bond as the workers see it: an immutable snapshot that control replaces
 //! by an atomic pointer swap and workers load once per batch.
 
+use crate::hash::HashPolicy;
 use arc_swap::ArcSwap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -11,8 +12,23 @@ pub type MemberId = u16;
 /// The bonding mode, as far as the data path cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
+    /// Mode 0: members in turn, `packets_per_slave` frames each.
+    RoundRobin,
     /// Mode 1: one active member carries everything.
     ActiveBackup,
+    /// Mode 2: the member is the transmit hash modulo the usable members.
+    Xor,
+    /// Mode 3: every frame out of every member that can transmit.
+    Broadcast,
+}
+
+/// A member in the bond's order, as the round-robin and broadcast paths
+/// walk them (the kernel's slave list with `bond_slave_can_tx`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxMember {
+    pub id: MemberId,
+    /// Link up: the member may transmit.
+    pub can_tx: bool,
 }
 
 /// What the TX scheduler and the RX filter need, and nothing else.
@@ -21,10 +37,19 @@ pub struct BondSnapshot {
     /// Increases with every publish.
     pub generation: u64,
     pub mode: Mode,
-    /// The member that transmits (active-backup).
+    /// The member that transmits (active-backup); in round-robin the one that
+    /// carries IGMP, as the kernel's `curr_active_slave`.
     pub active: Option<MemberId>,
     /// Deliver frames received on inactive members too (`all_slaves_active=1`).
     pub all_slaves_active: bool,
+    /// Every member, in the bond's order.
+    pub members: Vec<TxMember>,
+    /// The members balance-xor hashes over, in the bond's order (the kernel's
+    /// `usable_slaves` array).
+    pub usable: Vec<MemberId>,
+    pub hash_policy: HashPolicy,
+    /// balance-rr: frames per member before moving on; 0 = a random member.
+    pub packets_per_slave: u32,
 }
 
 impl BondSnapshot {
@@ -34,6 +59,10 @@ impl BondSnapshot {
             mode,
             active: None,
             all_slaves_active: false,
+            members: Vec::new(),
+            usable: Vec::new(),
+            hash_policy: HashPolicy::Layer2,
+            packets_per_slave: 1,
         }
     }
 }

@@ -6,6 +6,7 @@
 use crate::counters::{BatchCounters, DropReason, PortCounters};
 use crate::forward::{self, Verdict};
 use crate::port::Port;
+use crate::schedule::TxState;
 use crate::snapshot::{MemberId, Shared};
 use crate::sys::area::{Frame, FramePool};
 use crate::sys::waker::{PollSet, Waker};
@@ -128,6 +129,7 @@ pub struct Worker {
     member_slot: Vec<Option<usize>>,
     host_slot: Option<usize>,
     rxbuf: Vec<Frame>,
+    tx: TxState,
     pollset: PollSet,
     idle_rounds: u32,
     kick_error_logged: bool,
@@ -142,6 +144,9 @@ impl Worker {
         waker: Arc<Waker>,
         cfg: WorkerConfig,
     ) -> Self {
+        // Any seed that differs between workers will do for the random
+        // member choice of packets_per_slave=0.
+        let seed = Arc::as_ptr(&waker) as u64 ^ u64::from(std::process::id());
         Worker {
             slots: Vec::new(),
             pool,
@@ -153,6 +158,7 @@ impl Worker {
             member_slot: Vec::new(),
             host_slot: None,
             rxbuf: Vec::with_capacity(BATCH as usize),
+            tx: TxState::new(seed),
             pollset: PollSet::default(),
             idle_rounds: 0,
             kick_error_logged: false,
@@ -290,6 +296,7 @@ impl Worker {
             host_slot,
             to_control,
             cfg,
+            tx,
             ..
         } = self;
         let (n, bad) = slots[i].port.recv(pool, rxbuf, BATCH);
@@ -302,7 +309,7 @@ impl Worker {
             slots[i].batch.rx(f.len());
             let verdict = match role {
                 Role::Member(m) => forward::from_member(snap, m, data),
-                Role::Host => forward::from_host(snap, data),
+                Role::Host => forward::from_host(snap, tx, data),
             };
             let target = match verdict {
                 Verdict::ToHost => host_slot.ok_or(DropReason::NoTxQueue),
@@ -326,6 +333,10 @@ impl Worker {
                         None => slots[i].batch.drop(DropReason::ControlFrameTooLong, 1),
                     }
                     pool.free(f);
+                    continue;
+                }
+                Verdict::ToAllMembers => {
+                    broadcast(snap, f, pool, slots, member_slot, i, cfg.txq_capacity);
                     continue;
                 }
                 Verdict::Drop(r) => Err(r),
@@ -366,6 +377,53 @@ impl Worker {
             }
         }
         work
+    }
+}
+
+/// Queue `frame` on every member that can transmit: copies for all but the
+/// last, which takes the frame itself.
+fn broadcast(
+    snap: &crate::snapshot::BondSnapshot,
+    frame: Frame,
+    pool: &mut FramePool,
+    slots: &mut [Slot],
+    member_slot: &[Option<usize>],
+    from: usize,
+    txq_capacity: usize,
+) {
+    let mut targets = snap
+        .members
+        .iter()
+        .filter(|m| m.can_tx)
+        .filter_map(|m| member_slot.get(m.id as usize).copied().flatten())
+        .peekable();
+    let mut frame = Some(frame);
+    while let Some(t) = targets.next() {
+        let copy = if targets.peek().is_some() {
+            match frame.as_ref().and_then(|f| pool.duplicate(f)) {
+                Some(c) => c,
+                None => {
+                    slots[t].batch.drop(DropReason::NoFreeFrame, 1);
+                    continue;
+                }
+            }
+        } else {
+            match frame.take() {
+                Some(f) => f,
+                None => break,
+            }
+        };
+        if slots[t].txq.len() < txq_capacity {
+            slots[t].txq.push(copy);
+        } else {
+            slots[t].batch.drop(DropReason::TxRingFull, 1);
+            pool.free(copy);
+        }
+    }
+    if let Some(f) = frame {
+        // No member of this worker could take it.
+        slots[from].batch.drop(DropReason::NoTxQueue, 1);
+        pool.free(f);
     }
 }
 
@@ -422,7 +480,7 @@ impl WorkerHandle {
 mod tests {
     use super::*;
     use crate::port::MemPort;
-    use crate::snapshot::{BondSnapshot, Mode};
+    use crate::snapshot::{BondSnapshot, Mode, TxMember};
     use crate::sys::area::FrameArea;
     use crossbeam::channel::bounded;
 
@@ -439,6 +497,27 @@ mod tests {
     fn rig(active: Option<MemberId>) -> Rig {
         let mut snap = BondSnapshot::new(Mode::ActiveBackup);
         snap.active = active;
+        rig_with(snap)
+    }
+
+    fn load_sharing(mode: Mode, up: [bool; 2]) -> BondSnapshot {
+        let mut snap = BondSnapshot::new(mode);
+        snap.members = (0..2)
+            .map(|i| TxMember {
+                id: i,
+                can_tx: up[i as usize],
+            })
+            .collect();
+        snap.usable = snap
+            .members
+            .iter()
+            .filter(|m| m.can_tx)
+            .map(|m| m.id)
+            .collect();
+        snap
+    }
+
+    fn rig_with(snap: BondSnapshot) -> Rig {
         let shared = Shared::new(snap);
         let (ctl_tx, control_rx) = bounded(16);
         let (cmd_tx, cmd_rx) = bounded(16);
@@ -571,6 +650,48 @@ mod tests {
         r.worker.round();
         let rest = slow.take_sent();
         assert_eq!(rest, vec![ipv4(2), ipv4(3), ipv4(4)]);
+        assert_eq!(r.worker.pool().free_count(), 64);
+    }
+
+    #[test]
+    fn round_robin_alternates_and_skips_a_member_that_went_down() {
+        let mut r = rig_with(load_sharing(Mode::RoundRobin, [true, true]));
+        for t in 0..6 {
+            r.host.inject(&ipv4(t));
+        }
+        r.worker.round();
+        assert_eq!(r.members[1].take_sent(), vec![ipv4(0), ipv4(2), ipv4(4)]);
+        assert_eq!(r.members[0].take_sent(), vec![ipv4(1), ipv4(3), ipv4(5)]);
+        // Member 0 goes down: the next batch leaves it out.
+        r.shared
+            .publish(load_sharing(Mode::RoundRobin, [false, true]));
+        for t in 6..10 {
+            r.host.inject(&ipv4(t));
+        }
+        r.members[0].inject(&ipv4(50));
+        r.worker.round();
+        assert!(r.members[0].take_sent().is_empty());
+        assert_eq!(r.members[1].take_sent().len(), 4);
+        assert_eq!(r.host.take_sent(), vec![ipv4(50)], "RX from every member");
+        assert_eq!(r.worker.pool().free_count(), 64);
+    }
+
+    #[test]
+    fn broadcast_sends_one_copy_per_member() {
+        let mut r = rig_with(load_sharing(Mode::Broadcast, [true, true]));
+        for t in 0..3 {
+            r.host.inject(&ipv4(t));
+        }
+        r.worker.round();
+        let want: Vec<_> = (0..3).map(ipv4).collect();
+        assert_eq!(r.members[0].take_sent(), want);
+        assert_eq!(r.members[1].take_sent(), want);
+        assert_eq!(r.worker.pool().free_count(), 64, "copies went back too");
+        r.shared
+            .publish(load_sharing(Mode::Broadcast, [false, false]));
+        r.host.inject(&ipv4(9));
+        r.worker.round();
+        assert_eq!(r.counters[2].drops(DropReason::NoUsableMember), 1);
         assert_eq!(r.worker.pool().free_count(), 64);
     }
 

@@ -574,7 +574,13 @@ impl BondOptions {
 
     /// Refuse what this version of xbond does not implement yet, naming it.
     pub fn check_implemented(&self) -> Result<(), OptionError> {
-        if self.mode != BondMode::ActiveBackup {
+        if !matches!(
+            self.mode,
+            BondMode::BalanceRr
+                | BondMode::ActiveBackup
+                | BondMode::BalanceXor
+                | BondMode::Broadcast
+        ) {
             return Err(OptionError::NotImplemented {
                 key: "mode".into(),
                 reason: format!("mode {} ({})", self.mode.name(), self.mode as u8),
@@ -747,13 +753,18 @@ mod tests {
 
     #[test]
     fn modes_not_built_yet_say_so() {
-        let o = parse("mode=balance-rr").unwrap();
+        let o = parse("mode=balance-alb").unwrap();
         let e = o.check_implemented().unwrap_err();
         assert_eq!(
             e.to_string(),
-            "option mode: mode balance-rr (0) is not implemented in this version of xbond"
+            "option mode: mode balance-alb (6) is not implemented in this version of xbond"
         );
-        assert!(parse("mode=1").unwrap().check_implemented().is_ok());
+        for m in ["0", "1", "2", "3"] {
+            assert!(parse(&format!("mode={m}"))
+                .unwrap()
+                .check_implemented()
+                .is_ok());
+        }
     }
 
     #[test]

@@ -87,11 +87,15 @@ fn every_vector_matches_the_kernel_arithmetic() {
 #[test]
 fn every_policy_and_case_is_covered() {
     let vs = vectors();
-    for p in ["layer2", "layer2+3", "layer3+4", "encap2+3", "encap3+4", "vlan+srcmac"] {
-        assert!(
-            vs.iter().any(|v| v.policy.name() == p),
-            "no vector for {p}"
-        );
+    for p in [
+        "layer2",
+        "layer2+3",
+        "layer3+4",
+        "encap2+3",
+        "encap3+4",
+        "vlan+srcmac",
+    ] {
+        assert!(vs.iter().any(|v| v.policy.name() == p), "no vector for {p}");
     }
     for case in [
         "ipv4-udp", "tcp", "ipv6", "icmp", "fragment", "vlan", "arp", "vxlan", "gre", "ipip",
@@ -107,9 +111,17 @@ fn every_policy_and_case_is_covered() {
 #[test]
 fn an_out_of_band_tag_hashes_like_the_same_tag_in_the_frame() {
     let v = vectors();
-    let tagged = v.iter().find(|v| v.name == "layer34-vlan87-ipv4-udp").unwrap();
+    let tagged = v
+        .iter()
+        .find(|v| v.name == "layer34-vlan87-ipv4-udp")
+        .unwrap();
     let plain = v.iter().find(|v| v.name == "layer34-ipv4-udp").unwrap();
-    for p in [HashPolicy::Layer2, HashPolicy::Layer23, HashPolicy::Layer34, HashPolicy::Encap34] {
+    for p in [
+        HashPolicy::Layer2,
+        HashPolicy::Layer23,
+        HashPolicy::Layer34,
+        HashPolicy::Encap34,
+    ] {
         assert_eq!(
             xmit_hash(p, &tagged.frame, None),
             xmit_hash(p, &plain.frame, Some(0x2057)),

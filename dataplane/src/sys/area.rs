@@ -264,6 +264,28 @@ impl FramePool {
         }
     }
 
+    /// A copy of `frame` in a new frame (broadcast sends one per member).
+    pub fn duplicate(&mut self, frame: &Frame) -> Option<Frame> {
+        let mut copy = self.alloc()?;
+        if frame.len > self.capacity(&copy) {
+            self.free(copy);
+            return None;
+        }
+        copy.len = frame.len;
+        // SAFETY: both tokens were bounds-checked when made and name
+        // different chunks (`copy` came off the free list while `frame` is
+        // held), so the ranges are inside the area, do not overlap, and no
+        // ring owns either of them.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.area.as_ptr().add(frame.addr as usize),
+                self.area.as_ptr().add(copy.addr as usize),
+                frame.len as usize,
+            );
+        }
+        Some(copy)
+    }
+
     /// Move the start of the frame by `delta` bytes (negative: grow into
     /// headroom), keeping it within its chunk.
     pub fn adjust_head(&mut self, frame: &mut Frame, delta: i32) -> bool {
@@ -320,6 +342,21 @@ mod tests {
         assert_eq!(pool.data(&f), &[1, 2, 3, 4]);
         pool.free(f);
         assert_eq!(pool.free_count(), 4);
+    }
+
+    #[test]
+    fn duplicate_copies_into_a_new_chunk() {
+        let mut pool = FramePool::new(FrameArea::heap(3, 2048).unwrap());
+        let f = pool.alloc_with(&[9, 8, 7]).unwrap();
+        let g = pool.duplicate(&f).unwrap();
+        assert_ne!(pool.area().chunk_of(f.addr), pool.area().chunk_of(g.addr));
+        assert_eq!(pool.data(&g), &[9, 8, 7]);
+        let h = pool.duplicate(&g).unwrap();
+        assert!(pool.duplicate(&h).is_none(), "the pool is empty");
+        for x in [f, g, h] {
+            pool.free(x);
+        }
+        assert_eq!(pool.free_count(), 3);
     }
 
     #[test]

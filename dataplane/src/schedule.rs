@@ -1,0 +1,254 @@
+//! The TX scheduler: the member (or members) a frame from the host leaves
+//! on. It reads the published snapshot and, for balance-rr, a counter owned by
+//! the worker (the kernel keeps one per CPU); nothing else. No lock, no
+//! allocation, no syscall.
+
+use crate::counters::DropReason;
+use crate::hash;
+use crate::snapshot::{BondSnapshot, MemberId, Mode};
+
+/// What the scheduler decided for one frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxPlan {
+    Member(MemberId),
+    /// A copy out of every member that can transmit (broadcast).
+    AllMembers,
+    Drop(DropReason),
+}
+
+/// Per-worker scheduler state.
+#[derive(Debug, Clone)]
+pub struct TxState {
+    rr_counter: u32,
+    rng: u64,
+}
+
+impl TxState {
+    pub fn new(seed: u64) -> Self {
+        TxState {
+            rr_counter: 0,
+            // xorshift must not start at zero.
+            rng: seed | 1,
+        }
+    }
+
+    /// xorshift64*: `packets_per_slave=0` wants a random member per frame,
+    /// not a cryptographic one.
+    fn random(&mut self) -> u32 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32) as u32
+    }
+}
+
+/// Decide where `frame` (from the host) goes.
+#[inline]
+pub fn plan(snap: &BondSnapshot, st: &mut TxState, frame: &[u8]) -> TxPlan {
+    match snap.mode {
+        Mode::ActiveBackup => match snap.active {
+            Some(m) => TxPlan::Member(m),
+            None => TxPlan::Drop(DropReason::NoActiveMember),
+        },
+        Mode::RoundRobin => round_robin(snap, st, frame),
+        Mode::Xor => match snap.usable.len() {
+            0 => TxPlan::Drop(DropReason::NoUsableMember),
+            n => {
+                let h = hash::xmit_hash(snap.hash_policy, frame, None);
+                TxPlan::Member(snap.usable[(h % n as u32) as usize])
+            }
+        },
+        Mode::Broadcast => {
+            if snap.members.iter().any(|m| m.can_tx) {
+                TxPlan::AllMembers
+            } else {
+                TxPlan::Drop(DropReason::NoUsableMember)
+            }
+        }
+    }
+}
+
+/// IPv4 carrying IGMP (`bond_xmit_roundrobin_slave_get`).
+#[inline]
+fn is_igmp(frame: &[u8]) -> bool {
+    frame.len() >= 14 + 20 && frame[12..14] == [0x08, 0x00] && frame[14 + 9] == 2
+}
+
+/// `bond_xmit_roundrobin_slave_get`: IGMP stays on the current active member
+/// so joins and reports leave one port; everything else takes the next slot.
+/// The slot counts every member, and a member that cannot transmit passes its
+/// turn to the next one that can, as `bond_get_slave_by_id` does.
+fn round_robin(snap: &BondSnapshot, st: &mut TxState, frame: &[u8]) -> TxPlan {
+    if is_igmp(frame) {
+        if let Some(a) = snap.active {
+            return TxPlan::Member(a);
+        }
+        return by_slot(snap, 0);
+    }
+    let count = snap.members.len() as u32;
+    if count == 0 {
+        return TxPlan::Drop(DropReason::NoUsableMember);
+    }
+    let id = match snap.packets_per_slave {
+        0 => st.random(),
+        1 => {
+            st.rr_counter = st.rr_counter.wrapping_add(1);
+            st.rr_counter
+        }
+        n => {
+            st.rr_counter = st.rr_counter.wrapping_add(1);
+            st.rr_counter / n
+        }
+    };
+    by_slot(snap, (id % count) as usize)
+}
+
+/// The first member that can transmit at or after `slot`, wrapping round.
+fn by_slot(snap: &BondSnapshot, slot: usize) -> TxPlan {
+    let (tail, head) = snap.members.split_at(slot.min(snap.members.len()));
+    head.iter()
+        .chain(tail)
+        .find(|m| m.can_tx)
+        .map_or(TxPlan::Drop(DropReason::NoUsableMember), |m| {
+            TxPlan::Member(m.id)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::HashPolicy;
+    use crate::snapshot::TxMember;
+
+    fn snap(mode: Mode, up: &[bool]) -> BondSnapshot {
+        let mut s = BondSnapshot::new(mode);
+        s.members = up
+            .iter()
+            .enumerate()
+            .map(|(i, &can_tx)| TxMember {
+                id: i as MemberId,
+                can_tx,
+            })
+            .collect();
+        s.usable = s
+            .members
+            .iter()
+            .filter(|m| m.can_tx)
+            .map(|m| m.id)
+            .collect();
+        s.active = s.usable.first().copied();
+        s
+    }
+
+    fn udp(sport: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 60];
+        f[12] = 0x08;
+        f[14] = 0x45;
+        f[23] = 17;
+        f[26..30].copy_from_slice(&[198, 18, 0, 1]);
+        f[30..34].copy_from_slice(&[198, 18, 0, 2]);
+        f[34..36].copy_from_slice(&sport.to_be_bytes());
+        f[36..38].copy_from_slice(&80u16.to_be_bytes());
+        f
+    }
+
+    fn picks(s: &BondSnapshot, st: &mut TxState, n: usize, frame: &[u8]) -> Vec<MemberId> {
+        (0..n)
+            .map(|_| match plan(s, st, frame) {
+                TxPlan::Member(m) => m,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn round_robin_starts_after_the_first_slot_like_the_per_cpu_counter() {
+        let s = snap(Mode::RoundRobin, &[true, true, true]);
+        let mut st = TxState::new(1);
+        // this_cpu_inc_return() makes the first frame's slot 1.
+        assert_eq!(picks(&s, &mut st, 6, &udp(1)), vec![1, 2, 0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn packets_per_slave_sends_runs() {
+        let mut s = snap(Mode::RoundRobin, &[true, true]);
+        s.packets_per_slave = 3;
+        let mut st = TxState::new(1);
+        // Counter 1..=8 divided by 3: 0 0 1 1 1 2 2 2 → members 0 0 1 1 1 0 0 0.
+        assert_eq!(picks(&s, &mut st, 8, &udp(1)), vec![0, 0, 1, 1, 1, 0, 0, 0]);
+    }
+
+    #[test]
+    fn packets_per_slave_zero_is_random_but_uses_every_member() {
+        let mut s = snap(Mode::RoundRobin, &[true, true, true]);
+        s.packets_per_slave = 0;
+        let mut st = TxState::new(42);
+        let p = picks(&s, &mut st, 3000, &udp(1));
+        for m in 0..3 {
+            let n = p.iter().filter(|&&x| x == m).count();
+            assert!((800..1200).contains(&n), "member {m}: {n} of 3000");
+        }
+    }
+
+    #[test]
+    fn a_member_that_cannot_transmit_passes_its_turn_on() {
+        let s = snap(Mode::RoundRobin, &[true, false, true]);
+        let mut st = TxState::new(1);
+        // Slots 1 2 0 1 2 0: slot 1 is down and goes to member 2.
+        assert_eq!(picks(&s, &mut st, 6, &udp(1)), vec![2, 2, 0, 2, 2, 0]);
+        let none = snap(Mode::RoundRobin, &[false, false]);
+        assert_eq!(
+            plan(&none, &mut st, &udp(1)),
+            TxPlan::Drop(DropReason::NoUsableMember)
+        );
+    }
+
+    #[test]
+    fn igmp_stays_on_the_active_member() {
+        let mut s = snap(Mode::RoundRobin, &[true, true]);
+        s.active = Some(1);
+        let mut igmp = udp(1);
+        igmp[23] = 2;
+        let mut st = TxState::new(1);
+        assert_eq!(picks(&s, &mut st, 4, &igmp), vec![1, 1, 1, 1]);
+    }
+
+    #[test]
+    fn xor_is_the_kernel_hash_modulo_the_usable_members() {
+        let mut s = snap(Mode::Xor, &[true, true, true]);
+        s.hash_policy = HashPolicy::Layer34;
+        let mut st = TxState::new(1);
+        for sport in 1000..1100 {
+            let f = udp(sport);
+            let h = hash::xmit_hash(HashPolicy::Layer34, &f, None);
+            assert_eq!(plan(&s, &mut st, &f), TxPlan::Member((h % 3) as MemberId));
+        }
+        // Member 1 down: the hash is taken modulo 2 over members 0 and 2.
+        let s2 = {
+            let mut x = snap(Mode::Xor, &[true, false, true]);
+            x.hash_policy = HashPolicy::Layer34;
+            x
+        };
+        for sport in 1000..1100 {
+            let f = udp(sport);
+            let h = hash::xmit_hash(HashPolicy::Layer34, &f, None);
+            let want = [0, 2][(h % 2) as usize];
+            assert_eq!(plan(&s2, &mut st, &f), TxPlan::Member(want));
+        }
+    }
+
+    #[test]
+    fn broadcast_needs_one_member_that_can_transmit() {
+        let mut st = TxState::new(1);
+        assert_eq!(
+            plan(&snap(Mode::Broadcast, &[false, true]), &mut st, &udp(1)),
+            TxPlan::AllMembers
+        );
+        assert_eq!(
+            plan(&snap(Mode::Broadcast, &[false, false]), &mut st, &udp(1)),
+            TxPlan::Drop(DropReason::NoUsableMember)
+        );
+    }
+}

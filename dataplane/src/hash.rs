@@ -89,21 +89,22 @@ mod proto {
     pub const MPLS_IN_IP: u8 = 137;
 }
 
-/// The network addresses the kernel's flow keys hold.
+/// Where the network addresses the flow keys hold sit in the frame (the
+/// source address at `at`, the destination right after it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Addrs {
     #[default]
     None,
     V4 {
-        src: [u8; 4],
-        dst: [u8; 4],
+        at: usize,
     },
     V6 {
-        src: [u8; 16],
-        dst: [u8; 16],
+        at: usize,
     },
     /// TIPC's originating node; the kernel has no destination for it.
-    Tipc([u8; 4]),
+    Tipc {
+        at: usize,
+    },
 }
 
 /// `struct flow_dissector_key_icmp`: type, code and the echo identifier in
@@ -119,33 +120,33 @@ pub struct IcmpKey {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct FlowKeys {
     pub addrs: Addrs,
+    /// `flow_get_u32_src()` and `flow_get_u32_dst()`: an IPv4 address as
+    /// raw memory, an IPv6 address folded by `ipv6_addr_hash()`.
+    pub src: u32,
+    pub dst: u32,
     /// Source and destination port as on the wire (`__be16` each).
     pub ports: [u8; 4],
     pub icmp: IcmpKey,
 }
 
 impl FlowKeys {
-    /// `flow_get_u32_src()`.
-    pub fn src_word(&self) -> u32 {
-        match &self.addrs {
-            Addrs::None => 0,
-            Addrs::V4 { src, .. } => u32::from_ne_bytes(*src),
-            Addrs::V6 { src, .. } => ipv6_addr_hash(src),
-            Addrs::Tipc(key) => u32::from_ne_bytes(*key),
-        }
+    #[inline]
+    fn set_v4(&mut self, h: &[u8; 20], at: usize) {
+        self.addrs = Addrs::V4 { at: at + 12 };
+        self.src = u32::from_ne_bytes([h[12], h[13], h[14], h[15]]);
+        self.dst = u32::from_ne_bytes([h[16], h[17], h[18], h[19]]);
     }
 
-    /// `flow_get_u32_dst()`.
-    pub fn dst_word(&self) -> u32 {
-        match &self.addrs {
-            Addrs::V4 { dst, .. } => u32::from_ne_bytes(*dst),
-            Addrs::V6 { dst, .. } => ipv6_addr_hash(dst),
-            Addrs::None | Addrs::Tipc(_) => 0,
-        }
+    #[inline]
+    fn set_v6(&mut self, h: &[u8; 40], at: usize) {
+        self.addrs = Addrs::V6 { at: at + 8 };
+        self.src = ipv6_addr_hash(&h[8..24]);
+        self.dst = ipv6_addr_hash(&h[24..40]);
     }
 
     /// The `u32` the layer3+4 policies start from: the ICMP key when it has
     /// an identifier, the ports otherwise (both copied as raw memory).
+    #[inline]
     pub fn l4_word(&self) -> u32 {
         if self.icmp.id != 0 {
             let id = self.icmp.id.to_ne_bytes();
@@ -157,7 +158,8 @@ impl FlowKeys {
 }
 
 /// `ipv6_addr_hash()`: the four 32-bit words of the address XORed together.
-fn ipv6_addr_hash(a: &[u8; 16]) -> u32 {
+#[inline]
+fn ipv6_addr_hash(a: &[u8]) -> u32 {
     let w = |i: usize| u32::from_ne_bytes([a[i], a[i + 1], a[i + 2], a[i + 3]]);
     w(0) ^ w(4) ^ w(8) ^ w(12)
 }
@@ -165,8 +167,9 @@ fn ipv6_addr_hash(a: &[u8; 16]) -> u32 {
 /// The Ethernet header as the bond sees it (outer tag out of band).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct L2View {
-    pub dst: [u8; 6],
-    pub src: [u8; 6],
+    /// The last byte of each address (all `bond_eth_hash` reads).
+    pub dst5: u8,
+    pub src5: u8,
     /// `skb->protocol`: the EtherType after the out-of-band tag.
     pub proto: u16,
     /// Where the network header starts in the frame.
@@ -178,13 +181,14 @@ pub struct L2View {
 impl L2View {
     /// `tci` is an out-of-band tag; without one, a tag in the frame is taken
     /// out of band the way the kernel's receive path untags.
+    #[inline]
     pub fn of(frame: &[u8], tci: Option<u16>) -> Option<L2View> {
         if frame.len() < 14 {
             return None;
         }
         let mut v = L2View {
-            dst: frame[0..6].try_into().ok()?,
-            src: frame[6..12].try_into().ok()?,
+            dst5: frame[5],
+            src5: frame[11],
             proto: be16(frame, 12)?,
             nhoff: 14,
             tci,
@@ -198,16 +202,29 @@ impl L2View {
     }
 
     /// `bond_eth_hash()`.
+    #[inline]
     pub fn eth_hash(&self) -> u32 {
-        u32::from(self.dst[5] ^ self.src[5]) ^ u32::from(self.proto)
+        u32::from(self.dst5 ^ self.src5) ^ u32::from(self.proto)
     }
 
-    /// `bond_vlan_srcmac_hash()`.
-    pub fn vlan_srcmac_hash(&self) -> u32 {
-        let s = &self.src;
-        let vendor = u32::from_be_bytes([0, s[0], s[1], s[2]]);
-        let dev = u32::from_be_bytes([0, s[3], s[4], s[5]]);
-        u32::from(self.tci.unwrap_or(0)) ^ vendor ^ dev
+    /// `bond_vlan_srcmac_hash()`: the source address as two 24-bit
+    /// halves, and the tag.
+    #[inline]
+    pub fn vlan_srcmac_hash(&self, frame: &[u8]) -> u32 {
+        let (oui, nic) = src_halves(frame);
+        u32::from(self.tci.unwrap_or(0)) ^ oui ^ nic
+    }
+}
+
+/// The source MAC's vendor and device halves (the frame has 14 bytes).
+#[inline]
+fn src_halves(frame: &[u8]) -> (u32, u32) {
+    match bytes::<6>(frame, 6) {
+        Some(s) => (
+            u32::from_be_bytes([0, s[0], s[1], s[2]]),
+            u32::from_be_bytes([0, s[3], s[4], s[5]]),
+        ),
+        None => (0, 0),
     }
 }
 
@@ -223,6 +240,7 @@ fn bytes<const N: usize>(f: &[u8], at: usize) -> Option<[u8; N]> {
 }
 
 /// `proto_ports_offset()` then the 4 bytes there (`__skb_flow_get_ports`).
+#[inline]
 fn ports_at(f: &[u8], thoff: usize, ip_proto: u8) -> [u8; 4] {
     let poff = match ip_proto {
         proto::TCP | proto::UDP | proto::DCCP | proto::ESP | proto::SCTP | proto::UDPLITE => 0,
@@ -234,6 +252,7 @@ fn ports_at(f: &[u8], thoff: usize, ip_proto: u8) -> [u8; 4] {
 
 /// `skb_flow_get_icmp_tci()`: leaves the key untouched when the 8-byte ICMP
 /// header is not there.
+#[inline]
 fn icmp_at(f: &[u8], thoff: usize, key: &mut IcmpKey) {
     let Some(h) = bytes::<8>(f, thoff) else {
         return;
@@ -254,6 +273,7 @@ fn icmp_at(f: &[u8], thoff: usize, key: &mut IcmpKey) {
 
 /// `bond_flow_ip()`: one IPv4 or IPv6 header at `*nhoff`, without options
 /// walking. `ip_proto` is left alone for IPv4 fragments.
+#[inline]
 fn flow_ip(
     f: &[u8],
     l2_proto: u16,
@@ -267,10 +287,7 @@ fn flow_ip(
             let Some(h) = bytes::<20>(f, *nhoff) else {
                 return false;
             };
-            k.addrs = Addrs::V4 {
-                src: [h[12], h[13], h[14], h[15]],
-                dst: [h[16], h[17], h[18], h[19]],
-            };
+            k.set_v4(&h, *nhoff);
             *nhoff += usize::from(h[0] & 0x0f) * 4;
             // ip_is_fragment(): MF set or a non-zero offset.
             if u16::from_be_bytes([h[6], h[7]]) & 0x3fff == 0 {
@@ -281,11 +298,7 @@ fn flow_ip(
             let Some(h) = bytes::<40>(f, *nhoff) else {
                 return false;
             };
-            let mut src = [0u8; 16];
-            let mut dst = [0u8; 16];
-            src.copy_from_slice(&h[8..24]);
-            dst.copy_from_slice(&h[24..40]);
-            k.addrs = Addrs::V6 { src, dst };
+            k.set_v6(&h, *nhoff);
             *nhoff += 40;
             *ip_proto = Some(h[6]);
         }
@@ -301,6 +314,7 @@ fn flow_ip(
 
 /// `bond_flow_dissect()` for layer2+3 and layer3+4: the outer addresses (or,
 /// for an ICMP error, the addresses of the packet it quotes) and the ports.
+#[inline]
 fn bond_dissect(f: &[u8], l2: &L2View, l34: bool) -> Option<FlowKeys> {
     let mut k = FlowKeys::default();
     let mut nhoff = l2.nhoff;
@@ -309,25 +323,38 @@ fn bond_dissect(f: &[u8], l2: &L2View, l34: bool) -> Option<FlowKeys> {
         return None;
     }
     match ip_proto {
-        Some(p @ (proto::ICMP | proto::ICMPV6)) => {
-            icmp_at(f, nhoff, &mut k.icmp);
-            let is_error = if p == proto::ICMP {
-                // icmp_is_err(): unreachable, source quench, redirect,
-                // time exceeded, parameter problem.
-                matches!(k.icmp.ty, 3 | 4 | 5 | 11 | 12)
-            } else {
-                // icmpv6_is_err(): unreachable, too big, time exceeded,
-                // parameter problem.
-                matches!(k.icmp.ty, 1..=4)
-            };
-            if !is_error {
-                return Some(k);
-            }
-            nhoff += 8;
-            flow_ip(f, l2.proto, &mut nhoff, &mut ip_proto, l34, &mut k).then_some(k)
-        }
+        Some(p @ (proto::ICMP | proto::ICMPV6)) => bond_dissect_icmp(f, l2, l34, k, nhoff, p),
         _ => Some(k),
     }
+}
+
+/// The ICMP part of `bond_flow_dissect()`: the type, code and id, and for
+/// an error the headers of the packet it quotes.
+#[inline(never)]
+fn bond_dissect_icmp(
+    f: &[u8],
+    l2: &L2View,
+    l34: bool,
+    mut k: FlowKeys,
+    mut nhoff: usize,
+    p: u8,
+) -> Option<FlowKeys> {
+    icmp_at(f, nhoff, &mut k.icmp);
+    let is_error = if p == proto::ICMP {
+        // icmp_is_err(): unreachable, source quench, redirect, time
+        // exceeded, parameter problem.
+        matches!(k.icmp.ty, 3 | 4 | 5 | 11 | 12)
+    } else {
+        // icmpv6_is_err(): unreachable, too big, time exceeded, parameter
+        // problem.
+        matches!(k.icmp.ty, 1..=4)
+    };
+    if !is_error {
+        return Some(k);
+    }
+    nhoff += 8;
+    let mut ip_proto = Some(p);
+    flow_ip(f, l2.proto, &mut nhoff, &mut ip_proto, l34, &mut k).then_some(k)
 }
 
 /// Headers the kernel's dissector parses at most.
@@ -367,12 +394,9 @@ fn flow_dissect(f: &[u8], l2: &L2View) -> Option<FlowKeys> {
         let next = match proto {
             proto::IPV4 => match bytes::<20>(f, nhoff) {
                 Some(h) if h[0] & 0x0f >= 5 => {
+                    k.set_v4(&h, nhoff);
                     nhoff += usize::from(h[0] & 0x0f) * 4;
                     ip_proto = h[9];
-                    k.addrs = Addrs::V4 {
-                        src: [h[12], h[13], h[14], h[15]],
-                        dst: [h[16], h[17], h[18], h[19]],
-                    };
                     if u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 {
                         // Any fragment ends the dissection without ports
                         // (FLOW_DISSECTOR_F_PARSE_1ST_FRAG is not set).
@@ -386,13 +410,9 @@ fn flow_dissect(f: &[u8], l2: &L2View) -> Option<FlowKeys> {
             },
             proto::IPV6 => match bytes::<40>(f, nhoff) {
                 Some(h) => {
+                    k.set_v6(&h, nhoff);
                     ip_proto = h[6];
                     nhoff += 40;
-                    let mut src = [0u8; 16];
-                    let mut dst = [0u8; 16];
-                    src.copy_from_slice(&h[8..24]);
-                    dst.copy_from_slice(&h[24..40]);
-                    k.addrs = Addrs::V6 { src, dst };
                     Next::Continue
                 }
                 None => Next::Bad,
@@ -434,7 +454,9 @@ fn flow_dissect(f: &[u8], l2: &L2View) -> Option<FlowKeys> {
             },
             proto::TIPC => match bytes::<16>(f, nhoff) {
                 Some(h) => {
-                    k.addrs = Addrs::Tipc([h[12], h[13], h[14], h[15]]);
+                    k.addrs = Addrs::Tipc { at: nhoff + 12 };
+                    k.src = u32::from_ne_bytes([h[12], h[13], h[14], h[15]]);
+                    k.dst = 0;
                     Next::Good
                 }
                 None => Next::Bad,
@@ -597,31 +619,18 @@ fn gre(f: &[u8], proto: &mut u16, nhoff: &mut usize) -> Next {
     Next::Proto
 }
 
-/// Every step of one hash computation, for `xbond hash` and for tests.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Trace {
-    pub policy: HashPolicy,
-    pub l2: Option<L2View>,
-    /// The flow keys, when the policy dissects and the dissection succeeded.
-    pub keys: Option<FlowKeys>,
-    /// The value before the address fold: the Ethernet hash for the 2+3
-    /// policies, the port/ICMP word for the 3+4 policies.
-    pub start: u32,
-    pub hash: u32,
+/// The hash and what it was made of.
+#[derive(Debug, Clone, Copy)]
+struct Computed {
+    l2: Option<L2View>,
+    keys: Option<FlowKeys>,
+    start: u32,
+    hash: u32,
 }
 
-/// The kernel's `bond_xmit_hash()` of `frame`, with `tci` the out-of-band
-/// VLAN tag if there is one.
-#[inline]
-pub fn xmit_hash(policy: HashPolicy, frame: &[u8], tci: Option<u16>) -> u32 {
-    trace(policy, frame, tci).hash
-}
-
-/// [`xmit_hash`] with its intermediate values.
-#[inline]
-pub fn trace(policy: HashPolicy, frame: &[u8], tci: Option<u16>) -> Trace {
-    let mut t = Trace {
-        policy,
+#[inline(always)]
+fn compute(policy: HashPolicy, frame: &[u8], tci: Option<u16>) -> Computed {
+    let mut c = Computed {
         l2: L2View::of(frame, tci),
         keys: None,
         start: 0,
@@ -629,13 +638,13 @@ pub fn trace(policy: HashPolicy, frame: &[u8], tci: Option<u16>) -> Trace {
     };
     // bond_eth_hash() and bond_vlan_srcmac_hash() return 0 for a frame
     // shorter than an Ethernet header.
-    let Some(l2) = t.l2 else {
-        return t;
+    let Some(l2) = c.l2 else {
+        return c;
     };
     let keys = match policy {
         HashPolicy::VlanSrcMac => {
-            t.hash = l2.vlan_srcmac_hash();
-            return t;
+            c.hash = l2.vlan_srcmac_hash(frame);
+            return c;
         }
         HashPolicy::Layer2 => None,
         HashPolicy::Layer23 => bond_dissect(frame, &l2, false),
@@ -643,28 +652,89 @@ pub fn trace(policy: HashPolicy, frame: &[u8], tci: Option<u16>) -> Trace {
         HashPolicy::Encap23 | HashPolicy::Encap34 => flow_dissect(frame, &l2),
     };
     let Some(keys) = keys else {
-        t.hash = l2.eth_hash();
-        return t;
+        c.hash = l2.eth_hash();
+        return c;
     };
-    t.keys = Some(keys);
-    t.start = if policy.uses_ports() {
+    c.keys = Some(keys);
+    c.start = if policy.uses_ports() {
         keys.l4_word()
     } else {
         l2.eth_hash()
     };
     // bond_ip_hash()
-    let mut h = t.start ^ keys.dst_word() ^ keys.src_word();
+    let mut h = c.start ^ keys.dst ^ keys.src;
     h ^= h >> 16;
     h ^= h >> 8;
-    t.hash = if policy.uses_ports() { h >> 1 } else { h };
-    t
+    c.hash = if policy.uses_ports() { h >> 1 } else { h };
+    c
+}
+
+/// The kernel's `bond_xmit_hash()` of `frame`, with `tci` the out-of-band
+/// VLAN tag if there is one.
+#[inline]
+pub fn xmit_hash(policy: HashPolicy, frame: &[u8], tci: Option<u16>) -> u32 {
+    compute(policy, frame, tci).hash
+}
+
+/// Every step of one hash computation, for `xbond hash` and for tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trace {
+    pub policy: HashPolicy,
+    /// Source and destination MAC, when the frame has an Ethernet header.
+    pub macs: Option<([u8; 6], [u8; 6])>,
+    pub l2: Option<L2View>,
+    /// The flow keys, when the policy dissects and the dissection succeeded.
+    pub keys: Option<FlowKeys>,
+    /// The addresses the keys were taken from, for display.
+    pub ips: Option<(std::net::IpAddr, std::net::IpAddr)>,
+    /// The value before the address fold: the Ethernet hash for the 2+3
+    /// policies, the port/ICMP word for the 3+4 policies.
+    pub start: u32,
+    pub hash: u32,
+}
+
+/// [`xmit_hash`] with its intermediate values.
+pub fn trace(policy: HashPolicy, frame: &[u8], tci: Option<u16>) -> Trace {
+    let c = compute(policy, frame, tci);
+    let macs = bytes::<12>(frame, 0).map(|m| {
+        let mut dst = [0u8; 6];
+        let mut src = [0u8; 6];
+        dst.copy_from_slice(&m[..6]);
+        src.copy_from_slice(&m[6..]);
+        (src, dst)
+    });
+    let ips = c.keys.and_then(|k| match k.addrs {
+        Addrs::V4 { at } => bytes::<8>(frame, at).map(|a| {
+            (
+                std::net::IpAddr::from([a[0], a[1], a[2], a[3]]),
+                std::net::IpAddr::from([a[4], a[5], a[6], a[7]]),
+            )
+        }),
+        Addrs::V6 { at } => bytes::<32>(frame, at).map(|a| {
+            let mut s = [0u8; 16];
+            let mut d = [0u8; 16];
+            s.copy_from_slice(&a[..16]);
+            d.copy_from_slice(&a[16..]);
+            (std::net::IpAddr::from(s), std::net::IpAddr::from(d))
+        }),
+        Addrs::None | Addrs::Tipc { .. } => None,
+    });
+    Trace {
+        policy,
+        macs,
+        l2: c.l2,
+        keys: c.keys,
+        ips,
+        start: c.start,
+        hash: c.hash,
+    }
 }
 
 impl fmt::Display for Trace {
     /// The arithmetic, one step per line, as `xbond hash` prints it.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "policy {}", self.policy.name())?;
-        let Some(l2) = &self.l2 else {
+        let (Some(l2), Some((src, dst))) = (&self.l2, &self.macs) else {
             return writeln!(f, "frame shorter than an Ethernet header: hash 0");
         };
         let mac = |m: &[u8; 6]| {
@@ -676,8 +746,8 @@ impl fmt::Display for Trace {
         write!(
             f,
             "ethernet {} > {} type 0x{:04x}",
-            mac(&l2.src),
-            mac(&l2.dst),
+            mac(src),
+            mac(dst),
             l2.proto
         )?;
         match l2.tci {
@@ -685,19 +755,19 @@ impl fmt::Display for Trace {
             None => writeln!(f)?,
         }
         if self.policy == HashPolicy::VlanSrcMac {
+            let oui = u32::from_be_bytes([0, src[0], src[1], src[2]]);
+            let nic = u32::from_be_bytes([0, src[3], src[4], src[5]]);
             return writeln!(
                 f,
-                "tci 0x{:04x} ^ oui 0x{:06x} ^ nic 0x{:06x} = 0x{:08x}",
+                "tci 0x{:04x} ^ oui 0x{oui:06x} ^ nic 0x{nic:06x} = 0x{:08x}",
                 l2.tci.unwrap_or(0),
-                u32::from_be_bytes([0, l2.src[0], l2.src[1], l2.src[2]]),
-                u32::from_be_bytes([0, l2.src[3], l2.src[4], l2.src[5]]),
                 self.hash
             );
         }
         let eth = format!(
             "dst[5] 0x{:02x} ^ src[5] 0x{:02x} ^ type 0x{:04x} = 0x{:08x}",
-            l2.dst[5],
-            l2.src[5],
+            l2.dst5,
+            l2.src5,
             l2.proto,
             l2.eth_hash()
         );
@@ -707,21 +777,14 @@ impl fmt::Display for Trace {
             }
             return writeln!(f, "not IP as the kernel dissects it; layer2 hash: {eth}");
         };
-        match &k.addrs {
-            Addrs::None => writeln!(f, "no network addresses")?,
-            Addrs::V4 { src, dst } => writeln!(
+        match (&k.addrs, &self.ips) {
+            (Addrs::V4 { .. }, Some((s, d))) => writeln!(f, "ipv4 {s} > {d}")?,
+            (Addrs::V6 { .. }, Some((s, d))) => writeln!(
                 f,
-                "ipv4 {} > {}",
-                std::net::Ipv4Addr::from(*src),
-                std::net::Ipv4Addr::from(*dst)
+                "ipv6 {s} > {d} (each folded to 32 bits by XOR of its words)"
             )?,
-            Addrs::V6 { src, dst } => writeln!(
-                f,
-                "ipv6 {} > {} (each folded to 32 bits by XOR of its words)",
-                std::net::Ipv6Addr::from(*src),
-                std::net::Ipv6Addr::from(*dst)
-            )?,
-            Addrs::Tipc(node) => writeln!(f, "tipc node {node:02x?}")?,
+            (Addrs::Tipc { .. }, _) => writeln!(f, "tipc node 0x{:08x}", k.src)?,
+            _ => writeln!(f, "no network addresses")?,
         }
         if self.policy.uses_ports() {
             if k.icmp.id != 0 {
@@ -742,15 +805,13 @@ impl fmt::Display for Trace {
         } else {
             writeln!(f, "start = {eth}")?;
         }
-        let x = self.start ^ k.dst_word() ^ k.src_word();
+        let x = self.start ^ k.dst ^ k.src;
         let y = x ^ (x >> 16);
         let z = y ^ (y >> 8);
         writeln!(
             f,
             "0x{:08x} ^ dst 0x{:08x} ^ src 0x{:08x} = 0x{x:08x}",
-            self.start,
-            k.dst_word(),
-            k.src_word()
+            self.start, k.dst, k.src
         )?;
         writeln!(f, "h ^= h >> 16: 0x{y:08x}; h ^= h >> 8: 0x{z:08x}")?;
         if self.policy.uses_ports() {

@@ -16,6 +16,46 @@ pub enum TxPlan {
     Drop(DropReason),
 }
 
+/// `a % d` and `a / d` for a divisor fixed at publish time, by two
+/// multiplications instead of a division (Lemire, Kaser and Kurz, "Faster
+/// remainder by direct computation", 2019; exact for every `u32`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Divisor {
+    d: u32,
+    m: u64,
+}
+
+impl Divisor {
+    pub fn new(d: u32) -> Self {
+        Divisor {
+            d,
+            m: (u64::MAX / u64::from(d.max(1))).wrapping_add(1),
+        }
+    }
+
+    /// `a % n`; falls back to the instruction if `n` is not the prepared
+    /// divisor (a snapshot changed without `prepare`).
+    #[inline(always)]
+    pub fn rem(self, a: u32, n: u32) -> u32 {
+        if self.d == n && n != 0 {
+            let low = self.m.wrapping_mul(u64::from(a));
+            ((u128::from(low) * u128::from(n)) >> 64) as u32
+        } else {
+            a % n
+        }
+    }
+
+    /// `a / n`, for `n >= 2`.
+    #[inline(always)]
+    pub fn div(self, a: u32, n: u32) -> u32 {
+        if self.d == n && n >= 2 {
+            ((u128::from(self.m) * u128::from(a)) >> 64) as u32
+        } else {
+            a / n
+        }
+    }
+}
+
 /// Per-worker scheduler state.
 #[derive(Debug, Clone)]
 pub struct TxState {
@@ -57,7 +97,8 @@ pub fn plan(snap: &BondSnapshot, st: &mut TxState, frame: &[u8]) -> TxPlan {
             0 => TxPlan::Drop(DropReason::NoUsableMember),
             n => {
                 let h = hash::xmit_hash(snap.hash_policy, frame, None);
-                TxPlan::Member(snap.usable[(h % n as u32) as usize])
+                let i = snap.divisors.usable.rem(h, n as u32) as usize;
+                TxPlan::Member(snap.usable[i])
             }
         },
         Mode::Broadcast => {
@@ -99,14 +140,23 @@ fn round_robin(snap: &BondSnapshot, st: &mut TxState, frame: &[u8]) -> TxPlan {
         }
         n => {
             st.rr_counter = st.rr_counter.wrapping_add(1);
-            st.rr_counter / n
+            snap.divisors.packets_per_slave.div(st.rr_counter, n)
         }
     };
-    by_slot(snap, (id % count) as usize)
+    by_slot(snap, snap.divisors.members.rem(id, count) as usize)
 }
 
 /// The first member that can transmit at or after `slot`, wrapping round.
+#[inline]
 fn by_slot(snap: &BondSnapshot, slot: usize) -> TxPlan {
+    if let Some(m) = snap.members.get(slot).filter(|m| m.can_tx) {
+        return TxPlan::Member(m.id);
+    }
+    by_slot_search(snap, slot)
+}
+
+#[inline(never)]
+fn by_slot_search(snap: &BondSnapshot, slot: usize) -> TxPlan {
     let (tail, head) = snap.members.split_at(slot.min(snap.members.len()));
     head.iter()
         .chain(tail)
@@ -139,6 +189,7 @@ mod tests {
             .map(|m| m.id)
             .collect();
         s.active = s.usable.first().copied();
+        s.prepare();
         s
     }
 
@@ -164,6 +215,22 @@ mod tests {
     }
 
     #[test]
+    fn divisor_matches_the_instruction() {
+        let samples = [0u32, 1, 2, 3, 7, 1000, 65535, 1 << 31, u32::MAX - 1, u32::MAX];
+        for d in 1..=70u32 {
+            let dv = Divisor::new(d);
+            for &a in &samples {
+                assert_eq!(dv.rem(a, d), a % d, "{a} % {d}");
+                if d >= 2 {
+                    assert_eq!(dv.div(a, d), a / d, "{a} / {d}");
+                }
+            }
+            // A divisor prepared for another count still gives the right answer.
+            assert_eq!(Divisor::new(d + 1).rem(12345, d), 12345 % d);
+        }
+    }
+
+    #[test]
     fn round_robin_starts_after_the_first_slot_like_the_per_cpu_counter() {
         let s = snap(Mode::RoundRobin, &[true, true, true]);
         let mut st = TxState::new(1);
@@ -175,6 +242,7 @@ mod tests {
     fn packets_per_slave_sends_runs() {
         let mut s = snap(Mode::RoundRobin, &[true, true]);
         s.packets_per_slave = 3;
+        s.prepare();
         let mut st = TxState::new(1);
         // Counter 1..=8 divided by 3: 0 0 1 1 1 2 2 2 → members 0 0 1 1 1 0 0 0.
         assert_eq!(picks(&s, &mut st, 8, &udp(1)), vec![0, 0, 1, 1, 1, 0, 0, 0]);
@@ -229,6 +297,7 @@ mod tests {
         let s2 = {
             let mut x = snap(Mode::Xor, &[true, false, true]);
             x.hash_policy = HashPolicy::Layer34;
+            x.prepare();
             x
         };
         for sport in 1000..1100 {

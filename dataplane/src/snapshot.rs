@@ -2,6 +2,7 @@
 //! by an atomic pointer swap and workers load once per batch.
 
 use crate::hash::HashPolicy;
+use crate::schedule::Divisor;
 use arc_swap::ArcSwap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -50,6 +51,28 @@ pub struct BondSnapshot {
     pub hash_policy: HashPolicy,
     /// balance-rr: frames per member before moving on; 0 = a random member.
     pub packets_per_slave: u32,
+    /// The three divisors of the scheduler, prepared once per publish so
+    /// that no frame pays for a division instruction.
+    pub(crate) divisors: Divisors,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Divisors {
+    pub usable: Divisor,
+    pub members: Divisor,
+    pub packets_per_slave: Divisor,
+}
+
+impl BondSnapshot {
+    /// Compute what the scheduler derives from the member lists; `publish`
+    /// does this, so only a snapshot used without publishing needs it.
+    pub fn prepare(&mut self) {
+        self.divisors = Divisors {
+            usable: Divisor::new(self.usable.len() as u32),
+            members: Divisor::new(self.members.len() as u32),
+            packets_per_slave: Divisor::new(self.packets_per_slave),
+        };
+    }
 }
 
 impl BondSnapshot {
@@ -63,6 +86,7 @@ impl BondSnapshot {
             usable: Vec::new(),
             hash_policy: HashPolicy::Layer2,
             packets_per_slave: 1,
+            divisors: Divisors::default(),
         }
     }
 }
@@ -75,7 +99,8 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(initial: BondSnapshot) -> Arc<Self> {
+    pub fn new(mut initial: BondSnapshot) -> Arc<Self> {
+        initial.prepare();
         Arc::new(Shared {
             snapshot: ArcSwap::from_pointee(initial),
             stop: AtomicBool::new(false),
@@ -85,6 +110,7 @@ impl Shared {
     /// Replace the snapshot; the generation is bumped here.
     pub fn publish(&self, mut next: BondSnapshot) {
         next.generation = self.snapshot.load().generation + 1;
+        next.prepare();
         self.snapshot.store(Arc::new(next));
     }
 }

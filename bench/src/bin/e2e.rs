@@ -5,16 +5,23 @@
 //!
 //! ```text
 //!   gen ns:  g0 [g1]  --veth--  m0 [m1]  :host ns, xbond members
-//!                                bond0-xb <-veth-> bond0 (XDP_DROP sink)
+//!                                bond0-xb <-veth-> bond0
 //! ```
 //!
 //! The generator runs an `XDP_TX` program in `BPF_PROG_TEST_RUN` live-frames
-//! mode on g0 (pinned to core 0), so it outruns any single-core forwarder. The
-//! forwarder under test (xbond's worker, or the raw forwarder) is pinned to
-//! core 1 and moves frames m0 -> bond0-xb. The rate is frames put on the TX
-//! ring of bond0-xb per second, measured over the same window for both.
+//! mode (pinned to core 0), so it outruns any single-core forwarder; an
+//! `XDP_DROP` program is the sink. The forwarder under test (xbond's worker,
+//! or the raw forwarder) is pinned to core 1.
+//!
+//! - `rx`: generator on g0, frames m0 -> bond0-xb, sink on bond0; the rate is
+//!   frames put on bond0-xb's TX ring per second.
+//! - `tx`: generator on bond0, frames bond0-xb -> members as the mode's TX
+//!   scheduler decides, sinks on every gN; the rate is frames put on the
+//!   members' TX rings per second (broadcast puts one per member). The raw
+//!   forwarder moves bond0-xb -> m0.
 //!
 //! Usage: xbond-e2e [--secs S] [--reps N] [--sizes 64,1500] [--members 1,2]
+//!                  [--modes active-backup,balance-rr,balance-xor,broadcast] [--dirs rx,tx]
 
 use anyhow::{bail, Context};
 use std::process::{Child, Command, Stdio};
@@ -107,15 +114,28 @@ fn core(id: usize) -> Option<core_affinity::CoreId> {
     core_affinity::get_core_ids().and_then(|c| c.into_iter().find(|c| c.id == id))
 }
 
-/// Live-frames XDP_TX generator on g0 until `stop`.
+/// Which way the frames go through the bond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    /// Members to host port.
+    Rx,
+    /// Host port to members (the TX scheduler).
+    Tx,
+}
+
+/// Live-frames XDP_TX generator until `stop`: on g0 for rx, on bond0 for tx.
 fn generator(
     ns: &Netns,
+    dir: Dir,
     size: usize,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<anyhow::Result<()>>>> {
-    let ifindex = ns.ifindex(&ns.gen, "g0")?;
-    let frame = udp_frame(size, BOND_MAC, GEN_MAC);
-    Ok(in_ns(&ns.gen, move || -> anyhow::Result<()> {
+    let (gns, dev, frame) = match dir {
+        Dir::Rx => (&ns.gen, "g0", udp_frame(size, BOND_MAC, GEN_MAC)),
+        Dir::Tx => (&ns.host, "bond0", udp_frame(size, GEN_MAC, BOND_MAC)),
+    };
+    let ifindex = ns.ifindex(gns, dev)?;
+    Ok(in_ns(gns, move || -> anyhow::Result<()> {
         if let Some(c) = core(0) {
             core_affinity::set_for_current(c);
         }
@@ -128,16 +148,29 @@ fn generator(
     }))
 }
 
-/// XDP_DROP on bond0, the host side: a cheap, identical sink for both runs.
+/// XDP_DROP where the frames end (bond0 for rx, every gN for tx): a cheap,
+/// identical sink for both runs.
 fn sink(
     ns: &Netns,
+    dir: Dir,
+    members: usize,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<anyhow::Result<()>>>> {
-    let ifindex = ns.ifindex(&ns.host, "bond0")?;
+    let (sns, devs): (&String, Vec<String>) = match dir {
+        Dir::Rx => (&ns.host, vec!["bond0".into()]),
+        Dir::Tx => (&ns.gen, (0..members).map(|i| format!("g{i}")).collect()),
+    };
+    let ifindexes = devs
+        .iter()
+        .map(|d| ns.ifindex(sns, d))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let (tx, rx) = std::sync::mpsc::channel();
-    let h = in_ns(&ns.host, move || -> anyhow::Result<()> {
+    let h = in_ns(sns, move || -> anyhow::Result<()> {
         let prog = XdpProgram::constant(XdpAction::Drop)?;
-        let _link = XdpLink::attach(&prog, ifindex, AttachMode::Native)?;
+        let _links = ifindexes
+            .iter()
+            .map(|&i| XdpLink::attach(&prog, i, AttachMode::Native))
+            .collect::<std::io::Result<Vec<_>>>()?;
         let _ = tx.send(());
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(20));
@@ -153,8 +186,15 @@ fn join(h: std::thread::JoinHandle<anyhow::Result<anyhow::Result<()>>>) -> anyho
     h.join().map_err(|_| anyhow::anyhow!("thread panicked"))??
 }
 
-/// The ceiling: m0 -> bond0-xb with nothing but ring operations.
-fn raw_forwarder(ns: &Netns, size: usize, secs: f64) -> anyhow::Result<f64> {
+/// The ceiling: m0 -> bond0-xb (rx) or bond0-xb -> m0 (tx) with nothing but
+/// ring operations.
+fn raw_forwarder(
+    ns: &Netns,
+    dir: Dir,
+    members: usize,
+    size: usize,
+    secs: f64,
+) -> anyhow::Result<f64> {
     run(Command::new("ip").args([
         "-n",
         &ns.host,
@@ -180,10 +220,16 @@ fn raw_forwarder(ns: &Netns, size: usize, secs: f64) -> anyhow::Result<f64> {
     for d in ["bond0", "bond0-xb"] {
         run(Command::new("ip").args(["-n", &ns.host, "link", "set", d, "up"]))?;
     }
-    let (m0, hx) = (
-        ns.ifindex(&ns.host, "m0")?,
-        ns.ifindex(&ns.host, "bond0-xb")?,
-    );
+    let (m0, hx) = match dir {
+        Dir::Rx => (
+            ns.ifindex(&ns.host, "m0")?,
+            ns.ifindex(&ns.host, "bond0-xb")?,
+        ),
+        Dir::Tx => (
+            ns.ifindex(&ns.host, "bond0-xb")?,
+            ns.ifindex(&ns.host, "m0")?,
+        ),
+    };
     let stop = Arc::new(AtomicBool::new(false));
     let forwarded = Arc::new(AtomicU64::new(0));
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -227,9 +273,9 @@ fn raw_forwarder(ns: &Netns, size: usize, secs: f64) -> anyhow::Result<f64> {
         .recv_timeout(Duration::from_secs(5))
         .context("raw forwarder did not start")?;
     let sink_stop = Arc::new(AtomicBool::new(false));
-    let sk = sink(ns, Arc::clone(&sink_stop))?;
+    let sk = sink(ns, dir, members, Arc::clone(&sink_stop))?;
     let gen_stop = Arc::new(AtomicBool::new(false));
-    let g = generator(ns, size, Arc::clone(&gen_stop))?;
+    let g = generator(ns, dir, size, Arc::clone(&gen_stop))?;
     std::thread::sleep(Duration::from_secs(1));
     let (c0, t0) = (forwarded.load(Ordering::Relaxed), Instant::now());
     std::thread::sleep(Duration::from_secs_f64(secs));
@@ -252,30 +298,49 @@ fn xbond_bin() -> std::path::PathBuf {
         })
 }
 
-fn host_tx(run_dir: &std::path::Path) -> anyhow::Result<u64> {
+/// Frames xbond put on TX rings: the host port's for rx, the members' for tx.
+fn forwarded(run_dir: &std::path::Path, dir: Dir) -> anyhow::Result<u64> {
     let out = run(Command::new(xbond_bin())
         .arg("--run-dir")
         .arg(run_dir)
         .args(["stats", "--json"]))?;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    v["ports"]
-        .as_array()
-        .context("ports")?
+    let role = match dir {
+        Dir::Rx => "host",
+        Dir::Tx => "member",
+    };
+    let ports = v["ports"].as_array().context("ports")?;
+    if !ports.iter().any(|p| p["role"] == role) {
+        bail!("no {role} port yet");
+    }
+    Ok(ports
         .iter()
-        .find(|p| p["role"] == "host")
-        .and_then(|p| p["tx_packets"].as_u64())
-        .context("host port")
+        .filter(|p| p["role"] == role)
+        .filter_map(|p| p["tx_packets"].as_u64())
+        .sum())
 }
 
-/// The bond: xbond's own worker, active-backup, m0 active.
-fn bond(ns: &Netns, members: usize, size: usize, secs: f64) -> anyhow::Result<f64> {
+/// The bond: xbond's own worker in `mode`.
+fn bond(
+    ns: &Netns,
+    way: Dir,
+    mode: &str,
+    members: usize,
+    size: usize,
+    secs: f64,
+) -> anyhow::Result<f64> {
     let dir = std::env::temp_dir().join(format!("{}-run", ns.host));
     std::fs::create_dir_all(&dir)?;
     let list: Vec<String> = (0..members).map(|i| format!("\"m{i}\"")).collect();
+    let hash = if mode == "balance-xor" {
+        " xmit_hash_policy=layer3+4"
+    } else {
+        ""
+    };
     std::fs::write(
         dir.join("b.toml"),
         format!(
-            "[daemon]\nrun_dir = \"{}\"\n[bond.bond0]\nmembers = [{}]\noptions = \"mode=active-backup miimon=100\"\ncpus = [1]\n",
+            "[daemon]\nrun_dir = \"{}\"\n[bond.bond0]\nmembers = [{}]\noptions = \"mode={mode} miimon=100{hash}\"\ncpus = [1]\n",
             dir.display(),
             list.join(", ")
         ),
@@ -289,7 +354,7 @@ fn bond(ns: &Netns, members: usize, size: usize, secs: f64) -> anyhow::Result<f6
         .stderr(Stdio::inherit())
         .spawn()?;
     let t = Instant::now();
-    while host_tx(&dir).is_err() {
+    while forwarded(&dir, way).is_err() {
         if t.elapsed() > Duration::from_secs(10) {
             let _ = child.kill();
             bail!("xbond did not start");
@@ -298,13 +363,13 @@ fn bond(ns: &Netns, members: usize, size: usize, secs: f64) -> anyhow::Result<f6
     }
     let result = (|| -> anyhow::Result<f64> {
         let sink_stop = Arc::new(AtomicBool::new(false));
-        let sk = sink(ns, Arc::clone(&sink_stop))?;
+        let sk = sink(ns, way, members, Arc::clone(&sink_stop))?;
         let gen_stop = Arc::new(AtomicBool::new(false));
-        let g = generator(ns, size, Arc::clone(&gen_stop))?;
+        let g = generator(ns, way, size, Arc::clone(&gen_stop))?;
         std::thread::sleep(Duration::from_secs(1));
-        let (c0, t0) = (host_tx(&dir)?, Instant::now());
+        let (c0, t0) = (forwarded(&dir, way)?, Instant::now());
         std::thread::sleep(Duration::from_secs_f64(secs));
-        let (c1, t1) = (host_tx(&dir)?, Instant::now());
+        let (c1, t1) = (forwarded(&dir, way)?, Instant::now());
         gen_stop.store(true, Ordering::Relaxed);
         join(g)?;
         sink_stop.store(true, Ordering::Relaxed);
@@ -334,36 +399,70 @@ fn list(args: &[String], key: &str, default: &str) -> Vec<usize> {
     v.split(',').filter_map(|s| s.trim().parse().ok()).collect()
 }
 
+fn names(args: &[String], key: &str, default: &str) -> Vec<String> {
+    args.iter()
+        .position(|a| a == key)
+        .and_then(|i| args.get(i + 1))
+        .map_or(default, |s| s.as_str())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let secs = list(&args, "--secs", "3")[0] as f64;
     let reps = list(&args, "--reps", "3")[0].max(1);
     let sizes = list(&args, "--sizes", "64,1500");
     let members = list(&args, "--members", "1,2");
+    let modes = names(
+        &args,
+        "--modes",
+        "active-backup,balance-rr,balance-xor,broadcast",
+    );
+    let dirs: Vec<Dir> = names(&args, "--dirs", "rx,tx")
+        .iter()
+        .map(|d| match d.as_str() {
+            "rx" => Ok(Dir::Rx),
+            "tx" => Ok(Dir::Tx),
+            other => Err(anyhow::anyhow!("--dirs: rx or tx, not {other}")),
+        })
+        .collect::<anyhow::Result<_>>()?;
     if !xbond_bin().exists() {
         bail!(
             "{} missing: cargo build --release --bins",
             xbond_bin().display()
         );
     }
-    println!("| members | frame bytes | raw forwarder Mpps (median of {reps}) | xbond active-backup Mpps | xbond / raw |");
-    println!("|---|---|---|---|---|");
+    println!("| members | frame bytes | direction | raw forwarder Mpps (median of {reps}) | mode | xbond Mpps | xbond / raw |");
+    println!("|---|---|---|---|---|---|---|");
     for &m in &members {
         let ns = Netns::new(m)?;
         for &size in &sizes {
-            let (mut raws, mut bonds) = (Vec::new(), Vec::new());
-            for _ in 0..reps {
-                raws.push(raw_forwarder(&ns, size, secs)?);
-                bonds.push(bond(&ns, m, size, secs)?);
+            for &dir in &dirs {
+                let mut raws = Vec::new();
+                for _ in 0..reps {
+                    raws.push(raw_forwarder(&ns, dir, m, size, secs)?);
+                }
+                let r = median(raws.clone());
+                eprintln!("   raw {dir:?} runs: {raws:.0?}");
+                for mode in &modes {
+                    let mut bonds = Vec::new();
+                    for _ in 0..reps {
+                        bonds.push(bond(&ns, dir, mode, m, size, secs)?);
+                    }
+                    let b = median(bonds.clone());
+                    println!(
+                        "| {m} | {size} | {} | {:.3} | {mode} | {:.3} | {:.1} % |",
+                        if dir == Dir::Rx { "rx" } else { "tx" },
+                        r / 1e6,
+                        b / 1e6,
+                        100.0 * b / r
+                    );
+                    eprintln!("   {mode} runs: {bonds:.0?}");
+                }
             }
-            let (r, b) = (median(raws.clone()), median(bonds.clone()));
-            println!(
-                "| {m} | {size} | {:.3} | {:.3} | {:.1} % |",
-                r / 1e6,
-                b / 1e6,
-                100.0 * b / r
-            );
-            eprintln!("   raw runs: {raws:.0?}  bond runs: {bonds:.0?}");
         }
     }
     Ok(())

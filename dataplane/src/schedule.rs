@@ -216,7 +216,18 @@ mod tests {
 
     #[test]
     fn divisor_matches_the_instruction() {
-        let samples = [0u32, 1, 2, 3, 7, 1000, 65535, 1 << 31, u32::MAX - 1, u32::MAX];
+        let samples = [
+            0u32,
+            1,
+            2,
+            3,
+            7,
+            1000,
+            65535,
+            1 << 31,
+            u32::MAX - 1,
+            u32::MAX,
+        ];
         for d in 1..=70u32 {
             let dv = Divisor::new(d);
             for &a in &samples {

@@ -75,14 +75,27 @@ pub fn format_stats(s: &StatsView, rates: Option<&[Rate]>) -> String {
         None => {
             let _ = writeln!(
                 out,
-                "{:<16} {:<6} {:>3} {:>12} {:>14} {:>12} {:>14} {:>10}",
-                "PORT", "ROLE", "Q", "RX_PKTS", "RX_BYTES", "TX_PKTS", "TX_BYTES", "DROPS"
+                "{:<16} {:<6} {:>3} {:>12} {:>14} {:>12} {:>14} {:>7} {:>10}",
+                "PORT", "ROLE", "Q", "RX_PKTS", "RX_BYTES", "TX_PKTS", "TX_BYTES", "TX_%", "DROPS"
             );
+            // Each member's part of what the members sent: the distribution
+            // of the bond's transmit load.
+            let member_tx: u64 = s
+                .ports
+                .iter()
+                .filter(|p| p.role == "member")
+                .map(|p| p.tx_packets)
+                .sum();
             for p in &s.ports {
                 let drops: u64 = p.drops.values().sum();
+                let share = if p.role == "member" && member_tx > 0 {
+                    format!("{:.1}", 100.0 * p.tx_packets as f64 / member_tx as f64)
+                } else {
+                    "-".to_string()
+                };
                 let _ = writeln!(
                     out,
-                    "{:<16} {:<6} {:>3} {:>12} {:>14} {:>12} {:>14} {:>10}",
+                    "{:<16} {:<6} {:>3} {:>12} {:>14} {:>12} {:>14} {:>7} {:>10}",
                     p.port,
                     p.role,
                     p.queue,
@@ -90,6 +103,7 @@ pub fn format_stats(s: &StatsView, rates: Option<&[Rate]>) -> String {
                     p.rx_bytes,
                     p.tx_packets,
                     p.tx_bytes,
+                    share,
                     drops
                 );
                 for (reason, n) in p.drops.iter().filter(|(_, n)| **n > 0) {
@@ -165,5 +179,28 @@ mod tests {
         assert_eq!(r[0].drops_ps, 5.0);
         let text = format_stats(&b, None);
         assert!(text.contains("drop inactive_member: 10"), "{text}");
+    }
+
+    #[test]
+    fn the_table_shows_each_members_share_of_tx() {
+        let mut m0 = row(0, 0);
+        m0.tx_packets = 300;
+        let mut m1 = row(0, 0);
+        m1.port = "m1".into();
+        m1.tx_packets = 100;
+        let mut host = row(0, 0);
+        host.port = "bond0-xb".into();
+        host.role = "host".into();
+        host.tx_packets = 999;
+        let v = StatsView {
+            bond: "b".into(),
+            ports: vec![m0, m1, host],
+            control: BTreeMap::new(),
+        };
+        let text = format_stats(&v, None);
+        let line = |p: &str| text.lines().find(|l| l.starts_with(p)).unwrap().to_string();
+        assert!(line("m0 ").contains(" 75.0 "), "{text}");
+        assert!(line("m1 ").contains(" 25.0 "), "{text}");
+        assert!(line("bond0-xb").contains(" - "), "{text}");
     }
 }

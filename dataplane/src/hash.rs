@@ -234,8 +234,9 @@ fn be16(f: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([b[0], b[1]]))
 }
 
-#[inline]
-fn bytes<const N: usize>(f: &[u8], at: usize) -> Option<[u8; N]> {
+/// `N` bytes at `at`, borrowed (no copy), or `None` past the end.
+#[inline(always)]
+fn bytes<const N: usize>(f: &[u8], at: usize) -> Option<&[u8; N]> {
     f.get(at..at.checked_add(N)?)?.try_into().ok()
 }
 
@@ -247,7 +248,7 @@ fn ports_at(f: &[u8], thoff: usize, ip_proto: u8) -> [u8; 4] {
         proto::AH => 4,
         _ => return [0; 4],
     };
-    bytes::<4>(f, thoff + poff).unwrap_or([0; 4])
+    bytes::<4>(f, thoff + poff).copied().unwrap_or([0; 4])
 }
 
 /// `skb_flow_get_icmp_tci()`: leaves the key untouched when the 8-byte ICMP
@@ -273,7 +274,7 @@ fn icmp_at(f: &[u8], thoff: usize, key: &mut IcmpKey) {
 
 /// `bond_flow_ip()`: one IPv4 or IPv6 header at `*nhoff`, without options
 /// walking. `ip_proto` is left alone for IPv4 fragments.
-#[inline]
+#[inline(always)]
 fn flow_ip(
     f: &[u8],
     l2_proto: u16,
@@ -287,7 +288,7 @@ fn flow_ip(
             let Some(h) = bytes::<20>(f, *nhoff) else {
                 return false;
             };
-            k.set_v4(&h, *nhoff);
+            k.set_v4(h, *nhoff);
             *nhoff += usize::from(h[0] & 0x0f) * 4;
             // ip_is_fragment(): MF set or a non-zero offset.
             if u16::from_be_bytes([h[6], h[7]]) & 0x3fff == 0 {
@@ -298,7 +299,7 @@ fn flow_ip(
             let Some(h) = bytes::<40>(f, *nhoff) else {
                 return false;
             };
-            k.set_v6(&h, *nhoff);
+            k.set_v6(h, *nhoff);
             *nhoff += 40;
             *ip_proto = Some(h[6]);
         }
@@ -314,7 +315,7 @@ fn flow_ip(
 
 /// `bond_flow_dissect()` for layer2+3 and layer3+4: the outer addresses (or,
 /// for an ICMP error, the addresses of the packet it quotes) and the ports.
-#[inline]
+#[inline(always)]
 fn bond_dissect(f: &[u8], l2: &L2View, l34: bool) -> Option<FlowKeys> {
     let mut k = FlowKeys::default();
     let mut nhoff = l2.nhoff;
@@ -394,7 +395,7 @@ fn flow_dissect(f: &[u8], l2: &L2View) -> Option<FlowKeys> {
         let next = match proto {
             proto::IPV4 => match bytes::<20>(f, nhoff) {
                 Some(h) if h[0] & 0x0f >= 5 => {
-                    k.set_v4(&h, nhoff);
+                    k.set_v4(h, nhoff);
                     nhoff += usize::from(h[0] & 0x0f) * 4;
                     ip_proto = h[9];
                     if u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 {
@@ -410,7 +411,7 @@ fn flow_dissect(f: &[u8], l2: &L2View) -> Option<FlowKeys> {
             },
             proto::IPV6 => match bytes::<40>(f, nhoff) {
                 Some(h) => {
-                    k.set_v6(&h, nhoff);
+                    k.set_v6(h, nhoff);
                     ip_proto = h[6];
                     nhoff += 40;
                     Next::Continue
@@ -671,7 +672,7 @@ fn compute(policy: HashPolicy, frame: &[u8], tci: Option<u16>) -> Computed {
 
 /// The kernel's `bond_xmit_hash()` of `frame`, with `tci` the out-of-band
 /// VLAN tag if there is one.
-#[inline]
+#[inline(always)]
 pub fn xmit_hash(policy: HashPolicy, frame: &[u8], tci: Option<u16>) -> u32 {
     compute(policy, frame, tci).hash
 }

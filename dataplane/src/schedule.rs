@@ -85,7 +85,7 @@ impl TxState {
 }
 
 /// Decide where `frame` (from the host) goes.
-#[inline]
+#[inline(always)]
 pub fn plan(snap: &BondSnapshot, st: &mut TxState, frame: &[u8]) -> TxPlan {
     match snap.mode {
         Mode::ActiveBackup => match snap.active {
@@ -93,14 +93,7 @@ pub fn plan(snap: &BondSnapshot, st: &mut TxState, frame: &[u8]) -> TxPlan {
             None => TxPlan::Drop(DropReason::NoActiveMember),
         },
         Mode::RoundRobin => round_robin(snap, st, frame),
-        Mode::Xor => match snap.usable.len() {
-            0 => TxPlan::Drop(DropReason::NoUsableMember),
-            n => {
-                let h = hash::xmit_hash(snap.hash_policy, frame, None);
-                let i = snap.divisors.usable.rem(h, n as u32) as usize;
-                TxPlan::Member(snap.usable[i])
-            }
-        },
+        Mode::Xor => xor(snap, frame),
         Mode::Broadcast => {
             if snap.members.iter().any(|m| m.can_tx) {
                 TxPlan::AllMembers
@@ -108,6 +101,21 @@ pub fn plan(snap: &BondSnapshot, st: &mut TxState, frame: &[u8]) -> TxPlan {
                 TxPlan::Drop(DropReason::NoUsableMember)
             }
         }
+    }
+}
+
+/// balance-xor: the kernel's hash modulo the usable members.
+#[inline]
+fn xor(snap: &BondSnapshot, frame: &[u8]) -> TxPlan {
+    let n = snap.usable.len() as u32;
+    if n == 0 {
+        return TxPlan::Drop(DropReason::NoUsableMember);
+    }
+    let h = hash::xmit_hash(snap.hash_policy, frame, None);
+    let i = snap.divisors.usable.rem(h, n) as usize;
+    match snap.usable.get(i) {
+        Some(&m) => TxPlan::Member(m),
+        None => TxPlan::Drop(DropReason::NoUsableMember),
     }
 }
 

@@ -375,3 +375,64 @@ fn a_member_that_goes_down_is_left_out_and_returns_after_updelay() -> anyhow::Re
     );
     Ok(())
 }
+
+/// The kernel's mode-1/mode-2-recovery-updelay.sh selftests: with both
+/// members flapping so that none is up, the bond must bring the one waiting
+/// out its updelay into service at once (bonding.rst 13.1), whatever the
+/// updelay.
+#[test]
+fn recovery_does_not_wait_for_updelay_when_no_member_is_up() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("rcv", 2)?;
+    for (mode, updelay) in [
+        ("balance-xor", 0),
+        ("balance-xor", 500),
+        ("balance-xor", 5000),
+        ("active-backup", 5000),
+    ] {
+        let mut d = Daemon::start(
+            &t,
+            &config(&format!("mode={mode} miimon=100 updelay={updelay}")),
+        )?;
+        // Past the start-up updelay of both members.
+        let t0 = Instant::now();
+        while d.status()?["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["mii_status"] != "up")
+        {
+            anyhow::ensure!(
+                t0.elapsed() < Duration::from_secs(8),
+                "members did not come up"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        warm_up(&t)?;
+        t.switch_port(0, false)?;
+        std::thread::sleep(Duration::from_millis(500));
+        t.switch_port(0, true)?;
+        t.switch_port(1, false)?;
+        let flapped = Instant::now();
+        let ok = run(&mut ns(
+            &t.host,
+            &["ping", "-c", "2", "-i", "0.2", "-W", "1", "198.18.0.2"],
+        ))
+        .is_ok();
+        println!(
+            "mode {mode} updelay {updelay}: ping after the flap {} ({} ms)",
+            if ok { "ok" } else { "FAILED" },
+            flapped.elapsed().as_millis()
+        );
+        assert!(
+            ok,
+            "mode {mode} updelay {updelay}: bond failed to recover\n{}",
+            d.cli(&["status"])?
+        );
+        d.stop()?;
+        t.switch_port(1, true)?;
+    }
+    Ok(())
+}

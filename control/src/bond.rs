@@ -109,10 +109,35 @@ impl BondCore {
         }
         tracing::info!(bond = %self.name, "enslaving {} as a backup interface with {} link", info.name,
             if carrier { "an up" } else { "a down" });
+        self.missing.retain(|m| *m != info.name);
         self.members.push(Some(info));
         self.reselect(now);
         self.publish_if_changed();
         idx as MemberId
+    }
+
+    /// The id the next member added will get (ids are never reused).
+    pub fn next_member_id(&self) -> MemberId {
+        self.members.len() as MemberId
+    }
+
+    /// Release a member, as `echo -IF > .../bonding/slaves` does: it leaves
+    /// the snapshot at once and a new active member is chosen if it was the
+    /// active one. Returns what the bond knew of it.
+    pub fn remove_member(&mut self, now: Instant, id: MemberId) -> Option<MemberInfo> {
+        let info = self.members.get_mut(id as usize)?.take()?;
+        let was_active = self.ab.active == Some(id as usize);
+        self.mii.remove(id as usize);
+        if self.ab.primary == Some(id as usize) {
+            // The name stays in `primary`: the member is primary again if
+            // it comes back, as in the kernel.
+            self.ab.primary = None;
+        }
+        tracing::info!(bond = %self.name, "releasing {} interface {}",
+            if was_active { "active" } else { "backup" }, info.name);
+        self.reselect(now);
+        self.publish_if_changed();
+        Some(info)
     }
 
     pub fn member(&self, id: MemberId) -> Option<&MemberInfo> {
@@ -620,6 +645,27 @@ mod tests {
             "back in the kernel's order"
         );
         assert!(b.status().members.iter().all(|m| m.state == "active"));
+    }
+
+    #[test]
+    fn members_come_and_go_at_runtime() {
+        let t0 = Instant::now();
+        let mut b = BondCore::new("bond0", "bond0", opts("mode=balance-rr"), MacAddr::ZERO);
+        let m0 = b.add_member(t0, info("m0", 1), true);
+        let m1 = b.add_member(t0, info("m1", 2), true);
+        assert_eq!(b.next_member_id(), 2);
+        drain(&mut b);
+        let gone = b.remove_member(t0, m0).unwrap();
+        assert_eq!(gone.name, "m0");
+        assert_eq!(drain(&mut b), vec![Action::Publish]);
+        let s = b.snapshot();
+        assert_eq!(s.members.iter().map(|m| m.id).collect::<Vec<_>>(), vec![m1]);
+        assert_eq!(s.active, Some(m1), "a new current member");
+        assert!(b.remove_member(t0, m0).is_none(), "released once");
+        let m2 = b.add_member(t0, info("m2", 3), true);
+        assert_eq!(m2, 2, "ids are not reused");
+        assert_eq!(b.snapshot().usable, vec![m1, m2]);
+        assert_eq!(b.status().members.len(), 2);
     }
 
     #[test]

@@ -332,7 +332,7 @@ impl BondRuntime {
                 perm_mac: l.perm_mac.or(l.mac).unwrap_or_default(),
                 speed: settings.speed,
                 full_duplex: settings.full_duplex,
-                rx_queues: l.rx_queues,
+                rx_queues: rx_queues(&l),
             };
             self.core.add_member(now, info, l.carrier);
         }
@@ -420,9 +420,11 @@ impl BondRuntime {
                 if let Some(id) = self.core.member_by_ifindex(l.index) {
                     self.core.handle_carrier(now, id, l.carrier);
                 } else if self.missing.contains(&l.name) {
-                    tracing::warn!(bond = %self.core.name,
-                        "member {} appeared; adding members at runtime is not implemented yet, restart xbond to use it", l.name);
+                    tracing::info!(bond = %self.core.name, "configured member {} appeared; enslaving it", l.name);
                     self.missing.retain(|m| *m != l.name);
+                    if let Err(e) = self.add_member(&l.name) {
+                        tracing::warn!(bond = %self.core.name, "could not enslave {}: {e:#}", l.name);
+                    }
                 }
             }
             LinkEvent::Removed { index, name } => {
@@ -527,6 +529,10 @@ impl BondRuntime {
                 }
                 Err(e) => Response::err(format!("{e:#}")),
             },
+            Request::Set { key, value } if key == "slaves" => match self.set_slaves(&value) {
+                Ok(msg) => Response::ok(serde_json::Value::String(msg)),
+                Err(e) => Response::err(format!("slaves: {e:#}")),
+            },
             Request::Set { key, value } => {
                 let r = self.core.set_option(Instant::now(), &key, &value);
                 self.run_actions();
@@ -539,6 +545,113 @@ impl BondRuntime {
                 }
             }
         }
+    }
+
+    /// `+IF` adds a member, `-IF` releases one, as the kernel's
+    /// `/sys/class/net/BOND/bonding/slaves` takes them.
+    fn set_slaves(&mut self, value: &str) -> anyhow::Result<String> {
+        let mut done = Vec::new();
+        for token in value.split_whitespace() {
+            match token.split_at(1) {
+                ("+", name) if !name.is_empty() => {
+                    self.add_member(name)?;
+                    done.push(format!("added {name}"));
+                }
+                ("-", name) if !name.is_empty() => {
+                    self.remove_member(name)?;
+                    done.push(format!("released {name}"));
+                }
+                _ => bail!("expected +IFNAME or -IFNAME, got '{token}'"),
+            }
+        }
+        if done.is_empty() {
+            bail!("expected +IFNAME or -IFNAME");
+        }
+        Ok(done.join(", "))
+    }
+
+    /// Enslave `name` while running: prepare the link as at start, give the
+    /// engine its sockets and program, and only then let the bond use it.
+    fn add_member(&mut self, name: &str) -> anyhow::Result<()> {
+        if self.core.member_by_name(name).is_some() {
+            bail!("{name} is already a member of {}", self.core.name);
+        }
+        if name == self.core.host_interface || name == hidden_name(&self.core.name) {
+            bail!("{name} is this bond's own host interface");
+        }
+        let l = self
+            .nl
+            .link_by_name(name)?
+            .with_context(|| format!("{name}: no such interface"))?;
+        let ipv6 = set_disable_ipv6(&l.name, "1");
+        let restore = MemberRestore {
+            index: l.index,
+            name: l.name.clone(),
+            promisc: l.promisc,
+            disable_ipv6: ipv6,
+        };
+        let prepared = (|| -> anyhow::Result<()> {
+            if !l.promisc {
+                self.nl.set_promisc(l.index, true)?;
+            }
+            if !l.admin_up {
+                self.nl.set_up(l.index, true)?;
+            }
+            let id = self.core.next_member_id();
+            let engine = self
+                .engine
+                .as_mut()
+                .context("the dataplane is not running")?;
+            engine.add_member(&PortSpec {
+                role: Role::Member(id),
+                ifindex: l.index,
+                name: l.name.clone(),
+                queues: rx_queues(&l),
+            })
+        })();
+        if let Err(e) = prepared {
+            restore_members(&mut self.nl, std::slice::from_ref(&restore));
+            return Err(e);
+        }
+        self.restore.push(restore);
+        let l = self.nl.link_by_index(l.index)?.unwrap_or(l);
+        let settings = ethtool::link_settings(&l.name).unwrap_or_default();
+        let info = MemberInfo {
+            name: l.name.clone(),
+            ifindex: l.index,
+            perm_mac: l.perm_mac.or(l.mac).unwrap_or_default(),
+            speed: settings.speed,
+            full_duplex: settings.full_duplex,
+            rx_queues: rx_queues(&l),
+        };
+        self.core.add_member(Instant::now(), info, l.carrier);
+        self.missing.retain(|m| m != name);
+        self.run_actions();
+        Ok(())
+    }
+
+    /// Release `name`: out of the snapshot first, then out of the engine
+    /// (queued frames sent, every frame back in the pool), then its link
+    /// settings restored.
+    fn remove_member(&mut self, name: &str) -> anyhow::Result<()> {
+        let id = self
+            .core
+            .member_by_name(name)
+            .with_context(|| format!("{name} is not a member of {}", self.core.name))?;
+        let info = self
+            .core
+            .remove_member(Instant::now(), id)
+            .context("member vanished")?;
+        self.run_actions();
+        if let Some(e) = self.engine.as_mut() {
+            let n = e.remove_member(id, info.ifindex)?;
+            tracing::info!(bond = %self.core.name, "{name}: sockets closed, {n} frames back in the pool");
+        }
+        if let Some(i) = self.restore.iter().position(|r| r.index == info.ifindex) {
+            let r = self.restore.remove(i);
+            restore_members(&mut self.nl, std::slice::from_ref(&r));
+        }
+        Ok(())
     }
 
     fn stats(&self) -> serde_json::Value {
@@ -599,6 +712,13 @@ impl BondRuntime {
             Err(e) => tracing::warn!(bond = %self.core.name, "remove host interface: {e}"),
         }
     }
+}
+
+/// The RX queues to open sockets on: the active channels when the driver
+/// reports them (a veth made without `numrxqueues` reports 1 active of 2
+/// allocated), else what netlink says.
+fn rx_queues(l: &Link) -> u32 {
+    ethtool::rx_channels(&l.name).unwrap_or(l.rx_queues).max(1)
 }
 
 fn restore_members(nl: &mut Netlink, list: &[MemberRestore]) {

@@ -36,17 +36,28 @@ pub struct QueueStats {
     pub socket: StatsHandle,
 }
 
+/// The XDP side of one port: its XSKMAP, redirect program and BPF link.
+struct PortXdp {
+    ifindex: u32,
+    // The link before the program and map: detach first.
+    _link: XdpLink,
+    _prog: XdpProgram,
+    _map: XskMap,
+}
+
 pub struct Engine {
     pub shared: Arc<Shared>,
     workers: Vec<WorkerHandle>,
-    // Links before programs and maps: detach first.
-    links: Vec<XdpLink>,
-    _progs: Vec<XdpProgram>,
-    _maps: Vec<XskMap>,
+    ports: Vec<PortXdp>,
     pub queues: Vec<QueueStats>,
     /// For each member, the workers that can transmit on it.
     member_workers: Vec<Vec<usize>>,
+    xsk_cfg: XskConfig,
+    attach: AttachMode,
 }
+
+/// How long control waits for a worker to add or remove a port.
+const WORKER_JOB_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 impl Engine {
     pub fn start(
@@ -163,17 +174,9 @@ impl Engine {
             XdpMode::Native => AttachMode::Native,
             XdpMode::Generic => AttachMode::Generic,
         };
-        let mut progs = Vec::new();
-        let mut links = Vec::new();
-        for (p, map) in ports.iter().zip(&maps) {
-            // Frames on a queue without a socket are dropped, never passed to
-            // the member's own stack (AFXDP.md, gotcha 13).
-            let prog = XdpProgram::redirect_to(map, XdpAction::Drop)
-                .context("load the redirect program")?;
-            let link = XdpLink::attach(&prog, p.ifindex, mode)
-                .with_context(|| format!("XDP on {}", p.name))?;
-            progs.push(prog);
-            links.push(link);
+        let mut attached = Vec::new();
+        for (p, map) in ports.iter().zip(maps) {
+            attached.push(attach(p, map, mode)?);
         }
 
         let cores = core_affinity::get_core_ids().unwrap_or_default();
@@ -203,12 +206,113 @@ impl Engine {
         Ok(Engine {
             shared,
             workers,
-            links,
-            _progs: progs,
-            _maps: maps,
+            ports: attached,
             queues,
             member_workers,
+            xsk_cfg,
+            attach: mode,
         })
+    }
+
+    /// Serve a member added at runtime: a socket on each of its queues in
+    /// the worker that owns that queue number (sharing the worker's UMEM),
+    /// the XSKMAP filled, then the program attached. The snapshot names the
+    /// member only after this returns, so no frame is scheduled to it before
+    /// its sockets exist.
+    pub fn add_member(&mut self, spec: &PortSpec) -> anyhow::Result<()> {
+        let Role::Member(m) = spec.role else {
+            bail!("add_member: {} is not a member", spec.name);
+        };
+        let map = XskMap::new(spec.queues).with_context(|| format!("XSKMAP for {}", spec.name))?;
+        let n = self.workers.len().max(1);
+        let mut added = Vec::new();
+        let result = (|| -> anyhow::Result<()> {
+            for q in 0..spec.queues {
+                let w = q as usize % n;
+                let (tx, rx) = bounded(1);
+                let cfg = self.xsk_cfg.clone();
+                let counters = Arc::new(PortCounters::default());
+                let c = Arc::clone(&counters);
+                let (ifindex, role) = (spec.ifindex, spec.role);
+                let job: xbond_dataplane::worker::WorkerJob = Box::new(move |wk: &mut Worker| {
+                    let r = wk.new_socket(ifindex, q, &cfg).and_then(|s| {
+                        let fd = s.fd();
+                        let stats = s.stats_handle()?;
+                        wk.add_port(Box::new(s), role, c);
+                        wk.prime();
+                        Ok((fd, stats))
+                    });
+                    let _ = tx.send(r);
+                });
+                if !self.workers[w].send(WorkerCommand::Exec(job)) {
+                    bail!("worker {w} did not take the job");
+                }
+                let (fd, socket) = rx
+                    .recv_timeout(WORKER_JOB_TIMEOUT)
+                    .context("worker did not answer")?
+                    .with_context(|| format!("AF_XDP socket on {} queue {q}", spec.name))?;
+                added.push(w);
+                map.set(q, fd)
+                    .with_context(|| format!("XSKMAP entry {} queue {q}", spec.name))?;
+                self.queues.push(QueueStats {
+                    port: spec.name.clone(),
+                    role,
+                    queue: q,
+                    worker: w,
+                    counters,
+                    socket,
+                });
+            }
+            Ok(())
+        })();
+        let m = m as usize;
+        if self.member_workers.len() <= m {
+            self.member_workers.resize(m + 1, Vec::new());
+        }
+        for w in added {
+            if !self.member_workers[m].contains(&w) {
+                self.member_workers[m].push(w);
+            }
+        }
+        let attached = result.and_then(|()| attach(spec, map, self.attach));
+        match attached {
+            Ok(p) => {
+                self.ports.push(p);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.remove_member(m as MemberId, spec.ifindex);
+                Err(e)
+            }
+        }
+    }
+
+    /// Stop serving a member: its program is detached (its frames go to its
+    /// own stack again), then each worker sends what it had queued for it
+    /// and closes its sockets, taking every frame back. Call after a publish
+    /// without the member. Returns the frames recovered.
+    pub fn remove_member(&mut self, m: MemberId, ifindex: u32) -> anyhow::Result<u32> {
+        self.ports.retain(|p| p.ifindex != ifindex);
+        let workers = self
+            .member_workers
+            .get_mut(m as usize)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        let mut recovered = 0;
+        for w in workers {
+            let (tx, rx) = bounded(1);
+            let job: xbond_dataplane::worker::WorkerJob = Box::new(move |wk: &mut Worker| {
+                let _ = tx.send(wk.remove_member(m));
+            });
+            if !self.workers[w].send(WorkerCommand::Exec(job)) {
+                bail!("worker {w} did not take the job");
+            }
+            recovered += rx
+                .recv_timeout(WORKER_JOB_TIMEOUT)
+                .context("worker did not answer")?;
+        }
+        self.queues.retain(|q| q.role != Role::Member(m));
+        Ok(recovered)
     }
 
     pub fn publish(&self, snap: BondSnapshot) {
@@ -228,7 +332,7 @@ impl Engine {
     }
 
     pub fn attached(&self) -> usize {
-        self.links.len()
+        self.ports.len()
     }
 
     /// Stop the workers, close the sockets, detach the programs.
@@ -240,8 +344,24 @@ impl Engine {
             w.join();
         }
         self.workers.clear();
-        self.links.clear();
+        self.ports.clear();
     }
+}
+
+/// Load the redirect program for `map` and attach it to the port.
+fn attach(p: &PortSpec, map: XskMap, mode: AttachMode) -> anyhow::Result<PortXdp> {
+    // Frames on a queue without a socket are dropped, never passed to the
+    // member's own stack (AFXDP.md, gotcha 13).
+    let prog =
+        XdpProgram::redirect_to(&map, XdpAction::Drop).context("load the redirect program")?;
+    let link =
+        XdpLink::attach(&prog, p.ifindex, mode).with_context(|| format!("XDP on {}", p.name))?;
+    Ok(PortXdp {
+        ifindex: p.ifindex,
+        _link: link,
+        _prog: prog,
+        _map: map,
+    })
 }
 
 impl Drop for Engine {

@@ -82,6 +82,8 @@ enum Cmd {
     Set {
         bond: String,
         key: String,
+        /// The value; `-IFNAME` (releasing a member) is a value, not a flag.
+        #[arg(allow_hyphen_values = true)]
         value: String,
     },
 }

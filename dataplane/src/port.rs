@@ -25,6 +25,14 @@ pub trait Port: Send {
     fn refill(&mut self, pool: &mut FramePool, target: u32) -> u32;
     /// A descriptor that becomes readable when frames arrive.
     fn poll_fd(&self) -> Option<RawFd>;
+    /// Before the port is dropped: give back every frame it still holds.
+    fn close(&mut self, _pool: &mut FramePool) -> u32 {
+        0
+    }
+    /// The AF_XDP socket, for sharing its UMEM with a socket added later.
+    fn as_xsk(&self) -> Option<&XskSocket> {
+        None
+    }
 }
 
 impl Port for XskSocket {
@@ -50,6 +58,14 @@ impl Port for XskSocket {
 
     fn poll_fd(&self) -> Option<RawFd> {
         Some(self.fd())
+    }
+
+    fn close(&mut self, pool: &mut FramePool) -> u32 {
+        self.reclaim(pool)
+    }
+
+    fn as_xsk(&self) -> Option<&XskSocket> {
+        Some(self)
     }
 }
 

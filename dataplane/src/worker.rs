@@ -75,11 +75,27 @@ impl std::fmt::Debug for ControlFrame {
     }
 }
 
+/// Work control hands to a worker thread: it runs between two rounds with
+/// the worker to itself (adding or removing ports at runtime).
+pub type WorkerJob = Box<dyn FnOnce(&mut Worker) + Send>;
+
 /// What control asks of a worker.
-#[derive(Debug)]
 pub enum WorkerCommand {
     /// Send this frame out of a member, ahead of queued data.
     Transmit { member: MemberId, frame: Vec<u8> },
+    /// Run this on the worker's thread.
+    Exec(WorkerJob),
+}
+
+impl std::fmt::Debug for WorkerCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WorkerCommand::Transmit { member, frame } => {
+                write!(f, "Transmit(member {member}, {} bytes)", frame.len())
+            }
+            WorkerCommand::Exec(_) => write!(f, "Exec"),
+        }
+    }
 }
 
 /// Which side of the bond a port is on.
@@ -194,6 +210,69 @@ impl Worker {
         &self.pool
     }
 
+    /// A new AF_XDP socket on `ifindex`/`queue` sharing this worker's UMEM,
+    /// for a port added at runtime (add it with [`add_port`](Self::add_port)).
+    pub fn new_socket(
+        &self,
+        ifindex: u32,
+        queue: u32,
+        cfg: &crate::sys::xsk::XskConfig,
+    ) -> std::io::Result<crate::sys::xsk::XskSocket> {
+        let owner = self.slots.iter().find_map(|s| s.port.as_xsk());
+        crate::sys::xsk::XskSocket::new(&self.pool, owner, ifindex, queue, cfg)
+    }
+
+    /// Take member `m`'s ports out of this worker. What is queued for them
+    /// is sent first; then every frame their sockets hold comes back to the
+    /// pool and they close. Returns the frames recovered. Call after the
+    /// snapshot no longer names the member and its XDP program is detached.
+    pub fn remove_member(&mut self, m: MemberId) -> u32 {
+        let mut recovered = 0;
+        let mut i = 0;
+        while i < self.slots.len() {
+            if self.slots[i].role != Role::Member(m) {
+                i += 1;
+                continue;
+            }
+            let mut s = self.slots.remove(i);
+            // A few rounds: the TX ring may take the queue in parts.
+            for _ in 0..8 {
+                if !s.txq.is_empty() {
+                    let (sent, bytes) = s.port.send(&mut self.pool, &mut s.txq);
+                    s.batch.tx(u64::from(sent), bytes);
+                }
+                let _ = s.port.flush();
+                recovered += s.port.complete(&mut self.pool);
+                if s.txq.is_empty() {
+                    break;
+                }
+            }
+            for f in s.txq.drain(..) {
+                s.batch.drop(DropReason::UnknownMember, 1);
+                self.pool.free(f);
+            }
+            recovered += s.port.close(&mut self.pool);
+            s.batch.publish(&s.counters);
+        }
+        self.member_slot.clear();
+        self.host_slot = None;
+        for (idx, s) in self.slots.iter().enumerate() {
+            match s.role {
+                Role::Member(id) => {
+                    let id = id as usize;
+                    if self.member_slot.len() <= id {
+                        self.member_slot.resize(id + 1, None);
+                    }
+                    self.member_slot[id].get_or_insert(idx);
+                }
+                Role::Host => {
+                    self.host_slot.get_or_insert(idx);
+                }
+            }
+        }
+        recovered
+    }
+
     /// Prime every port's fill ring before traffic starts.
     pub fn prime(&mut self) {
         for s in &mut self.slots {
@@ -264,6 +343,7 @@ impl Worker {
         while let Ok(cmd) = self.commands.try_recv() {
             n += 1;
             match cmd {
+                WorkerCommand::Exec(job) => job(self),
                 WorkerCommand::Transmit { member, frame } => {
                     let Some(idx) = self.member_slot.get(member as usize).copied().flatten() else {
                         tracing::debug!(
@@ -692,6 +772,46 @@ mod tests {
         r.host.inject(&ipv4(9));
         r.worker.round();
         assert_eq!(r.counters[2].drops(DropReason::NoUsableMember), 1);
+        assert_eq!(r.worker.pool().free_count(), 64);
+    }
+
+    #[test]
+    fn a_member_removed_at_runtime_sends_its_queue_and_returns_every_frame() {
+        let mut r = rig_with(load_sharing(Mode::RoundRobin, [true, true]));
+        // Member 0 takes one frame per call: some of its frames stay queued.
+        let slow = MemPort {
+            tx_limit: Some(1),
+            ..MemPort::new()
+        };
+        r.worker.slots[0].port = Box::new(slow.clone());
+        for t in 0..6 {
+            r.host.inject(&ipv4(t));
+        }
+        r.worker.round();
+        assert_eq!(slow.take_sent(), vec![ipv4(1)]);
+        // Control publishes the bond without member 0, then removes it.
+        r.shared
+            .publish(load_sharing(Mode::RoundRobin, [false, true]));
+        let (tx, rx) = bounded(1);
+        r.cmd_tx
+            .send(WorkerCommand::Exec(Box::new(move |w: &mut Worker| {
+                let _ = tx.send(w.remove_member(0));
+            })))
+            .unwrap();
+        r.worker.round();
+        rx.try_recv().expect("the job ran");
+        assert_eq!(
+            slow.take_sent(),
+            vec![ipv4(3), ipv4(5)],
+            "what was queued for the member left on it, once"
+        );
+        assert_eq!(r.members[1].take_sent(), vec![ipv4(0), ipv4(2), ipv4(4)]);
+        // The remaining ports still work, through rebuilt indices.
+        r.host.inject(&ipv4(7));
+        r.members[1].inject(&ipv4(8));
+        r.worker.round();
+        assert_eq!(r.members[1].take_sent(), vec![ipv4(7)]);
+        assert_eq!(r.host.take_sent(), vec![ipv4(8)]);
         assert_eq!(r.worker.pool().free_count(), 64);
     }
 

@@ -436,3 +436,149 @@ fn recovery_does_not_wait_for_updelay_when_no_member_is_up() -> anyhow::Result<(
     }
     Ok(())
 }
+
+/// `echo +IF / -IF > /sys/class/net/bond0/bonding/slaves`, the xbond way:
+/// members join and leave a running balance-rr bond under traffic; the
+/// scheduler follows at the next batch, nothing is lost, and the frames the
+/// removed member's sockets held come back (repeated add/remove does not
+/// drain the pool).
+#[test]
+fn members_join_and_leave_a_running_bond() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("dyn", 3)?;
+    let d = Daemon::start(&t, &config("mode=balance-rr miimon=100"))?;
+    warm_up(&t)?;
+    println!("{}", d.cli(&["set", "bond0", "slaves", "+m2"])?);
+    let before: Vec<u64> = (0..3)
+        .map(|i| switch_rx(&t, i))
+        .collect::<anyhow::Result<_>>()?;
+    let r = udp_stream(&t.host, &t.peer, PEER_IP, PORT, 3000, 3000, |_| {})?;
+    let after: Vec<u64> = (0..3)
+        .map(|i| switch_rx(&t, i))
+        .collect::<anyhow::Result<_>>()?;
+    let got: Vec<u64> = (0..3).map(|i| after[i] - before[i]).collect();
+    println!(
+        "three members: {got:?} frames, {} of 3000 arrived",
+        r.received
+    );
+    assert_eq!(r.lost(), 0);
+    for g in &got {
+        assert!((990..=1010).contains(g), "uneven after the add: {got:?}");
+    }
+
+    // Release m0 in the middle of a stream.
+    let before0 = switch_rx(&t, 0)?;
+    let dd = &d;
+    let r = udp_stream(&t.host, &t.peer, PEER_IP, PORT, 2000, 2000, |start| {
+        std::thread::sleep(
+            (start + Duration::from_millis(400)).saturating_duration_since(Instant::now()),
+        );
+        let out = dd.cli(&["set", "bond0", "slaves", "-m0"]);
+        println!("{out:?}");
+    })?;
+    let tail0 = switch_rx(&t, 0)?;
+    println!(
+        "m0 released mid-stream: {} of 2000 arrived, m0 carried {}",
+        r.received,
+        tail0 - before0
+    );
+    assert_eq!(r.lost(), 0, "frames lost while releasing a member");
+    let st = d.status()?;
+    let names: Vec<&str> = st["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["m1", "m2"]);
+    send_flows(&t, &[43000], 50)?;
+    assert_eq!(switch_rx(&t, 0)?, tail0, "nothing leaves a released member");
+
+    // Add and release it a few times: the pool gets its frames back.
+    for _ in 0..4 {
+        d.cli(&["set", "bond0", "slaves", "+m0"])?;
+        d.cli(&["set", "bond0", "slaves", "-m0"])?;
+    }
+    d.cli(&["set", "bond0", "slaves", "+m0"])?;
+    let r = udp_stream(&t.host, &t.peer, PEER_IP, PORT, 3000, 3000, |_| {})?;
+    assert_eq!(r.lost(), 0, "traffic after repeated add/remove");
+    let stats: serde_json::Value = serde_json::from_str(&d.cli(&["stats", "--json"])?)?;
+    for p in stats["ports"].as_array().into_iter().flatten() {
+        assert_eq!(
+            p["drops"]["no_free_frame"].as_u64().unwrap_or(0),
+            0,
+            "pool ran dry: {p}"
+        );
+    }
+    let err = d
+        .cli(&["set", "bond0", "slaves", "+nosuch0"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("nosuch0: no such interface"), "{err}");
+    let err = d
+        .cli(&["set", "bond0", "slaves", "m1"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("expected +IFNAME or -IFNAME"), "{err}");
+    Ok(())
+}
+
+/// A configured member that does not exist at start is enslaved when it
+/// appears.
+#[test]
+fn a_configured_member_is_enslaved_when_it_appears() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("late", 2)?;
+    let d = Daemon::start(
+        &t,
+        r#"
+[daemon]
+run_dir = "RUN_DIR"
+[bond.bond0]
+members = ["m0", "m1", "m7"]
+addresses = ["198.18.0.1/24"]
+options = "mode=balance-rr miimon=100"
+"#,
+    )?;
+    assert_eq!(d.status()?["missing_members"], serde_json::json!(["m7"]));
+    run(std::process::Command::new("ip").args([
+        "-n", &t.host, "link", "add", "m7", "type", "veth", "peer", "name", "s7", "netns",
+        &t.switch,
+    ]))?;
+    run(std::process::Command::new("ip")
+        .args(["-n", &t.switch, "link", "set", "s7", "master", "br0", "up"]))?;
+    let t0 = Instant::now();
+    loop {
+        let st = d.status()?;
+        let has = st["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["name"] == "m7" && m["mii_status"] == "up");
+        if has {
+            assert_eq!(st["missing_members"], serde_json::json!([]));
+            break;
+        }
+        anyhow::ensure!(
+            t0.elapsed() < Duration::from_secs(5),
+            "m7 was not enslaved: {st}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "m7 enslaved {} ms after it appeared",
+        t0.elapsed().as_millis()
+    );
+    let before = switch_rx(&t, 7)?;
+    send_flows(&t, &[44000], 60)?;
+    let used = switch_rx(&t, 7)? - before;
+    assert!(
+        used >= 18,
+        "m7 should carry a third of 60 frames, carried {used}"
+    );
+    Ok(())
+}

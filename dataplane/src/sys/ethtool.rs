@@ -9,6 +9,22 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 const SIOCETHTOOL: libc::c_ulong = 0x8946;
 const ETHTOOL_GSET: u32 = 0x0000_0001;
 const ETHTOOL_STXCSUM: u32 = 0x0000_0017;
+const ETHTOOL_GCHANNELS: u32 = 0x0000_003c;
+
+/// `struct ethtool_channels`.
+#[repr(C)]
+#[derive(Default)]
+struct EthtoolChannels {
+    cmd: u32,
+    max_rx: u32,
+    max_tx: u32,
+    max_other: u32,
+    max_combined: u32,
+    rx_count: u32,
+    tx_count: u32,
+    other_count: u32,
+    combined_count: u32,
+}
 
 #[repr(C)]
 struct IfReq {
@@ -106,6 +122,20 @@ pub fn link_settings(ifname: &str) -> io::Result<LinkSettings> {
             _ => None,
         },
     })
+}
+
+/// The RX queues a socket can bind to: the driver's active channels (RX or
+/// combined). `IFLA_NUM_RX_QUEUES` is the allocated maximum, which binding
+/// past the active ones refuses with EINVAL. `None` when the driver does not
+/// report channels.
+pub fn rx_channels(ifname: &str) -> Option<u32> {
+    let mut c = EthtoolChannels {
+        cmd: ETHTOOL_GCHANNELS,
+        ..Default::default()
+    };
+    ioctl(ifname, (&mut c as *mut EthtoolChannels).cast()).ok()?;
+    let n = c.rx_count.max(c.combined_count);
+    (n > 0).then_some(n)
 }
 
 #[cfg(test)]

@@ -124,6 +124,28 @@ impl<T: Copy> ProducerRing<T> {
     pub(crate) fn needs_wakeup(&self) -> bool {
         self.0.flags() & RING_NEED_WAKEUP != 0
     }
+
+    /// Read back the entries the consumer has not taken yet, oldest first,
+    /// and forget them. For a socket being closed: the caller makes sure the
+    /// kernel consumes nothing more from this ring (no program redirects to
+    /// the socket any longer), so these entries would otherwise be lost.
+    pub(crate) fn take_back(&mut self, mut each: impl FnMut(T)) -> u32 {
+        let r = &mut self.0;
+        // Acquire pairs with the kernel's Release of the consumer index: the
+        // slots before it are the kernel's, the ones after it still ours.
+        let cons = r.consumer().load(Ordering::Acquire);
+        let n = r.cached_prod.wrapping_sub(cons);
+        for i in 0..n {
+            let idx = cons.wrapping_add(i) & r.mask;
+            // SAFETY: idx < size; the slot lies between the consumer index
+            // and our producer index, so it holds a value we wrote and the
+            // consumer only ever reads it.
+            each(unsafe { r.layout.slots.add(idx as usize).read() });
+        }
+        r.cached_cons = cons;
+        r.cached_prod = cons;
+        n
+    }
 }
 
 /// Slots reserved on a producer ring; see [`ProducerRing::reserve`].
@@ -251,6 +273,31 @@ pub(crate) mod tests {
                 size: self.slots.len() as u32,
             }
         }
+    }
+
+    #[test]
+    fn take_back_returns_what_the_consumer_left() {
+        let mem = HeapRing::<u64>::new(8, 6);
+        // SAFETY: mem outlives the rings; one producer, one consumer.
+        let (mut p, mut c) = unsafe {
+            (
+                ProducerRing::new(mem.layout()),
+                ConsumerRing::new(mem.layout()),
+            )
+        };
+        let mut r = p.reserve(5);
+        for v in 10..15u64 {
+            assert!(r.push(v));
+        }
+        assert_eq!(r.commit(), 5);
+        // The consumer takes two, across the wrap of the slot index.
+        assert_eq!(c.available(2), 2);
+        assert_eq!((c.get(0), c.get(1)), (10, 11));
+        c.release(2);
+        let mut back = Vec::new();
+        assert_eq!(p.take_back(|v| back.push(v)), 3);
+        assert_eq!(back, vec![12, 13, 14]);
+        assert_eq!(p.take_back(|_| panic!("nothing left")), 0);
     }
 
     #[test]

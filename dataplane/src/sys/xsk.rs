@@ -429,6 +429,32 @@ impl XskSocket {
         n
     }
 
+    /// Give back to the pool every frame this socket still holds: received
+    /// and unread, completed, and fill-ring entries the kernel has not taken.
+    /// Call after no XDP program redirects to the socket any more and TX has
+    /// been kicked, just before dropping it; returns the frames recovered.
+    pub fn reclaim(&mut self, pool: &mut FramePool) -> u32 {
+        let mut n = 0;
+        loop {
+            let got = self.rx.available(self.ring_size);
+            if got == 0 {
+                break;
+            }
+            for i in 0..got {
+                let addr = self.rx.get(i).addr;
+                if addr < pool.area().len() as u64 {
+                    pool.recycle(addr);
+                    n += 1;
+                }
+            }
+            self.rx.release(got);
+        }
+        n += self.complete(pool);
+        n += self.fill.take_back(|addr| pool.recycle(addr));
+        self.in_fill = 0;
+        n
+    }
+
     /// Frames the kernel holds for RX.
     pub fn in_fill(&self) -> u32 {
         self.in_fill

@@ -428,9 +428,16 @@ impl BondRuntime {
                 }
             }
             LinkEvent::Removed { index, name } => {
-                if let Some(id) = self.core.member_by_ifindex(index) {
-                    tracing::warn!(bond = %self.core.name, "member {name} was deleted");
-                    self.core.handle_carrier(now, id, false);
+                if self.core.member_by_ifindex(index).is_some() {
+                    // As the kernel releases a slave that is unregistered;
+                    // it is enslaved again if it comes back, as a configured
+                    // member that appears.
+                    tracing::warn!(bond = %self.core.name, "member {name} was deleted; releasing it");
+                    if let Err(e) = self.remove_member(&name) {
+                        tracing::warn!(bond = %self.core.name, "release {name}: {e:#}");
+                    }
+                    self.missing.push(name.clone());
+                    self.core.note_missing(&name);
                 } else if index == self.host_index {
                     tracing::error!(bond = %self.core.name, "host interface {name} was deleted under us");
                 }

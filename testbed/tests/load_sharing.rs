@@ -580,5 +580,26 @@ options = "mode=balance-rr miimon=100"
         used >= 18,
         "m7 should carry a third of 60 frames, carried {used}"
     );
+
+    // Deleting a member releases it; the others carry on without loss.
+    run(std::process::Command::new("ip").args(["-n", &t.host, "link", "del", "m7"]))?;
+    let t1 = Instant::now();
+    while d.status()?["missing_members"] != serde_json::json!(["m7"]) {
+        anyhow::ensure!(
+            t1.elapsed() < Duration::from_secs(5),
+            "m7 not released\n{}",
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let names: Vec<String> = d.status()?["members"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["name"].as_str().map(String::from))
+        .collect();
+    assert_eq!(names, vec!["m0", "m1"]);
+    let r = udp_stream(&t.host, &t.peer, PEER_IP, PORT, 2000, 1000, |_| {})?;
+    assert_eq!(r.lost(), 0, "traffic after a member was deleted");
     Ok(())
 }

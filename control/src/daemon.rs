@@ -621,7 +621,8 @@ impl BondRuntime {
             return Err(e);
         }
         self.restore.push(restore);
-        let l = self.nl.link_by_index(l.index)?.unwrap_or(l);
+        // The engine serves it now: from here on nothing may fail half-way.
+        let l = self.nl.link_by_index(l.index).ok().flatten().unwrap_or(l);
         let settings = ethtool::link_settings(&l.name).unwrap_or_default();
         let info = MemberInfo {
             name: l.name.clone(),

@@ -3,6 +3,8 @@
 
 pub mod arp;
 pub mod ethernet;
+pub mod lacp;
+pub mod marker;
 
 /// A frame or header too short for what it claims to hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

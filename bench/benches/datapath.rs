@@ -63,6 +63,34 @@ fn traffic() -> Vec<Vec<u8>> {
         .collect()
 }
 
+/// A bond of two members, both up.
+fn two_members(mode: Mode) -> BondSnapshot {
+    let mut snap = BondSnapshot::new(mode);
+    snap.members = (0..2).map(|id| TxMember { id, can_tx: true }).collect();
+    snap.usable = vec![0, 1];
+    snap
+}
+
+/// The scheduler's decision for every frame of `frames`, the snapshot loaded
+/// once per pass as a worker does per batch.
+fn bench_plan(
+    g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    name: &str,
+    snap: BondSnapshot,
+    frames: &[Vec<u8>],
+) {
+    let shared = Shared::new(snap);
+    let mut st = TxState::new(7);
+    g.bench_function(name, |b| {
+        b.iter(|| {
+            let s = shared.snapshot.load();
+            for f in frames {
+                black_box(schedule::plan(&s, &mut st, black_box(f)));
+            }
+        })
+    });
+}
+
 fn scheduler(c: &mut Criterion) {
     let frames = traffic();
     let mut g = c.benchmark_group("tx_hash_and_pick");
@@ -75,20 +103,9 @@ fn scheduler(c: &mut Criterion) {
         HashPolicy::Encap34,
         HashPolicy::VlanSrcMac,
     ] {
-        let mut snap = BondSnapshot::new(Mode::Xor);
+        let mut snap = two_members(Mode::Xor);
         snap.hash_policy = policy;
-        snap.members = (0..2).map(|id| TxMember { id, can_tx: true }).collect();
-        snap.usable = vec![0, 1];
-        let shared = Shared::new(snap);
-        let mut st = TxState::new(7);
-        g.bench_function(policy.name(), |b| {
-            b.iter(|| {
-                let s = shared.snapshot.load();
-                for f in &frames {
-                    black_box(schedule::plan(&s, &mut st, black_box(f)));
-                }
-            })
-        });
+        bench_plan(&mut g, policy.name(), snap, &frames);
     }
     // One kind of frame (IPv4/UDP, 64 flows): what the hash costs when the
     // branches on frame type are predictable.
@@ -100,40 +117,23 @@ fn scheduler(c: &mut Criterion) {
         })
         .collect();
     for policy in [HashPolicy::Layer2, HashPolicy::Layer34, HashPolicy::Encap34] {
-        let mut snap = BondSnapshot::new(Mode::Xor);
+        let mut snap = two_members(Mode::Xor);
         snap.hash_policy = policy;
-        snap.members = (0..2).map(|id| TxMember { id, can_tx: true }).collect();
-        snap.usable = vec![0, 1];
-        let shared = Shared::new(snap);
-        let mut st = TxState::new(7);
-        g.bench_function(format!("{}_ipv4_udp_only", policy.name()), |b| {
-            b.iter(|| {
-                let s = shared.snapshot.load();
-                for f in &udp {
-                    black_box(schedule::plan(&s, &mut st, black_box(f)));
-                }
-            })
-        });
+        bench_plan(
+            &mut g,
+            &format!("{}_ipv4_udp_only", policy.name()),
+            snap,
+            &udp,
+        );
     }
     for (name, mode, pps) in [
         ("balance-rr", Mode::RoundRobin, 1),
         ("balance-rr_pps0_random", Mode::RoundRobin, 0),
         ("broadcast", Mode::Broadcast, 1),
     ] {
-        let mut snap = BondSnapshot::new(mode);
+        let mut snap = two_members(mode);
         snap.packets_per_slave = pps;
-        snap.members = (0..2).map(|id| TxMember { id, can_tx: true }).collect();
-        snap.usable = vec![0, 1];
-        let shared = Shared::new(snap);
-        let mut st = TxState::new(7);
-        g.bench_function(name, |b| {
-            b.iter(|| {
-                let s = shared.snapshot.load();
-                for f in &frames {
-                    black_box(schedule::plan(&s, &mut st, black_box(f)));
-                }
-            })
-        });
+        bench_plan(&mut g, name, snap, &frames);
     }
     g.finish();
 }

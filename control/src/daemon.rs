@@ -325,16 +325,7 @@ impl BondRuntime {
         for l in present {
             // Re-read: bringing the link up above changes its carrier.
             let l = self.nl.link_by_index(l.index)?.unwrap_or_else(|| l.clone());
-            let settings = ethtool::link_settings(&l.name).unwrap_or_default();
-            let info = MemberInfo {
-                name: l.name.clone(),
-                ifindex: l.index,
-                perm_mac: l.perm_mac.or(l.mac).unwrap_or_default(),
-                speed: settings.speed,
-                full_duplex: settings.full_duplex,
-                rx_queues: rx_queues(&l),
-            };
-            self.core.add_member(now, info, l.carrier);
+            self.core.add_member(now, member_info(&l), l.carrier);
         }
         if let Some(active) = &cfg.options.active_slave {
             if let Err(e) = self.core.set_option(now, "active_slave", active) {
@@ -623,16 +614,8 @@ impl BondRuntime {
         self.restore.push(restore);
         // The engine serves it now: from here on nothing may fail half-way.
         let l = self.nl.link_by_index(l.index).ok().flatten().unwrap_or(l);
-        let settings = ethtool::link_settings(&l.name).unwrap_or_default();
-        let info = MemberInfo {
-            name: l.name.clone(),
-            ifindex: l.index,
-            perm_mac: l.perm_mac.or(l.mac).unwrap_or_default(),
-            speed: settings.speed,
-            full_duplex: settings.full_duplex,
-            rx_queues: rx_queues(&l),
-        };
-        self.core.add_member(Instant::now(), info, l.carrier);
+        self.core
+            .add_member(Instant::now(), member_info(&l), l.carrier);
         self.missing.retain(|m| m != name);
         self.run_actions();
         Ok(())
@@ -719,6 +702,20 @@ impl BondRuntime {
             }
             Err(e) => tracing::warn!(bond = %self.core.name, "remove host interface: {e}"),
         }
+    }
+}
+
+/// What the bond keeps of a member link: the address it joined with (the
+/// kernel's perm_hwaddr), speed, duplex and queues.
+fn member_info(l: &Link) -> MemberInfo {
+    let settings = ethtool::link_settings(&l.name).unwrap_or_default();
+    MemberInfo {
+        name: l.name.clone(),
+        ifindex: l.index,
+        perm_mac: l.perm_mac.or(l.mac).unwrap_or_default(),
+        speed: settings.speed,
+        full_duplex: settings.full_duplex,
+        rx_queues: rx_queues(l),
     }
 }
 

@@ -184,19 +184,7 @@ impl Worker {
     /// Serve `port` in `role`. The first port of a member is the one its
     /// frames are sent on.
     pub fn add_port(&mut self, port: Box<dyn Port>, role: Role, counters: Arc<PortCounters>) {
-        let idx = self.slots.len();
-        match role {
-            Role::Member(m) => {
-                let m = m as usize;
-                if self.member_slot.len() <= m {
-                    self.member_slot.resize(m + 1, None);
-                }
-                self.member_slot[m].get_or_insert(idx);
-            }
-            Role::Host => {
-                self.host_slot.get_or_insert(idx);
-            }
-        }
+        self.index_slot(self.slots.len(), role);
         self.slots.push(Slot {
             port,
             role,
@@ -256,21 +244,27 @@ impl Worker {
         }
         self.member_slot.clear();
         self.host_slot = None;
-        for (idx, s) in self.slots.iter().enumerate() {
-            match s.role {
-                Role::Member(id) => {
-                    let id = id as usize;
-                    if self.member_slot.len() <= id {
-                        self.member_slot.resize(id + 1, None);
-                    }
-                    self.member_slot[id].get_or_insert(idx);
-                }
-                Role::Host => {
-                    self.host_slot.get_or_insert(idx);
-                }
-            }
+        for idx in 0..self.slots.len() {
+            self.index_slot(idx, self.slots[idx].role);
         }
         recovered
+    }
+
+    /// Record slot `idx` as where `role`'s frames go, unless an earlier slot
+    /// already is (a member's first queue transmits).
+    fn index_slot(&mut self, idx: usize, role: Role) {
+        match role {
+            Role::Member(m) => {
+                let m = m as usize;
+                if self.member_slot.len() <= m {
+                    self.member_slot.resize(m + 1, None);
+                }
+                self.member_slot[m].get_or_insert(idx);
+            }
+            Role::Host => {
+                self.host_slot.get_or_insert(idx);
+            }
+        }
     }
 
     /// Prime every port's fill ring before traffic starts.

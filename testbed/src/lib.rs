@@ -217,6 +217,46 @@ impl Daemon {
         )
     }
 
+    /// The members in the bond's order, by name.
+    pub fn member_names(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self.status()?["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["name"].as_str().map(String::from))
+            .collect())
+    }
+
+    /// Poll until every member's MII status is up (start-up updelays over).
+    pub fn wait_members_up(&self, timeout: Duration) -> anyhow::Result<()> {
+        let t0 = Instant::now();
+        while self.status()?["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|m| m["mii_status"] != "up")
+        {
+            if t0.elapsed() > timeout {
+                bail!("members not all up after {timeout:?}: {}", self.status()?);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// Frames xbond put on `port`'s TX rings (all its queues), from
+    /// `xbond stats --json`.
+    pub fn port_tx(&self, port: &str) -> anyhow::Result<u64> {
+        let v: serde_json::Value = serde_json::from_str(&self.cli(&["stats", "--json"])?)?;
+        Ok(v["ports"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|p| p["port"] == port)
+            .filter_map(|p| p["tx_packets"].as_u64())
+            .sum())
+    }
+
     pub fn pid(&self) -> Option<i32> {
         self.child.as_ref().map(|c| c.id() as i32)
     }

@@ -69,15 +69,7 @@ fn ping_and_tcp_pass_through_the_bond_both_ways() -> anyhow::Result<()> {
         bps > 10e6,
         "TCP stream through the bond too slow or broken: {bps} bit/s"
     );
-    let stats: serde_json::Value = serde_json::from_str(&d.cli(&["stats", "--json"])?)?;
-    let m0_tx = stats["ports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["port"] == "m0")
-        .unwrap()["tx_packets"]
-        .as_u64()
-        .unwrap();
+    let m0_tx = d.port_tx("m0")?;
     assert!(
         m0_tx > 1000,
         "the active member carried the stream: {m0_tx}"

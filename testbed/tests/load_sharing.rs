@@ -45,17 +45,6 @@ fn switch_rx(t: &Topo, i: usize) -> anyhow::Result<u64> {
         .ok_or_else(|| anyhow::anyhow!("no rx counter for s{i}"))
 }
 
-fn member_tx(d: &Daemon, name: &str) -> anyhow::Result<u64> {
-    let v: serde_json::Value = serde_json::from_str(&d.cli(&["stats", "--json"])?)?;
-    Ok(v["ports"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| p["port"] == name)
-        .filter_map(|p| p["tx_packets"].as_u64())
-        .sum())
-}
-
 fn warm_up(t: &Topo) -> anyhow::Result<()> {
     // Resolves the peer's MAC in the host stack before counting starts.
     run(&mut ns(
@@ -307,42 +296,26 @@ fn a_member_that_goes_down_is_left_out_and_returns_after_updelay() -> anyhow::Re
     let t = Topo::new("lsd", 2)?;
     let d = Daemon::start(&t, &config("mode=balance-rr miimon=100 updelay=300"))?;
     // Both members start going back; wait until both are up.
-    let t0 = Instant::now();
-    while d.status()?["members"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|m| m["mii_status"] != "up")
-    {
-        anyhow::ensure!(
-            t0.elapsed() < Duration::from_secs(5),
-            "members did not come up"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    d.wait_members_up(Duration::from_secs(5))?;
     warm_up(&t)?;
 
     t.switch_port(0, false)?;
     std::thread::sleep(Duration::from_millis(50));
-    let m0_before = member_tx(&d, "m0")?;
+    let m0_before = d.port_tx("m0")?;
     let r = udp_stream(&t.host, &t.peer, PEER_IP, PORT, 2000, 1000, |_| {})?;
     println!("m0 down: {} of 1000 arrived", r.received);
     assert_eq!(r.lost(), 0, "a down member must not get frames");
-    assert_eq!(
-        member_tx(&d, "m0")?,
-        m0_before,
-        "nothing sent on m0 while down"
-    );
+    assert_eq!(d.port_tx("m0")?, m0_before, "nothing sent on m0 while down");
 
     let up_at = Instant::now();
     t.switch_port(0, true)?;
     // During updelay m0 stays out.
-    let m0_before = member_tx(&d, "m0")?;
+    let m0_before = d.port_tx("m0")?;
     send_flows(&t, &[42000], 40)?;
     let mid = up_at.elapsed();
     if mid < Duration::from_millis(280) {
         assert_eq!(
-            member_tx(&d, "m0")?,
+            d.port_tx("m0")?,
             m0_before,
             "m0 used before its updelay ran out"
         );
@@ -366,9 +339,9 @@ fn a_member_that_goes_down_is_left_out_and_returns_after_updelay() -> anyhow::Re
         back >= Duration::from_millis(290),
         "returned before updelay: {back:?}"
     );
-    let m0_before = member_tx(&d, "m0")?;
+    let m0_before = d.port_tx("m0")?;
     send_flows(&t, &[42001], 100)?;
-    let used = member_tx(&d, "m0")? - m0_before;
+    let used = d.port_tx("m0")? - m0_before;
     assert!(
         (45..=55).contains(&used),
         "m0 should carry half of 100 frames again, carried {used}"
@@ -397,19 +370,7 @@ fn recovery_does_not_wait_for_updelay_when_no_member_is_up() -> anyhow::Result<(
             &config(&format!("mode={mode} miimon=100 updelay={updelay}")),
         )?;
         // Past the start-up updelay of both members.
-        let t0 = Instant::now();
-        while d.status()?["members"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .any(|m| m["mii_status"] != "up")
-        {
-            anyhow::ensure!(
-                t0.elapsed() < Duration::from_secs(8),
-                "members did not come up"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        d.wait_members_up(Duration::from_secs(8))?;
         warm_up(&t)?;
         t.switch_port(0, false)?;
         std::thread::sleep(Duration::from_millis(500));
@@ -485,14 +446,7 @@ fn members_join_and_leave_a_running_bond() -> anyhow::Result<()> {
         tail0 - before0
     );
     assert_eq!(r.lost(), 0, "frames lost while releasing a member");
-    let st = d.status()?;
-    let names: Vec<&str> = st["members"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m["name"].as_str())
-        .collect();
-    assert_eq!(names, vec!["m1", "m2"]);
+    assert_eq!(d.member_names()?, vec!["m1", "m2"]);
     send_flows(&t, &[43000], 50)?;
     assert_eq!(switch_rx(&t, 0)?, tail0, "nothing leaves a released member");
 
@@ -592,13 +546,7 @@ options = "mode=balance-rr miimon=100"
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let names: Vec<String> = d.status()?["members"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|m| m["name"].as_str().map(String::from))
-        .collect();
-    assert_eq!(names, vec!["m0", "m1"]);
+    assert_eq!(d.member_names()?, vec!["m0", "m1"]);
     let r = udp_stream(&t.host, &t.peer, PEER_IP, PORT, 2000, 1000, |_| {})?;
     assert_eq!(r.lost(), 0, "traffic after a member was deleted");
     Ok(())

@@ -1,4 +1,5 @@
 use super::*;
+use crate::wire::tests::hex;
 use proptest::prelude::*;
 
 /// The vectors written by testdata/gen_xmit_hash_vectors.py, each with the
@@ -26,13 +27,6 @@ fn policy_by_name(s: &str) -> HashPolicy {
     .into_iter()
     .find(|p| p.name() == s)
     .unwrap_or_else(|| panic!("unknown policy {s}"))
-}
-
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
 }
 
 fn vectors() -> Vec<Vector> {

@@ -251,27 +251,26 @@ impl Repr {
 
     /// The whole Ethernet frame from `src` (the member's address).
     pub fn frame(&self, src: MacAddr) -> Vec<u8> {
-        let mut f = vec![0u8; 14 + PDU_LEN];
-        f[0..6].copy_from_slice(&SLOW_PROTOCOLS_MAC.0);
-        f[6..12].copy_from_slice(&src.0);
-        f[12..14].copy_from_slice(&ETHERTYPE.to_be_bytes());
-        self.emit(&mut Packet::new_unchecked(&mut f[14..]));
-        f
+        slow_protocols_frame(src, |pdu| self.emit(&mut Packet::new_unchecked(pdu)))
     }
+}
+
+/// An Ethernet frame from `src` to the Slow Protocols address, whose
+/// 110-byte PDU (LACPDU or marker PDU) `emit` writes.
+pub(crate) fn slow_protocols_frame(src: MacAddr, emit: impl FnOnce(&mut [u8])) -> Vec<u8> {
+    let mut f = vec![0u8; 14 + PDU_LEN];
+    f[0..6].copy_from_slice(&SLOW_PROTOCOLS_MAC.0);
+    f[6..12].copy_from_slice(&src.0);
+    f[12..14].copy_from_slice(&ETHERTYPE.to_be_bytes());
+    emit(&mut f[14..]);
+    f
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::tests::hex;
     use proptest::prelude::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let d: String = s.split_whitespace().collect();
-        (0..d.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&d[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     /// A LACPDU written out by hand: actor system 0x8000/02:00:00:00:02:00,
     /// key 17, port priority 0x80, port 3, state 0x3d (activity,

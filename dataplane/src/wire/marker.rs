@@ -3,7 +3,7 @@
 //! requester port, system and transaction id. Slow Protocols subtype 2, 110
 //! bytes after the Ethernet header.
 
-use super::lacp::{ETHERTYPE, SLOW_PROTOCOLS_MAC};
+use super::lacp::slow_protocols_frame;
 use super::{MacAddr, Result, WireError};
 
 pub const SUBTYPE_MARKER: u8 = 2;
@@ -171,27 +171,15 @@ impl Repr {
 
     /// The whole Ethernet frame from `src`.
     pub fn frame(&self, src: MacAddr) -> Vec<u8> {
-        let mut f = vec![0u8; 14 + PDU_LEN];
-        f[0..6].copy_from_slice(&SLOW_PROTOCOLS_MAC.0);
-        f[6..12].copy_from_slice(&src.0);
-        f[12..14].copy_from_slice(&ETHERTYPE.to_be_bytes());
-        self.emit(&mut Packet::new_unchecked(&mut f[14..]));
-        f
+        slow_protocols_frame(src, |pdu| self.emit(&mut Packet::new_unchecked(pdu)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::tests::hex;
     use proptest::prelude::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        let d: String = s.split_whitespace().collect();
-        (0..d.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&d[i..i + 2], 16).unwrap())
-            .collect()
-    }
 
     /// A Marker Information PDU from port 3 of system 02:00:00:00:02:00,
     /// transaction 0x01020304, written out by hand.

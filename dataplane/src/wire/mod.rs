@@ -65,8 +65,18 @@ impl std::fmt::Debug for MacAddr {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::MacAddr;
+
+    /// Bytes from hex digits; whitespace between them is ignored, so byte
+    /// vectors can be laid out field by field.
+    pub(crate) fn hex(s: &str) -> Vec<u8> {
+        let d: String = s.split_whitespace().collect();
+        (0..d.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&d[i..i + 2], 16).unwrap())
+            .collect()
+    }
 
     #[test]
     fn mac_parse_and_display_round_trip() {

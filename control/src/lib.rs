@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod engine;
 pub mod hashcmd;
 pub mod ipc;
+pub mod lacp;
 pub mod modes;
 pub mod monitor;
 pub mod netlink;

@@ -3,7 +3,11 @@
 //! active member. The daemon feeds it carrier readings and the time, and
 //! carries out the actions it asks for.
 
-use crate::config::options::{BondMode, BondOptions, FailOverMac, XmitHashPolicy};
+use crate::config::options::{
+    BondMode, BondOptions, FailOverMac, LacpFallback, LacpRate, OnOff, XmitHashPolicy,
+};
+use crate::lacp::port::{System, DEFAULT_PORT_PRIORITY};
+use crate::lacp::{Lacp, LacpConfig, LacpEvent};
 use crate::modes::active_backup::{ActiveBackup, Candidate, Selection};
 use crate::monitor::mii::{LinkState, MiiEvent, MiiMonitor};
 use crate::status::{BondStatus, MemberStatus, DRIVER_VERSION};
@@ -34,6 +38,11 @@ pub enum Action {
     NotifyPeers { member: MemberId },
     /// Give the host interface this MAC (fail_over_mac=active).
     SetBondMac(MacAddr),
+    /// Send this frame (a LACPDU or marker response) out of the member,
+    /// ahead of data.
+    SendFrame { member: MemberId, frame: Vec<u8> },
+    /// The bond's carrier (802.3ad: an active aggregator with `min_links`).
+    Carrier(bool),
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +66,34 @@ pub struct BondCore {
     missing: Vec<String>,
     /// The last snapshot handed out for publishing.
     published: Option<BondSnapshot>,
+    foreign_slow_frames: u64,
+    /// 802.3ad: the LACP machines of every member.
+    lacp: Option<Lacp>,
+    /// 802.3ad port priority by member name (`actor_port_prio`).
+    port_priorities: Vec<(String, u16)>,
+}
+
+/// The LACP settings of an 802.3ad bond, from its options.
+fn lacp_config(o: &BondOptions, bond_mac: MacAddr) -> LacpConfig {
+    let mac = o
+        .ad_actor_system
+        .as_deref()
+        .and_then(MacAddr::parse)
+        .unwrap_or(bond_mac);
+    LacpConfig {
+        system: System {
+            priority: o.ad_actor_sys_prio,
+            mac,
+        },
+        active: o.lacp_active == OnOff::On,
+        fast: o.lacp_rate == LacpRate::Fast,
+        ad_select: o.ad_select,
+        coupled: o.coupled_control == OnOff::On,
+        user_key: o.ad_user_port_key,
+        min_links: o.min_links,
+        fallback_after: (o.lacp_fallback == LacpFallback::ActiveBackup)
+            .then(|| ms(o.lacp_fallback_timeout)),
+    }
 }
 
 fn ms(v: u32) -> Duration {
@@ -72,6 +109,8 @@ impl BondCore {
             force_primary: opts.primary.is_some() && opts.mode.uses_primary(),
             ..Default::default()
         };
+        let lacp =
+            (opts.mode == BondMode::Ieee8023ad).then(|| Lacp::new(lacp_config(&opts, bond_mac)));
         BondCore {
             name: name.to_string(),
             host_interface: host_interface.to_string(),
@@ -81,10 +120,22 @@ impl BondCore {
             ab,
             notify: None,
             actions: VecDeque::new(),
+            lacp,
             bond_mac,
             missing: Vec::new(),
             published: None,
+            foreign_slow_frames: 0,
+            port_priorities: Vec::new(),
         }
+    }
+
+    /// 802.3ad port priorities by member name, for members added later.
+    pub fn set_port_priorities(&mut self, prio: Vec<(String, u16)>) {
+        self.port_priorities = prio;
+    }
+
+    pub fn lacp(&self) -> Option<&Lacp> {
+        self.lacp.as_ref()
     }
 
     pub fn options(&self) -> &BondOptions {
@@ -110,8 +161,26 @@ impl BondCore {
         tracing::info!(bond = %self.name, "enslaving {} as a backup interface with {} link", info.name,
             if carrier { "an up" } else { "a down" });
         self.missing.retain(|m| *m != info.name);
+        if let Some(l) = &mut self.lacp {
+            let prio = self
+                .port_priorities
+                .iter()
+                .find(|(n, _)| *n == info.name)
+                .map_or(DEFAULT_PORT_PRIORITY, |(_, p)| *p);
+            let up = self.mii.state(idx) == LinkState::Up;
+            l.add_port(
+                now,
+                idx as MemberId,
+                info.perm_mac,
+                prio,
+                up,
+                info.speed,
+                info.full_duplex,
+            );
+        }
         self.members.push(Some(info));
         self.reselect(now);
+        self.after_lacp();
         self.publish_if_changed();
         idx as MemberId
     }
@@ -135,6 +204,10 @@ impl BondCore {
         }
         tracing::info!(bond = %self.name, "releasing {} interface {}",
             if was_active { "active" } else { "backup" }, info.name);
+        if let Some(l) = &mut self.lacp {
+            l.remove_port(now, id);
+        }
+        self.after_lacp();
         self.reselect(now);
         self.publish_if_changed();
         Some(info)
@@ -186,6 +259,10 @@ impl BondCore {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.mii.handle_timeout(now);
         self.after_mii(now);
+        if let Some(l) = &mut self.lacp {
+            l.handle_timeout(now);
+        }
+        self.after_lacp();
         self.publish_if_changed();
         if let Some(n) = &mut self.notify {
             if n.next <= now {
@@ -202,10 +279,85 @@ impl BondCore {
 
     pub fn next_deadline(&self) -> Option<Instant> {
         let n = self.notify.as_ref().map(|n| n.next);
-        match (self.mii.next_deadline(), n) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        let l = self.lacp.as_ref().and_then(Lacp::next_deadline);
+        [self.mii.next_deadline(), n, l].into_iter().flatten().min()
+    }
+
+    /// A slow-protocol frame (LACPDU, marker PDU, or another subtype) from a
+    /// member. Outside 802.3ad it is only counted.
+    pub fn handle_slow_frame(&mut self, now: Instant, id: MemberId, frame: &[u8]) {
+        match &mut self.lacp {
+            Some(l) => l.handle_frame(now, id, frame),
+            None => {
+                self.foreign_slow_frames += 1;
+                return;
+            }
         }
+        self.after_lacp();
+        self.publish_if_changed();
+    }
+
+    /// Slow-protocol frames received outside 802.3ad.
+    pub fn foreign_slow_frames(&self) -> u64 {
+        self.foreign_slow_frames
+    }
+
+    /// Carry out what LACP asks for: frames to send, carrier, events.
+    fn after_lacp(&mut self) {
+        let Some(l) = &mut self.lacp else { return };
+        while let Some(o) = l.poll_transmit() {
+            self.actions.push_back(Action::SendFrame {
+                member: o.member,
+                frame: o.frame(),
+            });
+        }
+        let mut fallback_on = false;
+        while let Some(ev) = l.poll_event() {
+            let name = |m: MemberId| {
+                self.members
+                    .get(m as usize)
+                    .and_then(|m| m.as_ref())
+                    .map_or_else(|| format!("member{m}"), |m| m.name.clone())
+            };
+            match ev {
+                LacpEvent::Carrier(up) => {
+                    tracing::info!(bond = %self.name, "802.3ad: bond carrier {}", if up { "on" } else { "off" });
+                    self.actions.push_back(Action::Carrier(up));
+                }
+                LacpEvent::ActiveAggregator(id) => match id {
+                    Some(id) => {
+                        tracing::info!(bond = %self.name, "802.3ad: aggregator {id} is now the active aggregator")
+                    }
+                    None => tracing::warn!(bond = %self.name, "802.3ad: no active aggregator"),
+                },
+                LacpEvent::Looped(m) => tracing::warn!(bond = %self.name,
+                    "802.3ad: {} received a LACPDU with this bond's own system id: the link loops back; not aggregating it", name(m)),
+                LacpEvent::Fallback(on) => {
+                    if on {
+                        tracing::warn!(bond = %self.name, "802.3ad: no LACP partner answered; running as active-backup (lacp_fallback)");
+                        fallback_on = true;
+                    } else {
+                        tracing::info!(bond = %self.name, "802.3ad: a LACP partner answered; leaving active-backup fallback");
+                    }
+                }
+                LacpEvent::Distributing { member, on } => tracing::info!(bond = %self.name,
+                    "802.3ad: {} {} distributing", name(member), if on { "started" } else { "stopped" }),
+            }
+        }
+        if fallback_on {
+            if let (Some(a), true) = (self.ab.active, self.opts.num_grat_arp > 0) {
+                self.actions.push_back(Action::NotifyPeers {
+                    member: a as MemberId,
+                });
+            }
+        }
+    }
+
+    /// Peers are told of a new active member in active-backup, and in an
+    /// 802.3ad bond running its active-backup fallback.
+    fn notifies_peers(&self) -> bool {
+        self.opts.mode == BondMode::ActiveBackup
+            || self.lacp.as_ref().is_some_and(Lacp::in_fallback)
     }
 
     pub fn poll_action(&mut self) -> Option<Action> {
@@ -216,6 +368,15 @@ impl BondCore {
         let mut changed = false;
         while let Some(ev) = self.mii.poll_event() {
             changed = true;
+            let (i, up) = match ev {
+                MiiEvent::Down(i) => (i, false),
+                MiiEvent::Up(i) => (i, true),
+            };
+            // 802.3ad hears of a link when the MII monitor commits it (after
+            // updelay/downdelay), as bond_3ad_handle_link_change.
+            if let (Some(l), Some(m)) = (&mut self.lacp, &self.members[i]) {
+                l.handle_link(now, i as MemberId, up, m.speed, m.full_duplex);
+            }
             match ev {
                 MiiEvent::Down(i) => {
                     if let Some(m) = &self.members[i] {
@@ -231,6 +392,7 @@ impl BondCore {
             }
         }
         if changed {
+            self.after_lacp();
             self.reselect(now);
         }
     }
@@ -274,6 +436,7 @@ impl BondCore {
             None => tracing::warn!(bond = %self.name, "now running without any active interface!"),
         }
         let ab_mode = self.opts.mode == BondMode::ActiveBackup;
+        let notify = self.notifies_peers();
         if let (Some(n), FailOverMac::Active, true) = (sel.new, self.opts.fail_over_mac, ab_mode) {
             if let Some(m) = &self.members[n] {
                 if m.perm_mac != self.bond_mac {
@@ -286,7 +449,7 @@ impl BondCore {
         self.notify = None;
         // Peers are told of a new active member in active-backup only
         // (bond_change_active_slave); the other modes have no such member.
-        if let (Some(n), true) = (sel.new, ab_mode) {
+        if let (Some(n), true) = (sel.new, notify) {
             if self.opts.num_grat_arp > 0 {
                 let member = n as MemberId;
                 self.actions.push_back(Action::NotifyPeers { member });
@@ -312,6 +475,9 @@ impl BondCore {
 
     pub fn snapshot(&self) -> BondSnapshot {
         let o = &self.opts;
+        if let Some(l) = &self.lacp {
+            return self.lacp_snapshot(l);
+        }
         let mut s = BondSnapshot::new(match o.mode {
             BondMode::BalanceRr => Mode::RoundRobin,
             BondMode::BalanceXor => Mode::Xor,
@@ -335,6 +501,37 @@ impl BondCore {
                 s.usable.push(id);
             }
         }
+        s
+    }
+
+    /// 802.3ad: hash over the distributing members, receive on the
+    /// collecting ones; in the fallback, active-backup over the links.
+    fn lacp_snapshot(&self, l: &Lacp) -> BondSnapshot {
+        let o = &self.opts;
+        let fallback = l.in_fallback();
+        let mut s = BondSnapshot::new(if fallback {
+            Mode::ActiveBackup
+        } else {
+            Mode::Lacp
+        });
+        s.all_slaves_active = o.all_slaves_active.number() == 1;
+        s.hash_policy = hash_policy(o.xmit_hash_policy);
+        if fallback {
+            s.active = self.active();
+        }
+        let distributing = l.distributing();
+        for (id, _) in self.members() {
+            let can_tx = if fallback {
+                self.mii.state(id as usize) == LinkState::Up
+            } else {
+                distributing.contains(&id)
+            };
+            s.members.push(TxMember { id, can_tx });
+            if !fallback && l.collecting(id) {
+                s.collecting.push(id);
+            }
+        }
+        s.usable = distributing;
         s
     }
 
@@ -372,7 +569,8 @@ impl BondCore {
                 Ok(format!("primary is {}", self.opts.primary.as_deref().unwrap_or("none")))
             }
             "primary_reselect" | "miimon" | "updelay" | "downdelay" | "peer_notif_delay" | "num_grat_arp"
-            | "num_unsol_na" | "all_slaves_active" | "xmit_hash_policy" | "packets_per_slave" => {
+            | "num_unsol_na" | "all_slaves_active" | "xmit_hash_policy" | "packets_per_slave" | "lacp_rate"
+            | "min_links" => {
                 let mut o = self.opts.clone();
                 let canon = if key == "num_unsol_na" { "num_grat_arp" } else { key };
                 o.explicit.retain(|k| *k != canon);
@@ -381,6 +579,16 @@ impl BondCore {
                 self.opts = o;
                 self.ab.reselect = self.opts.primary_reselect;
                 self.mii.set_delays(ms(self.opts.updelay), ms(self.opts.downdelay));
+                if let Some(l) = &mut self.lacp {
+                    let fast = self.opts.lacp_rate == LacpRate::Fast;
+                    if fast != l.config().fast {
+                        l.set_fast(now, fast);
+                    }
+                    if self.opts.min_links != l.config().min_links {
+                        l.set_min_links(now, self.opts.min_links);
+                    }
+                }
+                self.after_lacp();
                 self.reselect(now);
                 self.publish_if_changed();
                 let mut msg = format!("{key} set to {value}");
@@ -421,7 +629,13 @@ impl BondCore {
             active_slave: active
                 .and_then(|a| self.members[a].as_ref())
                 .map(|m| m.name.clone()),
-            mii_status: if active.is_some()
+            mii_status: if let Some(l) = &self.lacp {
+                if l.carrier() {
+                    "up"
+                } else {
+                    "down"
+                }
+            } else if active.is_some()
                 || (0..self.members.len())
                     .any(|i| self.members[i].is_some() && self.mii.state(i) == LinkState::Up)
             {
@@ -448,8 +662,15 @@ impl BondCore {
                 .map(|(i, m)| MemberStatus {
                     name: m.name.clone(),
                     mii_status: self.mii.state(i).proc_name().to_string(),
-                    // Every member is active in the modes without a primary.
-                    state: if active == Some(i) || !o.mode.uses_primary() {
+                    // Every member is active in the modes without a primary;
+                    // in 802.3ad the distributing ones.
+                    state: if let Some(l) = &self.lacp {
+                        if l.distributing().contains(&(i as MemberId)) {
+                            "active"
+                        } else {
+                            "backup"
+                        }
+                    } else if active == Some(i) || !o.mode.uses_primary() {
                         "active"
                     } else {
                         "backup"
@@ -464,9 +685,14 @@ impl BondCore {
                     queue_id: 0,
                     ifindex: m.ifindex,
                     rx_queues: m.rx_queues,
+                    ad: self
+                        .lacp
+                        .as_ref()
+                        .and_then(|l| l.port_status(i as MemberId)),
                 })
                 .collect(),
             missing_members: self.missing.clone(),
+            ad: self.lacp.as_ref().map(Lacp::status),
         }
     }
 }
@@ -717,5 +943,101 @@ mod tests {
             .contains("rounded to 200"));
         assert_eq!(b.options().updelay, 200);
         assert!(b.set_option(t0, "nonsense", "1").is_err());
+    }
+
+    /// Two 802.3ad bonds wired member to member through their actions.
+    fn exchange(a: &mut BondCore, b: &mut BondCore, now: Instant) -> (Vec<Action>, Vec<Action>) {
+        let (mut other_a, mut other_b) = (Vec::new(), Vec::new());
+        fn pass(
+            from: &mut BondCore,
+            to: &mut BondCore,
+            other: &mut Vec<Action>,
+            now: Instant,
+        ) -> bool {
+            let mut moved = false;
+            while let Some(act) = from.poll_action() {
+                match act {
+                    Action::SendFrame { member, frame } => {
+                        moved = true;
+                        to.handle_slow_frame(now, member, &frame);
+                    }
+                    o => other.push(o),
+                }
+            }
+            moved
+        }
+        for _ in 0..100 {
+            let ab = pass(a, b, &mut other_a, now);
+            let ba = pass(b, a, &mut other_b, now);
+            if !ab && !ba {
+                break;
+            }
+        }
+        (other_a, other_b)
+    }
+
+    #[test]
+    fn lacp_bond_publishes_the_distributing_members_and_reads_like_the_kernel() {
+        let t0 = Instant::now();
+        let o =
+            opts("mode=802.3ad miimon=100 lacp_rate=fast xmit_hash_policy=layer3+4 min_links=1");
+        let mut a = BondCore::new("bond0", "bond0", o.clone(), MacAddr([2, 0, 0, 0, 0, 0xa]));
+        let mut b = BondCore::new("sw", "sw", o, MacAddr([2, 0, 0, 0, 0, 0xb]));
+        for (bond, base) in [(&mut a, 1u32), (&mut b, 11)] {
+            bond.add_member(t0, info(&format!("m{}", base), base), true);
+            bond.add_member(t0, info(&format!("m{}", base + 1), base + 1), true);
+        }
+        let mut now = t0;
+        let mut carrier = Vec::new();
+        while now < t0 + Duration::from_secs(4) {
+            let (oa, _) = exchange(&mut a, &mut b, now);
+            carrier.extend(oa.into_iter().filter(|x| matches!(x, Action::Carrier(_))));
+            now += Duration::from_millis(100);
+            a.handle_timeout(now);
+            b.handle_timeout(now);
+        }
+        assert_eq!(carrier, vec![Action::Carrier(true)]);
+        let s = a.snapshot();
+        assert_eq!((s.mode, s.hash_policy), (Mode::Lacp, HashPolicy::Layer34));
+        assert_eq!(s.usable, vec![0, 1]);
+        assert_eq!(s.collecting, vec![0, 1]);
+        insta::assert_snapshot!(a.status().to_proc());
+        // Carrier loss: out of the snapshot at once.
+        a.handle_carrier(now, 1, false);
+        assert_eq!(a.snapshot().usable, vec![0]);
+        assert_eq!(a.snapshot().collecting, vec![0]);
+        assert_eq!(a.status().members[1].state, "backup");
+    }
+
+    #[test]
+    fn lacp_fallback_runs_active_backup_until_a_partner_speaks() {
+        let t0 = Instant::now();
+        let o = opts(
+            "mode=802.3ad lacp_rate=fast lacp_fallback=active-backup lacp_fallback_timeout=2000",
+        );
+        let mut a = BondCore::new("bond0", "bond0", o, MacAddr([2, 0, 0, 0, 0, 0xa]));
+        let m0 = a.add_member(t0, info("m0", 1), true);
+        a.add_member(t0, info("m1", 2), true);
+        drain(&mut a);
+        a.handle_timeout(t0 + Duration::from_millis(2000));
+        let acts = drain(&mut a);
+        assert!(
+            acts.contains(&Action::NotifyPeers { member: m0 }),
+            "{acts:?}"
+        );
+        let s = a.snapshot();
+        assert_eq!((s.mode, s.active), (Mode::ActiveBackup, Some(m0)));
+        // A partner's LACPDU on m1: LACP again.
+        let mut partner = BondCore::new(
+            "sw",
+            "sw",
+            opts("mode=802.3ad lacp_rate=fast"),
+            MacAddr([2, 0, 0, 0, 0, 0xb]),
+        );
+        partner.add_member(t0, info("p0", 11), true);
+        partner.add_member(t0, info("p1", 12), true);
+        exchange(&mut partner, &mut a, t0 + Duration::from_millis(2100));
+        assert_eq!(a.snapshot().mode, Mode::Lacp);
+        assert!(!a.status().ad.unwrap().fallback);
     }
 }

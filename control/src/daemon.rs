@@ -121,13 +121,14 @@ struct BondRuntime {
     engine: Option<Engine>,
     nl: Netlink,
     host_index: u32,
+    /// The hidden end of the host pair: down while the bond has no carrier.
+    hidden_index: u32,
     socket: std::path::PathBuf,
     restore: Vec<MemberRestore>,
     addresses: Vec<(IpAddr, u8)>,
     events: Receiver<LinkEvent>,
     control: Receiver<ControlFrame>,
     calls: Receiver<Call>,
-    slow_frames: u64,
     missing: Vec<String>,
     torn_down: bool,
 }
@@ -293,13 +294,13 @@ impl BondRuntime {
             engine: None,
             nl,
             host_index,
+            hidden_index: peer_index,
             socket: ipc::socket_path(run_dir, &cfg.name),
             restore: rt_restore,
             addresses: Vec::new(),
             events,
             control: bounded(1).1,
             calls: bounded(1).1,
-            slow_frames: 0,
             missing: missing.clone(),
             torn_down: false,
         };
@@ -322,6 +323,7 @@ impl BondRuntime {
         for name in &self.missing {
             self.core.note_missing(name);
         }
+        self.core.set_port_priorities(cfg.actor_port_prio.clone());
         for l in present {
             // Re-read: bringing the link up above changes its carrier.
             let l = self.nl.link_by_index(l.index)?.unwrap_or_else(|| l.clone());
@@ -450,10 +452,15 @@ impl BondRuntime {
     }
 
     fn control_frame(&mut self, f: ControlFrame) {
-        // Slow-protocol frames (LACP, marker) are counted; no mode running
-        // here speaks them, and they never reach the host interface.
-        self.slow_frames += 1;
-        tracing::debug!(bond = %self.core.name, "control frame {f:?} ignored in {}", self.core.options().mode);
+        // Slow-protocol frames (LACP, marker) never reach the host
+        // interface; 802.3ad runs them through its machines, the other
+        // modes count them.
+        if f.member == MemberId::MAX {
+            return;
+        }
+        self.core
+            .handle_slow_frame(Instant::now(), f.member, f.bytes());
+        self.run_actions();
     }
 
     fn run_actions(&mut self) {
@@ -465,6 +472,20 @@ impl BondRuntime {
                     }
                 }
                 Action::NotifyPeers { member } => self.notify_peers(member),
+                Action::SendFrame { member, frame } => {
+                    if let Some(e) = &self.engine {
+                        if !e.transmit(member, frame) {
+                            tracing::debug!(bond = %self.core.name, "no worker took a control frame for member {member}");
+                        }
+                    }
+                }
+                Action::Carrier(up) => {
+                    // A veth has no carrier switch of its own: the host
+                    // interface loses carrier when its hidden peer is down.
+                    if let Err(e) = self.nl.set_up(self.hidden_index, up) {
+                        tracing::error!(bond = %self.core.name, "bond carrier {up}: {e}");
+                    }
+                }
                 Action::SetBondMac(mac) => {
                     if let Err(e) = self.nl.set_mac(self.host_index, mac) {
                         tracing::error!(bond = %self.core.name, "fail_over_mac=active: {e}");
@@ -646,6 +667,17 @@ impl BondRuntime {
     }
 
     fn stats(&self) -> serde_json::Value {
+        let lacp: Vec<serde_json::Value> = match self.core.lacp() {
+            Some(l) => self
+                .core
+                .members()
+                .filter_map(|(id, m)| {
+                    let c = l.counters(id)?;
+                    Some(serde_json::json!({ "member": m.name, "counters": c }))
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         let mut ports = Vec::new();
         if let Some(e) = &self.engine {
             for q in &e.queues {
@@ -681,7 +713,8 @@ impl BondRuntime {
         serde_json::json!({
             "bond": self.core.name,
             "ports": ports,
-            "control": { "slow_protocol_frames": self.slow_frames },
+            "control": { "foreign_slow_protocol_frames": self.core.foreign_slow_frames() },
+            "lacp": lacp,
         })
     }
 

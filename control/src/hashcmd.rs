@@ -140,13 +140,18 @@ pub fn explain(snap: &BondSnapshot, name: &dyn Fn(u16) -> String, frame: &[u8]) 
         explanation: String::new(),
     };
     match snap.mode {
-        Mode::Xor => {
-            r.mode = "balance-xor".into();
+        Mode::Xor | Mode::Lacp => {
+            r.mode = if snap.mode == Mode::Xor {
+                "balance-xor"
+            } else {
+                "802.3ad"
+            }
+            .into();
             r.hash = Some(t.hash);
             r.explanation = t.to_string();
             if usable.is_empty() {
                 r.explanation
-                    .push_str("no usable member: the frame is dropped\n");
+                    .push_str("no usable (distributing) member: the frame is dropped\n");
             } else {
                 let n = usable.len() as u32;
                 let i = (t.hash % n) as usize;

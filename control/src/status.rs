@@ -3,6 +3,7 @@
 //! the same facts as JSON.
 
 use crate::config::options::BondMode;
+use crate::lacp::{LacpStatus, PortStatus};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
@@ -36,6 +37,9 @@ pub struct BondStatus {
     pub members: Vec<MemberStatus>,
     /// Configured members that did not exist when the bond started.
     pub missing_members: Vec<String>,
+    /// 802.3ad: the "802.3ad info" section.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ad: Option<LacpStatus>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,6 +57,9 @@ pub struct MemberStatus {
     pub queue_id: u16,
     pub ifindex: u32,
     pub rx_queues: u32,
+    /// 802.3ad: aggregator, churn and the actor/partner details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ad: Option<PortStatus>,
 }
 
 impl BondStatus {
@@ -118,6 +125,35 @@ impl BondStatus {
                 join_targets(&self.ns_ip6_target)
             )?;
         }
+        if let (BondMode::Ieee8023ad, Some(ad)) = (self.mode, &self.ad) {
+            writeln!(s)?;
+            writeln!(s, "802.3ad info")?;
+            writeln!(
+                s,
+                "LACP active: {}",
+                if ad.lacp_active { "on" } else { "off" }
+            )?;
+            writeln!(s, "LACP rate: {}", ad.lacp_rate)?;
+            writeln!(s, "Min links: {}", ad.min_links)?;
+            writeln!(
+                s,
+                "Aggregator selection policy (ad_select): {}",
+                ad.ad_select
+            )?;
+            writeln!(s, "System priority: {}", ad.system_priority)?;
+            writeln!(s, "System MAC address: {}", ad.system_mac)?;
+            match &ad.active_aggregator {
+                Some(a) => {
+                    writeln!(s, "Active Aggregator Info:")?;
+                    writeln!(s, "\tAggregator ID: {}", a.id)?;
+                    writeln!(s, "\tNumber of ports: {}", a.ports)?;
+                    writeln!(s, "\tActor Key: {}", a.actor_key)?;
+                    writeln!(s, "\tPartner Key: {}", a.partner_key)?;
+                    writeln!(s, "\tPartner Mac Address: {}", a.partner_mac)?;
+                }
+                None => writeln!(s, "bond {} has no active aggregator", self.name)?,
+            }
+        }
         for m in &self.members {
             writeln!(s)?;
             writeln!(s, "Slave Interface: {}", m.name)?;
@@ -130,6 +166,36 @@ impl BondStatus {
             writeln!(s, "Link Failure Count: {}", m.link_failure_count)?;
             writeln!(s, "Permanent HW addr: {}", m.perm_hwaddr)?;
             writeln!(s, "Slave queue ID: {}", m.queue_id)?;
+            if self.mode == BondMode::Ieee8023ad {
+                match m
+                    .ad
+                    .as_ref()
+                    .and_then(|a| a.aggregator_id.map(|id| (id, a)))
+                {
+                    Some((id, a)) => {
+                        writeln!(s, "Aggregator ID: {id}")?;
+                        writeln!(s, "Actor Churn State: {}", a.actor_churn_state)?;
+                        writeln!(s, "Partner Churn State: {}", a.partner_churn_state)?;
+                        writeln!(s, "Actor Churned Count: {}", a.actor_churned_count)?;
+                        writeln!(s, "Partner Churned Count: {}", a.partner_churned_count)?;
+                        writeln!(s, "details actor lacp pdu:")?;
+                        writeln!(s, "    system priority: {}", a.actor.system_priority)?;
+                        writeln!(s, "    system mac address: {}", a.actor.system_mac)?;
+                        writeln!(s, "    port key: {}", a.actor.key)?;
+                        writeln!(s, "    port priority: {}", a.actor.port_priority)?;
+                        writeln!(s, "    port number: {}", a.actor.port_number)?;
+                        writeln!(s, "    port state: {}", a.actor.port_state)?;
+                        writeln!(s, "details partner lacp pdu:")?;
+                        writeln!(s, "    system priority: {}", a.partner.system_priority)?;
+                        writeln!(s, "    system mac address: {}", a.partner.system_mac)?;
+                        writeln!(s, "    oper key: {}", a.partner.key)?;
+                        writeln!(s, "    port priority: {}", a.partner.port_priority)?;
+                        writeln!(s, "    port number: {}", a.partner.port_number)?;
+                        writeln!(s, "    port state: {}", a.partner.port_state)?;
+                    }
+                    None => writeln!(s, "Aggregator ID: N/A")?,
+                }
+            }
         }
         Ok(())
     }
@@ -188,6 +254,7 @@ Slave queue ID: 0
             queue_id: 0,
             ifindex: 2,
             rx_queues: 1,
+            ad: None,
         }
     }
 
@@ -217,6 +284,7 @@ Slave queue ID: 0
                 member("enp9s0", "52:54:00:1f:39:0a", 1),
             ],
             missing_members: vec![],
+            ad: None,
         }
     }
 

@@ -43,6 +43,15 @@ pub fn from_member(snap: &BondSnapshot, member: MemberId, frame: &[u8]) -> Verdi
         // Every member is active in the load-sharing modes; what arrives
         // where is the switch's choice.
         Mode::RoundRobin | Mode::Xor | Mode::Broadcast => Verdict::ToHost,
+        // 802.3ad: a member that is not collecting is not part of the
+        // aggregation (the kernel drops on its inactive slaves).
+        Mode::Lacp => {
+            if snap.all_slaves_active || snap.collecting.contains(&member) {
+                Verdict::ToHost
+            } else {
+                Verdict::Drop(DropReason::InactiveMember)
+            }
+        }
     }
 }
 
@@ -68,6 +77,32 @@ mod tests {
         f[..6].copy_from_slice(&[0xff; 6]);
         f[12..14].copy_from_slice(&ethertype);
         f
+    }
+
+    #[test]
+    fn lacp_delivers_only_from_collecting_members_and_hashes_over_distributing() {
+        let mut s = BondSnapshot::new(Mode::Lacp);
+        s.collecting = vec![0, 2];
+        s.usable = vec![2];
+        s.prepare();
+        let ip = frame([0x08, 0x00]);
+        assert_eq!(from_member(&s, 2, &ip), Verdict::ToHost);
+        assert_eq!(
+            from_member(&s, 1, &ip),
+            Verdict::Drop(DropReason::InactiveMember)
+        );
+        assert_eq!(
+            from_member(&s, 1, &frame(SLOW_PROTOCOLS)),
+            Verdict::ToControl
+        );
+        let mut tx = TxState::new(1);
+        assert_eq!(from_host(&s, &mut tx, &ip), Verdict::ToMember(2));
+        s.usable.clear();
+        s.prepare();
+        assert_eq!(
+            from_host(&s, &mut tx, &ip),
+            Verdict::Drop(DropReason::NoUsableMember)
+        );
     }
 
     #[test]

@@ -93,7 +93,7 @@ pub fn plan(snap: &BondSnapshot, st: &mut TxState, frame: &[u8]) -> TxPlan {
             None => TxPlan::Drop(DropReason::NoActiveMember),
         },
         Mode::RoundRobin => round_robin(snap, st, frame),
-        Mode::Xor => xor(snap, frame),
+        Mode::Xor | Mode::Lacp => xor(snap, frame),
         Mode::Broadcast => {
             if snap.members.iter().any(|m| m.can_tx) {
                 TxPlan::AllMembers

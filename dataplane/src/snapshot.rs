@@ -21,6 +21,9 @@ pub enum Mode {
     Xor,
     /// Mode 3: every frame out of every member that can transmit.
     Broadcast,
+    /// Mode 4 (802.3ad): the transmit hash modulo the distributing members
+    /// (`usable`); frames are received only from collecting members.
+    Lacp,
 }
 
 /// A member in the bond's order, as the round-robin and broadcast paths
@@ -48,6 +51,8 @@ pub struct BondSnapshot {
     /// The members balance-xor hashes over, in the bond's order (the kernel's
     /// `usable_slaves` array).
     pub usable: Vec<MemberId>,
+    /// 802.3ad: the members whose received frames reach the host.
+    pub collecting: Vec<MemberId>,
     pub hash_policy: HashPolicy,
     /// balance-rr: frames per member before moving on; 0 = a random member.
     pub packets_per_slave: u32,
@@ -84,6 +89,7 @@ impl BondSnapshot {
             all_slaves_active: false,
             members: Vec::new(),
             usable: Vec::new(),
+            collecting: Vec::new(),
             hash_policy: HashPolicy::Layer2,
             packets_per_slave: 1,
             divisors: Divisors::default(),

@@ -96,6 +96,9 @@ pub struct BondConfig {
     pub mac: Option<MacAddr>,
     /// Addresses xbond puts on the host interface (and removes on exit).
     pub addresses: Vec<String>,
+    /// 802.3ad port priority per member (the kernel's per-slave
+    /// `actor_port_prio`); members not listed get 255.
+    pub actor_port_prio: Vec<(String, u16)>,
     pub engine: EngineConfig,
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -264,6 +267,7 @@ impl Config {
         let mut mtu = 1500;
         let mut mac = None;
         let mut addresses = Vec::new();
+        let mut actor_port_prio: Vec<(String, u16)> = Vec::new();
         let mut engine = EngineConfig::default();
         let mut saw_members = false;
 
@@ -330,6 +334,22 @@ impl Config {
                         addresses.push(s.to_string());
                     }
                 }
+                "actor_port_prio" => {
+                    let t = v.as_table().ok_or_else(|| {
+                        ctx.err(
+                            key("actor_port_prio"),
+                            "expected a table of member = priority, like { eth0 = 100 }",
+                        )
+                    })?;
+                    for (m, p) in t {
+                        let k = format!("{}.{m}", key("actor_port_prio"));
+                        let prio = as_u32(ctx, &k, p)?;
+                        if !(1..=65535).contains(&prio) {
+                            return Err(ctx.err(k, format!("{prio} is out of range 1-65535")));
+                        }
+                        actor_port_prio.push((m.clone(), prio as u16));
+                    }
+                }
                 "vlan" => {
                     return Err(ctx.err(
                         key("vlan"),
@@ -367,6 +387,18 @@ impl Config {
         if members.iter().any(|m| m == name) {
             return Err(ctx.err(key("members"), "a bond cannot be its own member"));
         }
+        if let Some((m, _)) = actor_port_prio.iter().find(|(m, _)| !members.contains(m)) {
+            return Err(ctx.err(
+                format!("{}.{m}", key("actor_port_prio")),
+                format!("{m} is not a member of {name}"),
+            ));
+        }
+        if !actor_port_prio.is_empty() && opts.mode != options::BondMode::Ieee8023ad {
+            return Err(ctx.err(
+                key("actor_port_prio"),
+                "a port priority is an 802.3ad setting (mode=802.3ad)",
+            ));
+        }
         Ok(BondConfig {
             name: name.to_string(),
             members,
@@ -374,6 +406,7 @@ impl Config {
             mtu,
             mac,
             addresses,
+            actor_port_prio,
             engine,
             warnings,
         })

@@ -85,6 +85,10 @@ named_enum!(
     /// `ad_select`.
     AdSelect { Stable = ("stable", 0), Bandwidth = ("bandwidth", 1), Count = ("count", 2) } default Stable);
 named_enum!(
+    /// `lacp_fallback` (xbond's, after Open vSwitch's `lacp-fallback-ab`):
+    /// what an 802.3ad bond does when no partner answers.
+    LacpFallback { None = ("none", 0), ActiveBackup = ("active-backup", 1) } default None);
+named_enum!(
     /// The kernel's on/off options.
     OnOff { Off = ("off", 0), On = ("on", 1) } default Off);
 named_enum!(
@@ -183,6 +187,9 @@ pub struct BondOptions {
     pub ad_actor_system: Option<String>,
     pub ad_user_port_key: u16,
     pub coupled_control: OnOff,
+    pub lacp_fallback: LacpFallback,
+    /// Milliseconds without any partner before `lacp_fallback` applies.
+    pub lacp_fallback_timeout: u32,
     pub broadcast_neighbor: OnOff,
     pub min_links: u32,
     pub num_grat_arp: u8,
@@ -222,6 +229,8 @@ impl Default for BondOptions {
             ad_actor_system: None,
             ad_user_port_key: 0,
             coupled_control: OnOff::On,
+            lacp_fallback: LacpFallback::None,
+            lacp_fallback_timeout: 3000,
             broadcast_neighbor: OnOff::Off,
             min_links: 0,
             num_grat_arp: 1,
@@ -285,6 +294,8 @@ pub const OPTIONS: &[(&str, u8)] = &[
     ("ad_actor_system", AD_ONLY),
     ("ad_user_port_key", AD_ONLY),
     ("coupled_control", AD_ONLY),
+    ("lacp_fallback", AD_ONLY),
+    ("lacp_fallback_timeout", AD_ONLY),
     ("broadcast_neighbor", AD_ONLY),
     ("min_links", ALL_MODES),
     ("num_grat_arp", ALL_MODES),
@@ -459,6 +470,12 @@ impl BondOptions {
             "coupled_control" => {
                 self.coupled_control = table(key, raw, OnOff::lookup, OnOff::names())?
             }
+            "lacp_fallback" => {
+                self.lacp_fallback = table(key, raw, LacpFallback::lookup, LacpFallback::names())?
+            }
+            "lacp_fallback_timeout" => {
+                self.lacp_fallback_timeout = int(key, raw, 100, 3_600_000, None)? as u32
+            }
             "broadcast_neighbor" => {
                 self.broadcast_neighbor = table(key, raw, OnOff::lookup, OnOff::names())?
             }
@@ -580,10 +597,17 @@ impl BondOptions {
                 | BondMode::ActiveBackup
                 | BondMode::BalanceXor
                 | BondMode::Broadcast
+                | BondMode::Ieee8023ad
         ) {
             return Err(OptionError::NotImplemented {
                 key: "mode".into(),
                 reason: format!("mode {} ({})", self.mode.name(), self.mode as u8),
+            });
+        }
+        if self.broadcast_neighbor == OnOff::On {
+            return Err(OptionError::NotImplemented {
+                key: "broadcast_neighbor".into(),
+                reason: "broadcasting ARP/ND over every 802.3ad member".into(),
             });
         }
         if self.arp_interval > 0 {
@@ -759,12 +783,28 @@ mod tests {
             e.to_string(),
             "option mode: mode balance-alb (6) is not implemented in this version of xbond"
         );
-        for m in ["0", "1", "2", "3"] {
+        for m in ["0", "1", "2", "3", "4"] {
             assert!(parse(&format!("mode={m}"))
                 .unwrap()
                 .check_implemented()
                 .is_ok());
         }
+    }
+
+    #[test]
+    fn lacp_fallback_is_an_802_3ad_option() {
+        let o =
+            parse("mode=802.3ad lacp_fallback=active-backup lacp_fallback_timeout=1500").unwrap();
+        assert_eq!(o.lacp_fallback, LacpFallback::ActiveBackup);
+        assert_eq!(o.lacp_fallback_timeout, 1500);
+        assert!(parse("mode=1 lacp_fallback=active-backup")
+            .unwrap_err()
+            .to_string()
+            .contains("lacp_fallback"));
+        assert!(parse("mode=4 lacp_fallback=sometimes")
+            .unwrap_err()
+            .to_string()
+            .contains("lacp_fallback"));
     }
 
     #[test]
@@ -798,6 +838,7 @@ mod tests {
             }
             o.finish().unwrap_or_else(|e| panic!("{k}={v}: {e}"));
         }
-        assert_eq!(OPTIONS.len(), 33);
+        // The kernel's 33 options and xbond's two LACP fallback options.
+        assert_eq!(OPTIONS.len(), 35);
     }
 }

@@ -316,6 +316,21 @@ impl Lacp {
         self.step(now);
     }
 
+    /// `lacp_rate` changed: every port tells its partner at once.
+    pub fn set_fast(&mut self, now: Instant, fast: bool) {
+        self.cfg.fast = fast;
+        for p in self.ports.iter_mut().flatten() {
+            p.set_actor(State::TIMEOUT, fast);
+            p.ntt = true;
+        }
+        self.step(now);
+    }
+
+    pub fn set_min_links(&mut self, now: Instant, min_links: u32) {
+        self.cfg.min_links = min_links;
+        self.step(now);
+    }
+
     pub fn handle_timeout(&mut self, now: Instant) {
         self.step(now);
     }

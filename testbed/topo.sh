@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # Build or remove the xbond netns testbed (DESIGN.md section 4).
 #
-#   topo.sh up PREFIX [MEMBERS]   namespaces PREFIX-h (xbond host), PREFIX-s (switch),
-#                                 PREFIX-p (peer); MEMBERS veth pairs mN <-> sN (default 2)
+#   topo.sh up PREFIX [MEMBERS] [SWITCH]
+#                                 namespaces PREFIX-h (xbond host), PREFIX-s (switch),
+#                                 PREFIX-p (peer); MEMBERS veth pairs mN <-> sN (default 2);
+#                                 SWITCH is `bridge` (default: a Linux bridge joins sN and sp)
+#                                 or `none` (the caller puts a switch there: Open vSwitch,
+#                                 or a second xbond)
 #   topo.sh down PREFIX           remove them (safe to run twice)
 #
 # host  PREFIX-h: m0..mN-1 (one queue each, MAC 02:00:00:00:01:0N), no addresses;
@@ -15,6 +19,7 @@ set -euo pipefail
 cmd=${1:?usage: topo.sh up|down PREFIX [MEMBERS]}
 P=${2:?usage: topo.sh up|down PREFIX [MEMBERS]}
 N=${3:-2}
+SWITCH=${4:-bridge}
 H="$P-h" S="$P-s" R="$P-p"
 
 down() {
@@ -34,18 +39,24 @@ up() {
         # interfaces (AFXDP.md gotcha 13).
         ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.arp_ignore=1
     done
-    ip -n "$S" link add br0 type bridge
-    ip -n "$S" link set br0 type bridge stp_state 0 forward_delay 0 ageing_time 30000
-    ip -n "$S" link set br0 up
+    if [ "$SWITCH" = bridge ]; then
+        ip -n "$S" link add br0 type bridge
+        ip -n "$S" link set br0 type bridge stp_state 0 forward_delay 0 ageing_time 30000
+        ip -n "$S" link set br0 up
+    fi
     for i in $(seq 0 $((N - 1))); do
         ip -n "$H" link add "m$i" numtxqueues 1 numrxqueues 1 address "02:00:00:00:01:0$i" \
-            type veth peer name "s$i" numtxqueues 1 numrxqueues 1 netns "$S"
-        ip -n "$S" link set "s$i" master br0 up
+            type veth peer name "s$i" numtxqueues 1 numrxqueues 1 address "02:00:00:00:03:0$i" netns "$S"
+        [ "$SWITCH" = bridge ] && ip -n "$S" link set "s$i" master br0
+        ip -n "$S" link set "s$i" up
         ip -n "$H" link set "m$i" up
     done
     ip -n "$R" link add p0 numtxqueues 1 numrxqueues 1 address 02:00:00:00:02:00 \
         type veth peer name sp numtxqueues 1 numrxqueues 1 netns "$S"
-    ip -n "$S" link set sp master br0 up
+    [ "$SWITCH" = bridge ] && ip -n "$S" link set sp master br0
+    ip -n "$S" link set sp up
+    # Frames a user-space switch forwards leave with full checksums.
+    ip netns exec "$S" ethtool -K sp tx off >/dev/null
     ip -n "$R" addr add 198.18.0.2/24 dev p0
     ip -n "$R" link set p0 up
     # Frames from the peer enter an XSK on the host side: send them with full

@@ -1,6 +1,7 @@
 //! `xbond stats`: the daemon's per-port counters as a table, and rates per
 //! second between two readings.
 
+use crate::lacp::port::PortCounters;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -20,11 +21,20 @@ pub struct PortRow {
     pub xdp: BTreeMap<String, u64>,
 }
 
+/// 802.3ad: one member's LACPDU and marker counters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LacpRow {
+    pub member: String,
+    pub counters: PortCounters,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatsView {
     pub bond: String,
     pub ports: Vec<PortRow>,
     pub control: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub lacp: Vec<LacpRow>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -135,6 +145,35 @@ pub fn format_stats(s: &StatsView, rates: Option<&[Rate]>) -> String {
             }
         }
     }
+    if !s.lacp.is_empty() {
+        let _ = writeln!(
+            out,
+            "{:<16} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>7}",
+            "LACP",
+            "LACPDU_RX",
+            "LACPDU_TX",
+            "MARKER_RX",
+            "MARKER_TX",
+            "UNKNOWN",
+            "ILLEGAL",
+            "LOOPED"
+        );
+        for l in &s.lacp {
+            let c = &l.counters;
+            let _ = writeln!(
+                out,
+                "{:<16} {:>10} {:>10} {:>10} {:>10} {:>8} {:>8} {:>7}",
+                l.member,
+                c.lacpdu_rx,
+                c.lacpdu_tx,
+                c.marker_rx,
+                c.marker_response_tx,
+                c.unknown_rx,
+                c.illegal_rx,
+                c.looped_rx
+            );
+        }
+    }
     for (k, v) in &s.control {
         let _ = writeln!(out, "control {k}: {v}");
     }
@@ -167,11 +206,13 @@ mod tests {
             bond: "b".into(),
             ports: vec![row(1000, 0)],
             control: BTreeMap::new(),
+            lacp: Vec::new(),
         };
         let b = StatsView {
             bond: "b".into(),
             ports: vec![row(3000, 10)],
             control: BTreeMap::new(),
+            lacp: Vec::new(),
         };
         let r = b.rates_since(&a, 2.0);
         assert_eq!(r[0].rx_pps, 1000.0);
@@ -196,9 +237,27 @@ mod tests {
             bond: "b".into(),
             ports: vec![m0, m1, host],
             control: BTreeMap::new(),
+            lacp: Vec::new(),
         };
+        let mut v = v;
+        v.lacp.push(LacpRow {
+            member: "m0".into(),
+            counters: PortCounters {
+                lacpdu_rx: 41,
+                lacpdu_tx: 43,
+                illegal_rx: 2,
+                ..Default::default()
+            },
+        });
         let text = format_stats(&v, None);
         let line = |p: &str| text.lines().find(|l| l.starts_with(p)).unwrap().to_string();
+        let lacp = text
+            .lines()
+            .skip_while(|l| !l.starts_with("LACP "))
+            .nth(1)
+            .unwrap();
+        let cols: Vec<&str> = lacp.split_whitespace().collect();
+        assert_eq!(cols, ["m0", "41", "43", "0", "0", "0", "2", "0"], "{text}");
         assert!(line("m0 ").contains(" 75.0 "), "{text}");
         assert!(line("m1 ").contains(" 25.0 "), "{text}");
         assert!(line("bond0-xb").contains(" - "), "{text}");

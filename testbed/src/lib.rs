@@ -62,6 +62,24 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<Output> {
     Ok(out)
 }
 
+/// `count` pings from namespace `ns_name` to `to`, 50 ms apart; all must answer.
+pub fn ping(ns_name: &str, to: Ipv4Addr, count: u32) -> anyhow::Result<()> {
+    run(&mut ns(
+        ns_name,
+        &[
+            "ping",
+            "-c",
+            &count.to_string(),
+            "-i",
+            "0.05",
+            "-W",
+            "1",
+            &to.to_string(),
+        ],
+    ))
+    .map(drop)
+}
+
 /// `ip netns exec NS ARGS...`
 pub fn ns(ns: &str, args: &[&str]) -> Command {
     let mut c = Command::new("ip");
@@ -80,6 +98,12 @@ pub struct Topo {
 
 impl Topo {
     pub fn new(tag: &str, members: usize) -> anyhow::Result<Topo> {
+        Topo::with_switch(tag, members, "bridge")
+    }
+
+    /// `switch` is `bridge` (a Linux bridge) or `none` (the test brings its
+    /// own: Open vSwitch, or a second xbond on s0..sN).
+    pub fn with_switch(tag: &str, members: usize, switch: &str) -> anyhow::Result<Topo> {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let prefix = format!("xb{tag}{}-{n}", std::process::id() % 100_000);
         let t = Topo {
@@ -93,6 +117,7 @@ impl Topo {
             "up",
             &t.prefix,
             &members.to_string(),
+            switch,
         ]))?;
         Ok(t)
     }
@@ -132,7 +157,13 @@ impl Daemon {
     /// Write `config` (TOML; `RUN_DIR` is replaced by a fresh directory) and
     /// start the daemon; wait until its control socket answers.
     pub fn start(topo: &Topo, config: &str) -> anyhow::Result<Daemon> {
-        let dir = std::env::temp_dir().join(format!("{}-run", topo.prefix));
+        Daemon::start_in(topo, &topo.host, "run", config)
+    }
+
+    /// As `start`, in namespace `ns`, with its own run directory named by
+    /// `tag` (for a second daemon in the same topology).
+    pub fn start_in(topo: &Topo, ns: &str, tag: &str, config: &str) -> anyhow::Result<Daemon> {
+        let dir = std::env::temp_dir().join(format!("{}-{tag}", topo.prefix));
         std::fs::create_dir_all(&dir)?;
         let cfg_path = dir.join("xbond.toml");
         std::fs::write(
@@ -144,7 +175,7 @@ impl Daemon {
             run_dir: dir.clone(),
             config: cfg_path,
             log: dir.join("xbond.log"),
-            ns: topo.host.clone(),
+            ns: ns.to_string(),
         };
         d.spawn()?;
         Ok(d)
@@ -225,6 +256,35 @@ impl Daemon {
             .flatten()
             .filter_map(|m| m["name"].as_str().map(String::from))
             .collect())
+    }
+
+    /// 802.3ad: the members that are distributing, by name.
+    pub fn distributing(&self) -> anyhow::Result<Vec<String>> {
+        Ok(self.status()?["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["ad"]["distributing"] == true)
+            .filter_map(|m| m["name"].as_str().map(String::from))
+            .collect())
+    }
+
+    /// Poll until exactly `want` are distributing; returns how long it took.
+    pub fn wait_distributing(&self, want: &[&str], timeout: Duration) -> anyhow::Result<Duration> {
+        let t0 = Instant::now();
+        loop {
+            let d = self.distributing()?;
+            if d == want {
+                return Ok(t0.elapsed());
+            }
+            if t0.elapsed() > timeout {
+                bail!(
+                    "distributing {d:?}, not {want:?}, after {timeout:?}:\n{}",
+                    self.cli(&["status"])?
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Poll until every member's MII status is up (start-up updelays over).
@@ -450,4 +510,187 @@ pub fn is_garp_for(frame: &[u8], ip: Ipv4Addr) -> bool {
         && frame[20..22] == [0, 1]
         && frame[28..32] == ip.octets()
         && frame[38..42] == ip.octets()
+}
+
+/// Open vSwitch with the userspace datapath in a topology's switch
+/// namespace: its own database, run directory and logs, stopped by pid.
+pub struct Ovs {
+    pub dir: PathBuf,
+    pub ns: String,
+}
+
+impl Ovs {
+    /// Start ovsdb-server and ovs-vswitchd in `topo.switch` and build bridge
+    /// `br0` (datapath_type=netdev) with `bond0` over s0..sN-1 (`bond_args`
+    /// are extra `ovs-vsctl add-bond` column settings, e.g. `lacp=active`)
+    /// and the peer port `sp`.
+    pub fn start(topo: &Topo, bond_args: &[&str]) -> anyhow::Result<Ovs> {
+        let dir = std::env::temp_dir().join(format!("{}-ovs", topo.prefix));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let o = Ovs {
+            dir: dir.clone(),
+            ns: topo.switch.clone(),
+        };
+        let d = |f: &str| dir.join(f).display().to_string();
+        run(Command::new("ovsdb-tool").args([
+            "create",
+            &d("conf.db"),
+            "/usr/share/openvswitch/vswitch.ovsschema",
+        ]))?;
+        run(ns(
+            &o.ns,
+            &[
+                "ovsdb-server",
+                &d("conf.db"),
+                &format!("--remote=punix:{}", d("db.sock")),
+                &format!("--pidfile={}", d("ovsdb.pid")),
+                &format!("--log-file={}", d("ovsdb.log")),
+                &format!("--unixctl={}", d("ovsdb.ctl")),
+                "--detach",
+            ],
+        )
+        .envs(o.env()))?;
+        o.vsctl(&["--no-wait", "init"])?;
+        run(ns(
+            &o.ns,
+            &[
+                "ovs-vswitchd",
+                &format!("unix:{}", d("db.sock")),
+                &format!("--pidfile={}", d("vswitchd.pid")),
+                &format!("--log-file={}", d("vswitchd.log")),
+                &format!("--unixctl={}", d("vswitchd.ctl")),
+                "--detach",
+            ],
+        )
+        .envs(o.env()))?;
+        o.vsctl(&[
+            "add-br",
+            "br0",
+            "--",
+            "set",
+            "bridge",
+            "br0",
+            "datapath_type=netdev",
+        ])?;
+        let mut add: Vec<String> = vec!["add-bond".into(), "br0".into(), "bond0".into()];
+        add.extend((0..topo.members).map(|i| format!("s{i}")));
+        add.extend(bond_args.iter().map(|a| a.to_string()));
+        o.vsctl(&add.iter().map(String::as_str).collect::<Vec<_>>())?;
+        o.vsctl(&["add-port", "br0", "sp"])?;
+        Ok(o)
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        let d = self.dir.display().to_string();
+        vec![
+            ("OVS_RUNDIR", d.clone()),
+            ("OVS_LOGDIR", d.clone()),
+            ("OVS_DBDIR", d.clone()),
+            ("OVS_SYSCONFDIR", d),
+        ]
+    }
+
+    pub fn vsctl(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = run(Command::new("ovs-vsctl")
+            .arg(format!("--db=unix:{}", self.dir.join("db.sock").display()))
+            .arg("--timeout=10")
+            .args(args)
+            .envs(self.env()))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    pub fn appctl(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = run(Command::new("ovs-appctl")
+            .arg("-t")
+            .arg(self.dir.join("vswitchd.ctl"))
+            .args(args)
+            .envs(self.env()))?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Per member of `bond0`, the `ovs-appctl lacp/show` status line
+    /// (e.g. `current attached`) and the actor and partner states.
+    pub fn lacp_members(&self) -> anyhow::Result<Vec<OvsLacpMember>> {
+        let text = self.appctl(&["lacp/show", "bond0"])?;
+        let mut out: Vec<OvsLacpMember> = Vec::new();
+        for line in text.lines() {
+            let l = line.trim();
+            if let Some(rest) = l.strip_prefix("member: ") {
+                let (name, status) = rest.split_once(':').unwrap_or((rest, ""));
+                out.push(OvsLacpMember {
+                    name: name.to_string(),
+                    status: status.trim().to_string(),
+                    ..Default::default()
+                });
+            } else if let (Some(m), Some(v)) = (out.last_mut(), l.strip_prefix("actor state:")) {
+                m.actor_state = v.trim().to_string();
+            } else if let (Some(m), Some(v)) = (out.last_mut(), l.strip_prefix("partner state:")) {
+                m.partner_state = v.trim().to_string();
+            }
+        }
+        Ok(out)
+    }
+
+    /// Poll until every member of OVS's bond is current and both sides of
+    /// it collect and distribute.
+    pub fn wait_negotiated(&self, timeout: Duration) -> anyhow::Result<Vec<OvsLacpMember>> {
+        let t0 = Instant::now();
+        loop {
+            let m = self.lacp_members()?;
+            if !m.is_empty() && m.iter().all(OvsLacpMember::aggregated) {
+                return Ok(m);
+            }
+            if t0.elapsed() > timeout {
+                bail!(
+                    "OVS did not negotiate within {timeout:?}:\n{}",
+                    self.appctl(&["lacp/show", "bond0"])?
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn pid(&self, file: &str) -> Option<i32> {
+        std::fs::read_to_string(self.dir.join(file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+}
+
+/// One member as `ovs-appctl lacp/show` reports it.
+#[derive(Debug, Clone, Default)]
+pub struct OvsLacpMember {
+    pub name: String,
+    pub status: String,
+    pub actor_state: String,
+    pub partner_state: String,
+}
+
+impl OvsLacpMember {
+    pub fn aggregated(&self) -> bool {
+        let both = |s: &str| s.contains("collecting") && s.contains("distributing");
+        self.status.starts_with("current") && both(&self.actor_state) && both(&self.partner_state)
+    }
+}
+
+impl Drop for Ovs {
+    fn drop(&mut self) {
+        // The daemons detached themselves; their pid files name them.
+        for f in ["vswitchd.pid", "ovsdb.pid"] {
+            if let Some(pid) = self.pid(f) {
+                let pid = nix::unistd::Pid::from_raw(pid);
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+                let t0 = Instant::now();
+                while nix::sys::signal::kill(pid, None).is_ok()
+                    && t0.elapsed() < Duration::from_secs(5)
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

@@ -21,23 +21,6 @@ addresses = ["198.18.0.1/24"]
     )
 }
 
-fn ping(ns_name: &str, to: Ipv4Addr, count: u32) -> anyhow::Result<()> {
-    run(&mut ns(
-        ns_name,
-        &[
-            "ping",
-            "-c",
-            &count.to_string(),
-            "-i",
-            "0.05",
-            "-W",
-            "1",
-            &to.to_string(),
-        ],
-    ))
-    .map(drop)
-}
-
 #[test]
 fn ping_and_tcp_pass_through_the_bond_both_ways() -> anyhow::Result<()> {
     if !require_root() {

@@ -97,6 +97,8 @@ pub struct Lacp {
     silent_since: Option<Instant>,
     out: VecDeque<Outgoing>,
     events: VecDeque<LacpEvent>,
+    /// The distributing members when events were last reported.
+    reported: Vec<MemberId>,
 }
 
 /// The bond's 802.3ad state, for `xbond status`.
@@ -182,6 +184,7 @@ impl Lacp {
             silent_since: None,
             out: VecDeque::new(),
             events: VecDeque::new(),
+            reported: Vec::new(),
         }
     }
 
@@ -410,12 +413,6 @@ impl Lacp {
 
     /// Run every machine until none changes, then transmit what is due.
     fn step(&mut self, now: Instant) {
-        let before: Vec<(MemberId, bool)> = self
-            .ports
-            .iter()
-            .flatten()
-            .map(|p| (p.id, self.carries(p, State::DISTRIBUTING)))
-            .collect();
         for _ in 0..16 {
             let mut changed = false;
             for p in self.ports.iter_mut().flatten() {
@@ -477,17 +474,20 @@ impl Lacp {
         }
         self.update_carrier();
         self.update_fallback(now);
-        for (id, was) in before {
-            let now_on = self
-                .port(id)
-                .is_some_and(|p| self.carries(p, State::DISTRIBUTING));
-            if was != now_on {
-                self.events.push_back(LacpEvent::Distributing {
-                    member: id,
-                    on: now_on,
-                });
-            }
+        let now_on = self.distributing();
+        for &m in self.reported.iter().filter(|m| !now_on.contains(m)) {
+            self.events.push_back(LacpEvent::Distributing {
+                member: m,
+                on: false,
+            });
         }
+        for &m in now_on.iter().filter(|m| !self.reported.contains(m)) {
+            self.events.push_back(LacpEvent::Distributing {
+                member: m,
+                on: true,
+            });
+        }
+        self.reported = now_on;
     }
 
     fn update_carrier(&mut self) {

@@ -234,8 +234,11 @@ fn carrier_loss_leaves_at_once_and_comes_back_through_the_machines() {
     let mut n = pair(cfg(1), cfg(2), 2);
     n.run_to(5 * S);
     assert_eq!(distributing(&n, 0), [0, 1]);
+    while n.bonds[0].poll_event().is_some() {}
     n.set_carrier(1, false);
     assert_eq!(distributing(&n, 0), [0], "no waiting for the timeout");
+    let ev: Vec<LacpEvent> = std::iter::from_fn(|| n.bonds[0].poll_event()).collect();
+    assert_eq!(ev, [LacpEvent::Distributing { member: 1, on: false }]);
     assert_eq!(distributing(&n, 1), [0]);
     assert!(n.bonds[0].carrier());
     let down_at = n.elapsed();

@@ -3,7 +3,7 @@
 //! the same facts as JSON.
 
 use crate::config::options::BondMode;
-use crate::lacp::{LacpStatus, PortStatus};
+use crate::lacp::{LacpStatus, PduDetails, PortStatus};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
@@ -178,20 +178,8 @@ impl BondStatus {
                         writeln!(s, "Partner Churn State: {}", a.partner_churn_state)?;
                         writeln!(s, "Actor Churned Count: {}", a.actor_churned_count)?;
                         writeln!(s, "Partner Churned Count: {}", a.partner_churned_count)?;
-                        writeln!(s, "details actor lacp pdu:")?;
-                        writeln!(s, "    system priority: {}", a.actor.system_priority)?;
-                        writeln!(s, "    system mac address: {}", a.actor.system_mac)?;
-                        writeln!(s, "    port key: {}", a.actor.key)?;
-                        writeln!(s, "    port priority: {}", a.actor.port_priority)?;
-                        writeln!(s, "    port number: {}", a.actor.port_number)?;
-                        writeln!(s, "    port state: {}", a.actor.port_state)?;
-                        writeln!(s, "details partner lacp pdu:")?;
-                        writeln!(s, "    system priority: {}", a.partner.system_priority)?;
-                        writeln!(s, "    system mac address: {}", a.partner.system_mac)?;
-                        writeln!(s, "    oper key: {}", a.partner.key)?;
-                        writeln!(s, "    port priority: {}", a.partner.port_priority)?;
-                        writeln!(s, "    port number: {}", a.partner.port_number)?;
-                        writeln!(s, "    port state: {}", a.partner.port_state)?;
+                        write_pdu_details(s, "actor", "port key", &a.actor)?;
+                        write_pdu_details(s, "partner", "oper key", &a.partner)?;
                     }
                     None => writeln!(s, "Aggregator ID: N/A")?,
                 }
@@ -199,6 +187,17 @@ impl BondStatus {
         }
         Ok(())
     }
+}
+
+/// One "details ... lacp pdu" block of a member (bond_procfs.c).
+fn write_pdu_details(s: &mut String, side: &str, key: &str, d: &PduDetails) -> std::fmt::Result {
+    writeln!(s, "details {side} lacp pdu:")?;
+    writeln!(s, "    system priority: {}", d.system_priority)?;
+    writeln!(s, "    system mac address: {}", d.system_mac)?;
+    writeln!(s, "    {key}: {}", d.key)?;
+    writeln!(s, "    port priority: {}", d.port_priority)?;
+    writeln!(s, "    port number: {}", d.port_number)?;
+    writeln!(s, "    port state: {}", d.port_state)
 }
 
 fn join_targets(t: &[String]) -> String {

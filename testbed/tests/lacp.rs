@@ -320,7 +320,11 @@ fn no_carrier(ns_name: &str, ifname: &str) -> anyhow::Result<bool> {
     Ok(String::from_utf8_lossy(&out.stdout).contains("NO-CARRIER"))
 }
 
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> anyhow::Result<bool>) -> anyhow::Result<Duration> {
+fn wait_for(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<Duration> {
     let t0 = Instant::now();
     while !f()? {
         if t0.elapsed() > timeout {
@@ -341,11 +345,18 @@ fn below_min_links_the_bond_loses_carrier() -> anyhow::Result<()> {
     assert!(!no_carrier(&t.host, "bond0")?);
     ping(&t.host, PEER_IP, 3)?;
     t.switch_port(1, false)?;
-    let off = wait_for("bond0 carrier off", Duration::from_secs(2), || no_carrier(&t.host, "bond0"))?;
+    let off = wait_for("bond0 carrier off", Duration::from_secs(2), || {
+        no_carrier(&t.host, "bond0")
+    })?;
     assert_eq!(d.status()?["mii_status"], "down");
-    assert!(ping(&t.host, PEER_IP, 2).is_err(), "no traffic below min_links");
+    assert!(
+        ping(&t.host, PEER_IP, 2).is_err(),
+        "no traffic below min_links"
+    );
     t.switch_port(1, true)?;
-    let on = wait_for("bond0 carrier on", Duration::from_secs(5), || Ok(!no_carrier(&t.host, "bond0")?))?;
+    let on = wait_for("bond0 carrier on", Duration::from_secs(5), || {
+        Ok(!no_carrier(&t.host, "bond0")?)
+    })?;
     // The host port's sockets survived the carrier flap.
     ping(&t.host, PEER_IP, 3)?;
     ping(&t.peer, BOND_IP, 3)?;
@@ -364,13 +375,21 @@ fn lacp_fallback_runs_active_backup_without_a_partner() -> anyhow::Result<()> {
         &t,
         &config("lacp_rate=fast lacp_fallback=active-backup lacp_fallback_timeout=1500"),
     )?;
-    let took = wait_for("fallback", Duration::from_secs(5), || Ok(d.status()?["ad"]["fallback"] == true))?;
+    let took = wait_for("fallback", Duration::from_secs(5), || {
+        Ok(d.status()?["ad"]["fallback"] == true)
+    })?;
     ping(&t.host, PEER_IP, 3)?;
     ping(&t.peer, BOND_IP, 3)?;
     let active = d.active()?.expect("an active member in the fallback");
     let log = d.log_text();
-    assert!(log.contains("running as active-backup (lacp_fallback)"), "{log}");
-    assert!(log.contains("gratuitous ARP"), "peers told of the active member: {log}");
+    assert!(
+        log.contains("running as active-backup (lacp_fallback)"),
+        "{log}"
+    );
+    assert!(
+        log.contains("gratuitous ARP"),
+        "peers told of the active member: {log}"
+    );
     // Failover inside the fallback.
     let idx: usize = active[1..].parse()?;
     t.switch_port(idx, false)?;
@@ -391,16 +410,34 @@ fn passive_bond_stays_silent_until_spoken_to() -> anyhow::Result<()> {
     let (t, o, d) = start(
         "lq",
         "lacp_rate=fast lacp_active=off",
-        &["lacp=passive", "bond_mode=balance-tcp", "other_config:lacp-time=fast"],
+        &[
+            "lacp=passive",
+            "bond_mode=balance-tcp",
+            "other_config:lacp-time=fast",
+        ],
     )?;
     let cap = capture(&t.switch, "s0", Duration::from_secs(4), |f| {
         f.len() >= 14 && f[12..14] == [0x88, 0x09] && f[6..12] == [2, 0, 0, 0, 1, 0]
     });
-    let seen = cap.join().map_err(|_| anyhow::anyhow!("capture panicked"))???;
-    assert!(seen.is_empty(), "{} LACPDUs from a passive bond to a passive partner", seen.len());
-    assert!(d.distributing()?.len() <= 1, "never aggregated: {:?}", d.distributing()?);
+    let seen = cap
+        .join()
+        .map_err(|_| anyhow::anyhow!("capture panicked"))???;
+    assert!(
+        seen.is_empty(),
+        "{} LACPDUs from a passive bond to a passive partner",
+        seen.len()
+    );
+    assert!(
+        d.distributing()?.len() <= 1,
+        "never aggregated: {:?}",
+        d.distributing()?
+    );
     let stats: serde_json::Value = serde_json::from_str(&d.cli(&["stats", "--json"])?)?;
-    assert!(stats["lacp"].as_array().unwrap().iter().all(|m| m["counters"]["lacpdu_tx"] == 0));
+    assert!(stats["lacp"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|m| m["counters"]["lacpdu_tx"] == 0));
     o.vsctl(&["set", "port", "bond0", "lacp=active"])?;
     let took = wait_aggregated(&o, &d)?;
     eprintln!("passive-passive: no LACPDU in 4 s; the partner turned active and both aggregated {took:?} later");

@@ -83,6 +83,27 @@ impl Net {
         self.links.len() - 1
     }
 
+    /// Wire a new member `b` to the existing member `a` (a partner that
+    /// arrives late).
+    fn plug(&mut self, a: End, b: End) {
+        self.bonds[b.0].add_port(
+            self.now,
+            b.1,
+            Self::mac(b),
+            0xff,
+            true,
+            Some(10000),
+            Some(true),
+        );
+        self.links.push(Link {
+            a,
+            b,
+            up: true,
+            drop_ab: false,
+            drop_ba: false,
+        });
+    }
+
     fn set_carrier(&mut self, l: usize, up: bool) {
         self.links[l].up = up;
         let (a, b) = (self.links[l].a, self.links[l].b);
@@ -238,7 +259,13 @@ fn carrier_loss_leaves_at_once_and_comes_back_through_the_machines() {
     n.set_carrier(1, false);
     assert_eq!(distributing(&n, 0), [0], "no waiting for the timeout");
     let ev: Vec<LacpEvent> = std::iter::from_fn(|| n.bonds[0].poll_event()).collect();
-    assert_eq!(ev, [LacpEvent::Distributing { member: 1, on: false }]);
+    assert_eq!(
+        ev,
+        [LacpEvent::Distributing {
+            member: 1,
+            on: false
+        }]
+    );
     assert_eq!(distributing(&n, 1), [0]);
     assert!(n.bonds[0].carrier());
     let down_at = n.elapsed();
@@ -418,22 +445,7 @@ fn churn_is_detected_and_cleared() {
         ("churned", 1)
     );
     // A partner arrives: the partner synchronizes and churn clears.
-    n.links.push(Link {
-        a: (0, 0),
-        b: (1, 0),
-        up: true,
-        drop_ab: false,
-        drop_ba: false,
-    });
-    n.bonds[1].add_port(
-        n.now,
-        0,
-        Net::mac((1, 0)),
-        0xff,
-        true,
-        Some(10000),
-        Some(true),
-    );
+    n.plug((0, 0), (1, 0));
     n.run_to(70 * S);
     let p = n.bonds[0].port_status(0).unwrap();
     assert_eq!(
@@ -616,22 +628,7 @@ fn fallback_to_active_backup_when_nobody_answers() {
     n.run_to(3 * S);
     assert!(n.bonds[0].in_fallback());
     // A partner speaks on member 0: back to LACP.
-    n.links.push(Link {
-        a: (0, 0),
-        b: (1, 0),
-        up: true,
-        drop_ab: false,
-        drop_ba: false,
-    });
-    n.bonds[1].add_port(
-        n.now,
-        0,
-        Net::mac((1, 0)),
-        0xff,
-        true,
-        Some(10000),
-        Some(true),
-    );
+    n.plug((0, 0), (1, 0));
     n.run_to(4 * S);
     assert!(!n.bonds[0].in_fallback());
     let ev: Vec<LacpEvent> = std::iter::from_fn(|| n.bonds[0].poll_event()).collect();

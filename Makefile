@@ -2,7 +2,7 @@
 #   make demo   install what is needed, build, run a demo bond on a netns testbed, tear down
 #   make test   run every test (unit, snapshot, CLI, root netns integration, miri)
 
-.PHONY: setup build demo test lint bench
+.PHONY: setup build demo test lint bench fuzz
 
 APT_PACKAGES = iproute2 ethtool iputils-ping iperf3 tcpdump openvswitch-switch nftables
 
@@ -29,3 +29,7 @@ bench:
 	cargo bench -p xbond-bench --bench datapath
 	cargo build --release --bins -p xbond-bench -p xbond-control
 	./target/release/xbond-e2e
+
+fuzz:
+	cd fuzz && cargo +nightly fuzz run slow_protocols -- -max_total_time=300
+	cd fuzz && cargo +nightly fuzz run member_frames -- -max_total_time=300

@@ -26,6 +26,15 @@ else
     echo "!!! miri is not installed: the ring/frame-area tests did not run under miri (rustup +nightly component add miri)"
 fi
 
+if cargo +nightly fuzz --version >/dev/null 2>&1; then
+    # A short run of each fuzz target over the wire parsers (`make fuzz` runs longer).
+    for target in slow_protocols member_frames; do
+        (cd fuzz && step cargo +nightly fuzz run "$target" -- -max_total_time=20)
+    done
+else
+    echo "!!! cargo-fuzz is not installed: the fuzz targets did not run (cargo install cargo-fuzz; make fuzz)"
+fi
+
 passed=$(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -oE '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
 [ "$failed" -eq 0 ] || status=1

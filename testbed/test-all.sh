@@ -29,7 +29,7 @@ fi
 if cargo +nightly fuzz --version >/dev/null 2>&1; then
     # A short run of each fuzz target over the wire parsers (`make fuzz` runs longer).
     for target in slow_protocols member_frames; do
-        (cd fuzz && step cargo +nightly fuzz run "$target" -- -max_total_time=20)
+        step cargo +nightly fuzz run --fuzz-dir fuzz "$target" -- -max_total_time=20
     done
 else
     echo "!!! cargo-fuzz is not installed: the fuzz targets did not run (cargo install cargo-fuzz; make fuzz)"

@@ -229,9 +229,18 @@ fn blocked_lacpdus_time_the_member_out_and_it_returns() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// (time in seconds, source MAC, actor state, partner state) of every LACPDU
-/// in a pcap file written by tcpdump.
-fn lacpdus_in_pcap(path: &std::path::Path) -> anyhow::Result<Vec<(f64, [u8; 6], u8, u8)>> {
+/// A LACPDU in a capture.
+#[derive(Debug, Clone, Copy)]
+struct Captured {
+    /// Seconds (capture clock).
+    at: f64,
+    src: [u8; 6],
+    actor_state: u8,
+    partner_state: u8,
+}
+
+/// Every LACPDU in a pcap file written by tcpdump.
+fn lacpdus_in_pcap(path: &std::path::Path) -> anyhow::Result<Vec<Captured>> {
     let b = std::fs::read(path)?;
     anyhow::ensure!(b.len() >= 24, "short pcap");
     let le = b[0..4] == [0xd4, 0xc3, 0xb2, 0xa1];
@@ -252,7 +261,12 @@ fn lacpdus_in_pcap(path: &std::path::Path) -> anyhow::Result<Vec<(f64, [u8; 6], 
         if f.len() >= 53 && f[12..14] == [0x88, 0x09] && f[14] == 1 {
             let mut src = [0u8; 6];
             src.copy_from_slice(&f[6..12]);
-            out.push((f64::from(sec) + f64::from(usec) / 1e6, src, f[32], f[52]));
+            out.push(Captured {
+                at: f64::from(sec) + f64::from(usec) / 1e6,
+                src,
+                actor_state: f[32],
+                partner_state: f[52],
+            });
         }
     }
     Ok(out)
@@ -311,11 +325,14 @@ fn lacpdus_keep_time_under_full_rate_traffic() -> anyhow::Result<()> {
     );
     let _ = dump.wait();
     let pdus = lacpdus_in_pcap(&pcap)?;
-    let ours: Vec<_> = pdus.iter().filter(|p| p.1 == [2, 0, 0, 0, 1, 0]).collect();
+    let ours: Vec<_> = pdus
+        .iter()
+        .filter(|p| p.src == [2, 0, 0, 0, 1, 0])
+        .collect();
     let theirs: Vec<f64> = pdus
         .iter()
-        .filter(|p| p.1 != [2, 0, 0, 0, 1, 0])
-        .map(|p| p.0)
+        .filter(|p| p.src != [2, 0, 0, 0, 1, 0])
+        .map(|p| p.at)
         .collect();
     // A LACPDU whose states differ from the previous one was sent because
     // something changed (NTT), not by the periodic timer; the periodic ones
@@ -323,17 +340,17 @@ fn lacpdus_keep_time_under_full_rate_traffic() -> anyhow::Result<()> {
     let mut periodic: Vec<f64> = Vec::new();
     let mut event_driven = Vec::new();
     for w in ours.windows(2) {
-        if (w[1].2, w[1].3) != (w[0].2, w[0].3) {
+        if (w[1].actor_state, w[1].partner_state) != (w[0].actor_state, w[0].partner_state) {
             event_driven.push(format!(
                 "{:.3}: actor 0x{:02x}->0x{:02x} partner 0x{:02x}->0x{:02x}",
-                w[1].0 - ours[0].0,
-                w[0].2,
-                w[1].2,
-                w[0].3,
-                w[1].3
+                w[1].at - ours[0].at,
+                w[0].actor_state,
+                w[1].actor_state,
+                w[0].partner_state,
+                w[1].partner_state
             ));
         } else {
-            periodic.push(w[1].0);
+            periodic.push(w[1].at);
         }
     }
     let gaps: Vec<f64> = periodic.windows(2).map(|w| w[1] - w[0]).collect();

@@ -615,6 +615,7 @@ impl BondCore {
     pub fn status(&self) -> BondStatus {
         let o = &self.opts;
         let active = self.ab.active;
+        let distributing = self.lacp.as_ref().map(Lacp::distributing);
         BondStatus {
             name: self.name.clone(),
             driver_version: DRIVER_VERSION.to_string(),
@@ -664,8 +665,8 @@ impl BondCore {
                     mii_status: self.mii.state(i).proc_name().to_string(),
                     // Every member is active in the modes without a primary;
                     // in 802.3ad the distributing ones.
-                    state: if let Some(l) = &self.lacp {
-                        if l.distributing().contains(&(i as MemberId)) {
+                    state: if let Some(d) = &distributing {
+                        if d.contains(&(i as MemberId)) {
                             "active"
                         } else {
                             "backup"

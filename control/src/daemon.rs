@@ -667,13 +667,15 @@ impl BondRuntime {
     }
 
     fn stats(&self) -> serde_json::Value {
-        let lacp: Vec<serde_json::Value> = match self.core.lacp() {
+        let lacp: Vec<crate::stats::LacpRow> = match self.core.lacp() {
             Some(l) => self
                 .core
                 .members()
                 .filter_map(|(id, m)| {
-                    let c = l.counters(id)?;
-                    Some(serde_json::json!({ "member": m.name, "counters": c }))
+                    Some(crate::stats::LacpRow {
+                        member: m.name.clone(),
+                        counters: l.counters(id)?,
+                    })
                 })
                 .collect(),
             None => Vec::new(),

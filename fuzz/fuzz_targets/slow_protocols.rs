@@ -5,7 +5,6 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::time::{Duration, Instant};
-use xbond_control::config::options::AdSelect;
 use xbond_control::lacp::port::System;
 use xbond_control::lacp::{Lacp, LacpConfig};
 use xbond_dataplane::wire::{lacp, marker, MacAddr};
@@ -24,14 +23,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let t0 = Instant::now();
     let mut l = Lacp::new(LacpConfig {
-        system: System { priority: 65535, mac: MacAddr([2, 0, 0, 0, 0, 0xa]) },
-        active: true,
         fast: true,
-        ad_select: AdSelect::Stable,
-        coupled: true,
-        user_key: 0,
-        min_links: 0,
         fallback_after: Some(Duration::from_secs(3)),
+        ..LacpConfig::new(System { priority: 65535, mac: MacAddr([2, 0, 0, 0, 0, 0xa]) })
     });
     l.add_port(t0, 0, MacAddr([2, 0, 0, 0, 1, 0]), 255, true, Some(10000), Some(true));
     let mut frame = vec![0x01, 0x80, 0xc2, 0, 0, 2, 2, 9, 9, 9, 9, 9, 0x88, 0x09];

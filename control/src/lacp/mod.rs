@@ -45,6 +45,23 @@ pub struct LacpConfig {
     pub fallback_after: Option<Duration>,
 }
 
+impl LacpConfig {
+    /// The kernel's defaults for `system`: active, slow rate, ad_select
+    /// stable, coupled control, key 0, no min_links, no fallback.
+    pub fn new(system: System) -> LacpConfig {
+        LacpConfig {
+            system,
+            active: true,
+            fast: false,
+            ad_select: AdSelect::Stable,
+            coupled: true,
+            user_key: 0,
+            min_links: 0,
+            fallback_after: None,
+        }
+    }
+}
+
 /// A frame LACP wants sent out of a member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
@@ -429,26 +446,18 @@ impl Lacp {
                 changed = true;
             }
             for i in 0..self.ports.len() {
-                let Some(agg) = self.ports[i].as_ref().and_then(|p| p.aggregator) else {
-                    if let Some(p) = &mut self.ports[i] {
-                        changed |= mux::run(
-                            p,
-                            now,
-                            mux::Aggregation {
-                                ready: false,
-                                active: false,
-                                coupled: self.cfg.coupled,
-                            },
-                        );
-                    }
+                let Some(agg) = self.ports[i].as_ref().map(|p| p.aggregator) else {
                     continue;
                 };
-                let ready = self.ports.iter().flatten().all(|q| {
-                    q.aggregator != Some(agg) || q.mux != mux::MuxState::Waiting || q.ready_n
+                // 6.4.8 Ready: every port waiting for the aggregator has waited.
+                let ready = agg.is_some_and(|a| {
+                    self.ports.iter().flatten().all(|q| {
+                        q.aggregator != Some(a) || q.mux != mux::MuxState::Waiting || q.ready_n
+                    })
                 });
                 let ctx = mux::Aggregation {
                     ready,
-                    active: self.active == Some(agg),
+                    active: agg.is_some() && self.active == agg,
                     coupled: self.cfg.coupled,
                 };
                 if let Some(p) = &mut self.ports[i] {

@@ -9,17 +9,11 @@ const S: Duration = Duration::from_secs(1);
 
 fn cfg(mac: u8) -> LacpConfig {
     LacpConfig {
-        system: System {
+        fast: true,
+        ..LacpConfig::new(System {
             priority: 65535,
             mac: MacAddr([2, 0, 0, 0, 0, mac]),
-        },
-        active: true,
-        fast: true,
-        ad_select: AdSelect::Stable,
-        coupled: true,
-        user_key: 0,
-        min_links: 0,
-        fallback_after: None,
+        })
     }
 }
 
@@ -60,41 +54,30 @@ impl Net {
         MacAddr([2, 1, 0, 0, end.0 as u8, end.1 as u8])
     }
 
+    /// Add member `e` with carrier, 10G full duplex, default priority.
+    fn add(&mut self, e: End) {
+        self.bonds[e.0].add_port(
+            self.now,
+            e.1,
+            Self::mac(e),
+            0xff,
+            true,
+            Some(10000),
+            Some(true),
+        );
+    }
+
     /// Add a member on each end and wire them together, carrier up.
     fn link(&mut self, a: End, b: End) -> usize {
-        for e in [a, b] {
-            self.bonds[e.0].add_port(
-                self.now,
-                e.1,
-                Self::mac(e),
-                0xff,
-                true,
-                Some(10000),
-                Some(true),
-            );
-        }
-        self.links.push(Link {
-            a,
-            b,
-            up: true,
-            drop_ab: false,
-            drop_ba: false,
-        });
+        self.add(a);
+        self.plug(a, b);
         self.links.len() - 1
     }
 
     /// Wire a new member `b` to the existing member `a` (a partner that
     /// arrives late).
     fn plug(&mut self, a: End, b: End) {
-        self.bonds[b.0].add_port(
-            self.now,
-            b.1,
-            Self::mac(b),
-            0xff,
-            true,
-            Some(10000),
-            Some(true),
-        );
+        self.add(b);
         self.links.push(Link {
             a,
             b,
@@ -381,15 +364,7 @@ fn a_new_partner_system_means_a_new_aggregator() {
     // Member 1 is recabled to another switch (system 3).
     n.set_carrier(l, false);
     n.links[l].b = (2, 0);
-    n.bonds[2].add_port(
-        n.now,
-        0,
-        Net::mac((2, 0)),
-        0xff,
-        true,
-        Some(10000),
-        Some(true),
-    );
+    n.add((2, 0));
     n.set_carrier(l, true);
     n.run_to(12 * S);
     let p = n.bonds[0].port_status(1).unwrap();
@@ -423,15 +398,7 @@ fn ad_select_count_and_bandwidth_choose_the_aggregator() {
 fn churn_is_detected_and_cleared() {
     let mut n = Net::new(vec![cfg(1), cfg(2)]);
     // A member whose partner never speaks.
-    n.bonds[0].add_port(
-        n.now,
-        0,
-        Net::mac((0, 0)),
-        0xff,
-        true,
-        Some(10000),
-        Some(true),
-    );
+    n.add((0, 0));
     n.run_to(59 * S);
     let p = n.bonds[0].port_status(0).unwrap();
     assert_eq!(
@@ -613,15 +580,7 @@ fn fallback_to_active_backup_when_nobody_answers() {
     a.fallback_after = Some(3 * S);
     let mut n = Net::new(vec![a, cfg(2)]);
     for m in 0..2 {
-        n.bonds[0].add_port(
-            n.now,
-            m,
-            Net::mac((0, m)),
-            0xff,
-            true,
-            Some(10000),
-            Some(true),
-        );
+        n.add((0, m));
     }
     n.run_to(Duration::from_millis(2990));
     assert!(!n.bonds[0].in_fallback());

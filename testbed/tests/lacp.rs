@@ -437,8 +437,11 @@ fn below_min_links_the_bond_loses_carrier() -> anyhow::Result<()> {
         oper_up(&t.host, "bond0")
     })?;
     // Both sides aggregated again, then traffic: the host port's sockets
-    // survived the carrier flap.
+    // survived the carrier flap. The ping refused above left the neighbour
+    // entry resolving (or FAILED) with its probes spent on a dead bond; the
+    // kernel would fail the new pings with it, so start resolution afresh.
     wait_aggregated(&o, &d)?;
+    run(&mut ns(&t.host, &["ip", "neigh", "flush", "dev", "bond0"]))?;
     if let Err(e) = ping(&t.host, PEER_IP, 3) {
         anyhow::bail!(
             "{e}\n{}\n{}\n{}\n{}",

@@ -85,7 +85,7 @@ fn bench_plan(
         b.iter(|| {
             let s = shared.snapshot.load();
             for f in frames {
-                black_box(schedule::plan(&s, &mut st, black_box(f)));
+                black_box(schedule::plan(&s, &mut st, black_box(f), None));
             }
         })
     });
@@ -153,7 +153,7 @@ fn decision(c: &mut Criterion) {
         b.iter(|| {
             let s = shared.snapshot.load();
             for f in &frames {
-                black_box(forward::from_host(&s, &mut st, black_box(f)));
+                black_box(forward::from_host(&s, &mut st, black_box(f), 0));
             }
         })
     });

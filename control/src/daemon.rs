@@ -4,7 +4,8 @@
 
 use crate::bond::{Action, BondCore, MemberInfo};
 use crate::config::options::FailOverMac;
-use crate::config::{parse_prefix, BondConfig, Config};
+use crate::config::members::{self, Candidate, Reserved, Selector};
+use crate::config::{parse_prefix, BondConfig, Config, MemberSpec, Qinq, VlanConfig};
 use crate::engine::{Engine, PortSpec};
 use crate::ipc::{self, Call, Request, Response};
 use crate::netlink::{spawn_link_listener, Link, LinkEvent, Netlink};
@@ -12,9 +13,10 @@ use anyhow::{bail, Context};
 use crossbeam::channel::{bounded, select, unbounded, Receiver};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
-use xbond_dataplane::snapshot::MemberId;
+use xbond_dataplane::snapshot::{BondSnapshot, MemberId};
+use xbond_dataplane::wire::vlan::{self as vlanwire, Tci, VidSet};
 use xbond_dataplane::sys::ethtool;
-use xbond_dataplane::wire::arp;
+use xbond_dataplane::wire::{arp, MacAddr};
 use xbond_dataplane::worker::{ControlFrame, Role};
 
 /// Options of `xbond run` beyond the config file.
@@ -57,7 +59,8 @@ pub fn run(mut config: Config, opts: RunOptions) -> anyhow::Result<()> {
             tracing::warn!(bond = %b.name, "{w}");
         }
         let (tx, rx) = unbounded();
-        match BondRuntime::start(b, &config.run_dir, rx) {
+        let reserved = reserved_for(&config, &b.name);
+        match BondRuntime::start(b, &config.run_dir, rx, &reserved) {
             Ok(rt) => {
                 bond_event_txs.push(tx);
                 runtimes.push(rt);
@@ -130,7 +133,28 @@ struct BondRuntime {
     control: Receiver<ControlFrame>,
     calls: Receiver<Call>,
     missing: Vec<String>,
+    /// Member selectors: a link that appears and matches one is enslaved.
+    selectors: Vec<Selector>,
+    /// Every ifindex seen so far: only a new link is a candidate for a
+    /// selector (a member released by hand is not taken back).
+    seen_links: ahash::AHashSet<u32>,
+    /// Links no selector may take (other bonds' members and interfaces).
+    reserved: Vec<Reserved>,
+    vlans: Vec<VlanPort>,
+    qinq: Qinq,
+    mtu: u32,
     torn_down: bool,
+}
+
+/// A VLAN sub-interface: its host pair and what xbond put on it.
+#[derive(Debug)]
+struct VlanPort {
+    id: u16,
+    name: String,
+    host_index: u32,
+    hidden_index: u32,
+    hidden: String,
+    mtu: u32,
 }
 
 /// The hidden end of the host-port veth pair.
@@ -157,35 +181,130 @@ fn set_disable_ipv6(ifname: &str, value: &str) -> Option<String> {
     Some(old)
 }
 
+/// The host interfaces of a bond: its own and its VLANs', both ends.
+fn host_interfaces(cfg: &BondConfig) -> Vec<String> {
+    let mut v = vec![cfg.name.clone(), hidden_name(&cfg.name)];
+    for vl in &cfg.vlans {
+        v.push(vl.name.clone());
+        v.push(hidden_name(&vl.name));
+    }
+    v
+}
+
+/// What bond `me` may not take: the other bonds' named members and host
+/// interfaces.
+fn reserved_for(config: &Config, me: &str) -> Vec<Reserved> {
+    let mut out = Vec::new();
+    for b in config.bonds.iter().filter(|b| b.name != me) {
+        for m in b.members.iter().filter_map(MemberSpec::name) {
+            out.push(Reserved {
+                name: m.to_string(),
+                why: format!("a member of bond {}", b.name),
+            });
+        }
+        for h in host_interfaces(b) {
+            out.push(Reserved {
+                name: h,
+                why: format!("a host interface of bond {}", b.name),
+            });
+        }
+    }
+    out
+}
+
+/// A link as member resolution sees it.
+fn candidate(l: &Link, all: &[Link]) -> Candidate {
+    Candidate {
+        name: l.name.clone(),
+        driver: ethtool::driver(&l.name),
+        mac: l.perm_mac.or(l.mac),
+        master: l
+            .master
+            .map(|m| all.iter().find(|x| x.index == m).map_or_else(|| format!("ifindex {m}"), |x| x.name.clone())),
+    }
+}
+
+/// A host port's veth pair: reused when an earlier run left it (a restart
+/// keeps the interface and its addresses), else created. Checksum offload
+/// off on the host end, IPv6 off on the hidden end, both up. Returns (host,
+/// hidden, created).
+fn host_pair(
+    nl: &mut Netlink,
+    name: &str,
+    hidden: &str,
+    mtu: u32,
+    mac: MacAddr,
+) -> anyhow::Result<(u32, u32, bool)> {
+    let (host, peer, created) = match nl.link_by_name(name)? {
+        Some(h) => {
+            let peer = nl.link_by_name(hidden)?;
+            match (h.kind.as_deref(), peer) {
+                (Some("veth"), Some(p)) if h.peer == Some(p.index) => {
+                    tracing::info!("reusing host interface {name} from an earlier run");
+                    nl.set_mtu(p.index, mtu)?;
+                    nl.set_mtu(h.index, mtu)?;
+                    nl.set_mac(h.index, mac)?;
+                    (h, p, false)
+                }
+                _ => bail!("interface {name} exists and is not an xbond host port; remove it or rename it"),
+            }
+        }
+        None => {
+            nl.create_veth(name, hidden, mtu, mac, 1)
+                .with_context(|| format!("create host interface {name}"))?;
+            let h = nl.link_by_name(name)?.context("host interface vanished")?;
+            let p = nl.link_by_name(hidden)?.context("host port peer vanished")?;
+            (h, p, true)
+        }
+    };
+    let done = (|| -> anyhow::Result<()> {
+        // Partial checksums would leave the members corrupt (gotcha 14).
+        ethtool::set_tx_checksum(name, false)?;
+        set_disable_ipv6(hidden, "1");
+        nl.set_up(peer.index, true)?;
+        nl.set_up(host.index, true)?;
+        Ok(())
+    })();
+    if let Err(e) = done {
+        if created {
+            let _ = nl.delete_link(host.index);
+        }
+        return Err(e);
+    }
+    Ok((host.index, peer.index, created))
+}
+
 impl BondRuntime {
     fn start(
         cfg: &BondConfig,
         run_dir: &std::path::Path,
         events: Receiver<LinkEvent>,
+        reserved: &[Reserved],
     ) -> anyhow::Result<Self> {
         let mut nl = Netlink::new().context("open rtnetlink")?;
         let now = Instant::now();
 
-        // Members, in config order; missing ones are reported and skipped.
+        // Members, in config order: names and selectors resolved against
+        // the links there are; missing names are reported and skipped.
+        let links = nl.links().context("list links")?;
+        let candidates: Vec<Candidate> = links.iter().map(|l| candidate(l, &links)).collect();
+        let resolved = members::resolve(&cfg.members, &candidates, reserved, &host_interfaces(cfg))
+            .map_err(|e| anyhow::anyhow!("members: {e}"))?;
         let mut present: Vec<Link> = Vec::new();
-        let mut missing = Vec::new();
-        for name in &cfg.members {
-            match nl.link_by_name(name)? {
-                Some(l) => {
-                    if l.name == cfg.name || l.name == hidden_name(&cfg.name) {
-                        bail!("members: {name} is this bond's own host interface");
-                    }
-                    present.push(l)
-                }
-                None => {
-                    tracing::warn!(bond = %cfg.name, "member {name} does not exist; running without it");
-                    missing.push(name.clone());
-                }
+        for name in &resolved.present {
+            if let Some(l) = links.iter().find(|l| &l.name == name) {
+                present.push(l.clone());
             }
         }
-        if present.is_empty() {
-            bail!("members: none of {} exists", cfg.members.join(", "));
+        let missing = resolved.missing.clone();
+        for name in &missing {
+            tracing::warn!(bond = %cfg.name, "member {name} does not exist; running without it");
         }
+        if present.is_empty() {
+            let all: Vec<String> = cfg.members.iter().map(ToString::to_string).collect();
+            bail!("members: none of {} exists", all.join(", "));
+        }
+        tracing::info!(bond = %cfg.name, "members: {}", resolved.present.join(", "));
         for l in &present {
             if let Some((id, how)) = l.xdp {
                 if cfg.engine.replace_xdp {
@@ -224,42 +343,11 @@ impl BondRuntime {
         let host_name = cfg.name.clone();
         let hidden = hidden_name(&cfg.name);
         let setup = (|| -> anyhow::Result<(u32, u32)> {
-            // Host port: reuse a pair left by an earlier run (a restart keeps
-            // the host interface and its addresses), else create it.
-            let existing = nl.link_by_name(&host_name)?;
-            let (host, peer) = match existing {
-                Some(h) => {
-                    let peer = nl.link_by_name(&hidden)?;
-                    match (h.kind.as_deref(), peer) {
-                        (Some("veth"), Some(p)) if h.peer == Some(p.index) => {
-                            tracing::info!(bond = %cfg.name, "reusing host interface {host_name} from an earlier run");
-                            (h, p)
-                        }
-                        _ => bail!("interface {host_name} exists and is not an xbond host port; remove it or rename the bond"),
-                    }
-                }
-                None => {
-                    nl.create_veth(&host_name, &hidden, cfg.mtu, bond_mac, 1)?;
-                    let h = nl
-                        .link_by_name(&host_name)?
-                        .context("host interface vanished")?;
-                    let p = nl
-                        .link_by_name(&hidden)?
-                        .context("host port peer vanished")?;
-                    created_host = Some(h.index);
-                    (h, p)
-                }
-            };
-            if created_host.is_none() {
-                nl.set_mtu(peer.index, cfg.mtu)?;
-                nl.set_mtu(host.index, cfg.mtu)?;
-                nl.set_mac(host.index, bond_mac)?;
+            let (host, peer, created) = host_pair(&mut nl, &host_name, &hidden, cfg.mtu, bond_mac)
+                .map_err(|e| e.context(format!("bond {}", cfg.name)))?;
+            if created {
+                created_host = Some(host);
             }
-            // Partial checksums would leave the members corrupt (gotcha 14).
-            ethtool::set_tx_checksum(&host_name, false)?;
-            set_disable_ipv6(&hidden, "1");
-            nl.set_up(peer.index, true)?;
-            nl.set_up(host.index, true)?;
             for l in &present {
                 let ipv6 = set_disable_ipv6(&l.name, "1");
                 rt_restore.push(MemberRestore {
@@ -276,7 +364,7 @@ impl BondRuntime {
                     nl.set_up(l.index, true)?;
                 }
             }
-            Ok((host.index, peer.index))
+            Ok((host, peer))
         })();
         let (host_index, peer_index) = match setup {
             Ok(v) => v,
@@ -302,6 +390,19 @@ impl BondRuntime {
             control: bounded(1).1,
             calls: bounded(1).1,
             missing: missing.clone(),
+            selectors: cfg
+                .members
+                .iter()
+                .filter_map(|m| match m {
+                    MemberSpec::Select(s) => Some(s.clone()),
+                    MemberSpec::Name(_) => None,
+                })
+                .collect(),
+            seen_links: links.iter().map(|l| l.index).collect(),
+            reserved: reserved.to_vec(),
+            vlans: Vec::new(),
+            qinq: cfg.qinq,
+            mtu: cfg.mtu,
             torn_down: false,
         };
         match rt.start_engine(cfg, &present, peer_index, now) {
@@ -334,6 +435,10 @@ impl BondRuntime {
                 tracing::warn!(bond = %cfg.name, "{e}");
             }
         }
+        for v in &cfg.vlans {
+            let port = self.make_vlan_port(v)?;
+            self.vlans.push(port);
+        }
         let mut ports: Vec<PortSpec> = self
             .core
             .members()
@@ -345,13 +450,16 @@ impl BondRuntime {
             })
             .collect();
         ports.push(PortSpec {
-            role: Role::Host,
+            role: Role::Host(0),
             ifindex: peer_index,
             name: hidden_name(&cfg.name),
             queues: 1,
         });
+        for v in &self.vlans {
+            ports.push(v.port_spec());
+        }
         let (ctl_tx, ctl_rx) = bounded(4096);
-        let engine = Engine::start(&cfg.engine, &ports, self.core.snapshot(), ctl_tx)?;
+        let engine = Engine::start(&cfg.engine, &ports, self.snapshot(), ctl_tx)?;
         tracing::info!(bond = %cfg.name, "dataplane up: {} ports, {} XDP programs attached through BPF links", ports.len(), engine.attached());
         self.engine = Some(engine);
         self.control = ctl_rx;
@@ -364,6 +472,9 @@ impl BondRuntime {
                 self.addresses.push((ip, plen));
             }
         }
+        for v in &cfg.vlans {
+            self.add_vlan_addresses(v)?;
+        }
         let (call_tx, call_rx) = bounded(16);
         ipc::serve(&self.socket, call_tx)?;
         self.calls = call_rx;
@@ -371,6 +482,156 @@ impl BondRuntime {
         self.run_actions();
         tracing::info!(bond = %cfg.name, "bond up; active member {:?}", self.core.status().active_slave);
         Ok(())
+    }
+
+    /// The snapshot the workers get: the core's, plus the VLAN map.
+    fn snapshot(&self) -> BondSnapshot {
+        let mut s = self.core.snapshot();
+        s.vlans = self.vlans.iter().map(|v| v.id).collect::<VidSet>();
+        s.qinq_pass = self.qinq == Qinq::Pass;
+        s
+    }
+
+    /// The host pair of VLAN `v`, named after it, with the bond's MAC.
+    fn make_vlan_port(&mut self, v: &VlanConfig) -> anyhow::Result<VlanPort> {
+        if v.mtu > self.mtu {
+            bail!(
+                "vlan {}: mtu {} is larger than the bond's {}",
+                v.id,
+                v.mtu,
+                self.mtu
+            );
+        }
+        let hidden = hidden_name(&v.name);
+        let (host_index, hidden_index, _) = host_pair(
+            &mut self.nl,
+            &v.name,
+            &hidden,
+            v.mtu,
+            self.core.bond_mac(),
+        )
+        .map_err(|e| e.context(format!("vlan {}", v.id)))?;
+        // The VLAN has the bond's carrier, as a kernel VLAN device follows
+        // its real device.
+        if self.core.status().mii_status != "up" {
+            let _ = self.nl.set_up(hidden_index, false);
+        }
+        tracing::info!(bond = %self.core.name, "VLAN {} on host interface {} (mtu {})", v.id, v.name, v.mtu);
+        Ok(VlanPort {
+            id: v.id,
+            name: v.name.clone(),
+            host_index,
+            hidden_index,
+            hidden,
+            mtu: v.mtu,
+        })
+    }
+
+    fn add_vlan_addresses(&mut self, v: &VlanConfig) -> anyhow::Result<()> {
+        let Some(port) = self.vlans.iter().find(|p| p.id == v.id) else {
+            bail!("vlan {} has no host interface", v.id);
+        };
+        let index = port.host_index;
+        for a in &v.addresses {
+            if let Some((ip, plen)) = parse_prefix(a) {
+                self.nl
+                    .add_address(index, ip, plen)
+                    .with_context(|| format!("vlan {}: addresses: {a}", v.id))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A VLAN from `xbond vlan add`, checked as the config file's are.
+    fn vlan_config(
+        &mut self,
+        id: u16,
+        name: Option<String>,
+        mtu: Option<u32>,
+        addresses: Vec<String>,
+    ) -> anyhow::Result<VlanConfig> {
+        if !(1..=vlanwire::VID_MAX).contains(&id) {
+            bail!("{id} is out of range 1-4094");
+        }
+        let name = name.unwrap_or_else(|| format!("{}.{id}", self.core.name));
+        if name.is_empty() || name.len() > 15 || name.contains(['/', ' ', ':']) {
+            bail!("'{name}' is not an interface name of at most 15 characters; give --name");
+        }
+        let mtu = mtu.unwrap_or(self.mtu);
+        if !(68..=self.mtu).contains(&mtu) {
+            bail!("mtu {mtu} is out of range 68-{} (a VLAN's MTU is at most its bond's)", self.mtu);
+        }
+        if let Some(a) = addresses.iter().find(|a| parse_prefix(a).is_none()) {
+            bail!("'{a}' is not ADDRESS/PREFIX");
+        }
+        if self.nl.link_by_name(&name)?.is_some() {
+            bail!("an interface named {name} exists already");
+        }
+        Ok(VlanConfig {
+            id,
+            name,
+            mtu,
+            addresses,
+        })
+    }
+
+    fn vlan_list(&self) -> serde_json::Value {
+        self.vlans
+            .iter()
+            .map(|v| serde_json::json!({ "id": v.id, "name": v.name, "mtu": v.mtu }))
+            .collect()
+    }
+
+    /// `xbond vlan add`: the host pair, then the engine's sockets on it,
+    /// then the snapshot that lets its frames through.
+    fn vlan_add(&mut self, v: &VlanConfig) -> anyhow::Result<String> {
+        if self.vlans.iter().any(|p| p.id == v.id) {
+            bail!("VLAN {} already exists on {}", v.id, self.core.name);
+        }
+        if let Some(p) = self.vlans.iter().find(|p| p.name == v.name) {
+            bail!("{} is already the interface of VLAN {}", v.name, p.id);
+        }
+        let port = self.make_vlan_port(v)?;
+        let added = match self.engine.as_mut() {
+            Some(e) => e.add_port(&port.port_spec()),
+            None => Err(anyhow::anyhow!("the dataplane is not running")),
+        };
+        if let Err(e) = added {
+            let _ = self.nl.delete_link(port.host_index);
+            return Err(e);
+        }
+        self.seen_links.insert(port.host_index);
+        self.seen_links.insert(port.hidden_index);
+        let name = port.name.clone();
+        self.vlans.push(port);
+        if let Some(e) = &self.engine {
+            e.publish(self.snapshot());
+        }
+        if let Err(e) = self.add_vlan_addresses(v) {
+            tracing::warn!(bond = %self.core.name, "{e:#}");
+        }
+        Ok(format!("VLAN {} on {name}", v.id))
+    }
+
+    /// `xbond vlan del`: out of the snapshot (its frames become unknown),
+    /// then out of the engine, then its host pair deleted.
+    fn vlan_del(&mut self, id: u16) -> anyhow::Result<String> {
+        let i = self
+            .vlans
+            .iter()
+            .position(|p| p.id == id)
+            .with_context(|| format!("{} has no VLAN {id}", self.core.name))?;
+        let port = self.vlans.remove(i);
+        let snap = self.snapshot();
+        if let Some(e) = self.engine.as_mut() {
+            e.publish(snap);
+            let n = e.remove_port(Role::Host(id), port.hidden_index)?;
+            tracing::debug!(bond = %self.core.name, "VLAN {id}: {n} frames back in the pool");
+        }
+        self.nl
+            .delete_link(port.host_index)
+            .with_context(|| format!("delete {}", port.name))?;
+        Ok(format!("VLAN {id} removed with {}", port.name))
     }
 
     fn run(&mut self, stop: Receiver<()>) {
@@ -410,6 +671,7 @@ impl BondRuntime {
         let now = Instant::now();
         match ev {
             LinkEvent::Changed(l) => {
+                let new = self.seen_links.insert(l.index);
                 if let Some(id) = self.core.member_by_ifindex(l.index) {
                     self.core.handle_carrier(now, id, l.carrier);
                 } else if self.missing.contains(&l.name) {
@@ -418,6 +680,8 @@ impl BondRuntime {
                     if let Err(e) = self.add_member(&l.name) {
                         tracing::warn!(bond = %self.core.name, "could not enslave {}: {e:#}", l.name);
                     }
+                } else if new && !self.selectors.is_empty() {
+                    self.maybe_select(&l);
                 }
             }
             LinkEvent::Removed { index, name } => {
@@ -437,6 +701,33 @@ impl BondRuntime {
             }
         }
         self.run_actions();
+    }
+
+    /// A link that appeared: enslave it if a member selector matches and
+    /// nothing else holds it.
+    fn maybe_select(&mut self, l: &Link) {
+        if self.is_own_interface(&l.name) || self.reserved.iter().any(|r| r.name == l.name) {
+            return;
+        }
+        let all = self.nl.links().unwrap_or_default();
+        let c = candidate(l, &all);
+        let Some(sel) = self.selectors.iter().find(|s| s.matches(&c)) else {
+            return;
+        };
+        if let Some(m) = &c.master {
+            tracing::warn!(bond = %self.core.name, "{} matches selector {sel} but is enslaved to {m}; leaving it", l.name);
+            return;
+        }
+        tracing::info!(bond = %self.core.name, "{} appeared and matches selector {sel}; enslaving it", l.name);
+        if let Err(e) = self.add_member(&l.name) {
+            tracing::warn!(bond = %self.core.name, "could not enslave {}: {e:#}", l.name);
+        }
+    }
+
+    fn is_own_interface(&self, name: &str) -> bool {
+        name == self.core.host_interface
+            || name == hidden_name(&self.core.name)
+            || self.vlans.iter().any(|v| v.name == name || v.hidden == name)
     }
 
     fn poll_carriers(&mut self, now: Instant) {
@@ -468,7 +759,7 @@ impl BondRuntime {
             match a {
                 Action::Publish => {
                     if let Some(e) = &self.engine {
-                        e.publish(self.core.snapshot());
+                        e.publish(self.snapshot());
                     }
                 }
                 Action::NotifyPeers { member } => self.notify_peers(member),
@@ -485,6 +776,12 @@ impl BondRuntime {
                     if let Err(e) = self.nl.set_up(self.hidden_index, up) {
                         tracing::error!(bond = %self.core.name, "bond carrier {up}: {e}");
                     }
+                    // VLAN interfaces follow the bond's carrier.
+                    for v in &self.vlans {
+                        if let Err(e) = self.nl.set_up(v.hidden_index, up) {
+                            tracing::error!(bond = %self.core.name, "{} carrier {up}: {e}", v.name);
+                        }
+                    }
                 }
                 Action::SetBondMac(mac) => {
                     if let Err(e) = self.nl.set_mac(self.host_index, mac) {
@@ -495,24 +792,34 @@ impl BondRuntime {
         }
     }
 
-    /// Gratuitous ARP for every IPv4 address of the host interface, out of
-    /// the (new) active member.
+    /// Gratuitous ARP for every IPv4 address of the host interface and of
+    /// every VLAN interface (tagged with its VLAN, as the kernel's VLAN
+    /// devices answer NETDEV_NOTIFY_PEERS), out of the (new) active member.
     fn notify_peers(&mut self, member: MemberId) {
-        let addrs = match self.nl.addresses(self.host_index) {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(bond = %self.core.name, "peer notification: cannot read addresses: {e}");
-                return;
-            }
-        };
+        let mut sources = vec![(0u16, self.host_index)];
+        sources.extend(self.vlans.iter().map(|v| (v.id, v.host_index)));
         let mac = self.core.bond_mac();
+        let mut frames = Vec::new();
+        for (vid, index) in sources {
+            let addrs = match self.nl.addresses(index) {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(bond = %self.core.name, "peer notification: cannot read addresses of VLAN {vid}: {e}");
+                    continue;
+                }
+            };
+            for (ip, _) in addrs {
+                if let IpAddr::V4(v4) = ip {
+                    let garp = arp::Repr::gratuitous_frame(mac, v4).to_vec();
+                    frames.push(if vid == 0 { garp } else { tagged(&garp, vid) });
+                }
+            }
+        }
         let Some(engine) = &self.engine else { return };
         let mut sent = 0;
-        for (ip, _) in addrs {
-            if let IpAddr::V4(v4) = ip {
-                if engine.transmit(member, arp::Repr::gratuitous_frame(mac, v4).to_vec()) {
-                    sent += 1;
-                }
+        for f in frames {
+            if engine.transmit(member, f) {
+                sent += 1;
             }
         }
         let name = self
@@ -548,6 +855,29 @@ impl BondRuntime {
                 }
                 Err(e) => Response::err(format!("{e:#}")),
             },
+            Request::VlanAdd {
+                id,
+                name,
+                mtu,
+                addresses,
+            } => {
+                let r = self.vlan_config(id, name, mtu, addresses).and_then(|v| self.vlan_add(&v));
+                match r {
+                    Ok(msg) => {
+                        tracing::info!(bond = %self.core.name, "{msg}");
+                        Response::ok(serde_json::Value::String(msg))
+                    }
+                    Err(e) => Response::err(format!("vlan add: {e:#}")),
+                }
+            }
+            Request::VlanDel { id } => match self.vlan_del(id) {
+                Ok(msg) => {
+                    tracing::info!(bond = %self.core.name, "{msg}");
+                    Response::ok(serde_json::Value::String(msg))
+                }
+                Err(e) => Response::err(format!("vlan del: {e:#}")),
+            },
+            Request::VlanList => Response::ok(self.vlan_list()),
             Request::Set { key, value } if key == "slaves" => match self.set_slaves(&value) {
                 Ok(msg) => Response::ok(serde_json::Value::String(msg)),
                 Err(e) => Response::err(format!("slaves: {e:#}")),
@@ -621,7 +951,7 @@ impl BondRuntime {
                 .engine
                 .as_mut()
                 .context("the dataplane is not running")?;
-            engine.add_member(&PortSpec {
+            engine.add_port(&PortSpec {
                 role: Role::Member(id),
                 ifindex: l.index,
                 name: l.name.clone(),
@@ -656,7 +986,7 @@ impl BondRuntime {
             .context("member vanished")?;
         self.run_actions();
         if let Some(e) = self.engine.as_mut() {
-            let n = e.remove_member(id, info.ifindex)?;
+            let n = e.remove_port(Role::Member(id), info.ifindex)?;
             tracing::info!(bond = %self.core.name, "{name}: sockets closed, {n} frames back in the pool");
         }
         if let Some(i) = self.restore.iter().position(|r| r.index == info.ifindex) {
@@ -692,7 +1022,7 @@ impl BondRuntime {
                     .collect();
                 ports.push(serde_json::json!({
                     "port": q.port,
-                    "role": match q.role { Role::Host => "host".to_string(), Role::Member(_) => "member".to_string() },
+                    "role": match q.role { Role::Host(0) => "host".to_string(), Role::Host(v) => format!("vlan {v}"), Role::Member(_) => "member".to_string() },
                     "queue": q.queue,
                     "worker": q.worker,
                     "rx_packets": c.rx_packets,
@@ -730,6 +1060,11 @@ impl BondRuntime {
         }
         let _ = std::fs::remove_file(&self.socket);
         restore_members(&mut self.nl, &self.restore);
+        for v in std::mem::take(&mut self.vlans) {
+            if let Err(e) = self.nl.delete_link(v.host_index) {
+                tracing::warn!(bond = %self.core.name, "remove {}: {e}", v.name);
+            }
+        }
         // Deleting one end of the pair deletes both, and its addresses.
         match self.nl.delete_link(self.host_index) {
             Ok(()) => {
@@ -774,15 +1109,39 @@ fn restore_members(nl: &mut Netlink, list: &[MemberRestore]) {
     }
 }
 
+/// A copy of `frame` with an 802.1Q tag for `vid` after its MACs.
+fn tagged(frame: &[u8], vid: u16) -> Vec<u8> {
+    let mut out = vec![0u8; vlanwire::TAG_LEN];
+    out.extend_from_slice(frame);
+    vlanwire::insert_tag(&mut out, vlanwire::TPID_8021Q, Tci::new(0, false, vid));
+    out
+}
+
+impl VlanPort {
+    fn port_spec(&self) -> PortSpec {
+        PortSpec {
+            role: Role::Host(self.id),
+            ifindex: self.hidden_index,
+            name: self.hidden.clone(),
+            queues: 1,
+        }
+    }
+}
+
 /// One line saying what `xbond run` would build for this bond.
 pub fn describe(cfg: &BondConfig) -> String {
-    format!(
+    let members: Vec<String> = cfg.members.iter().map(ToString::to_string).collect();
+    let mut line = format!(
         "bond {}: mode {}, members {}, miimon {} ms, host interface {} (mtu {})",
         cfg.name,
         cfg.options.mode,
-        cfg.members.join(", "),
+        members.join(", "),
         cfg.options.miimon,
         cfg.name,
         cfg.mtu
-    )
+    );
+    for v in &cfg.vlans {
+        line.push_str(&format!(", VLAN {} on {} (mtu {})", v.id, v.name, v.mtu));
+    }
+    line
 }

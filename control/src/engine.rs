@@ -214,15 +214,12 @@ impl Engine {
         })
     }
 
-    /// Serve a member added at runtime: a socket on each of its queues in
-    /// the worker that owns that queue number (sharing the worker's UMEM),
-    /// the XSKMAP filled, then the program attached. The snapshot names the
-    /// member only after this returns, so no frame is scheduled to it before
-    /// its sockets exist.
-    pub fn add_member(&mut self, spec: &PortSpec) -> anyhow::Result<()> {
-        let Role::Member(m) = spec.role else {
-            bail!("add_member: {} is not a member", spec.name);
-        };
+    /// Serve a port added at runtime (a member, or a VLAN's host port): a
+    /// socket on each of its queues in the worker that owns that queue
+    /// number (sharing the worker's UMEM), the XSKMAP filled, then the
+    /// program attached. The snapshot names the member or VLAN only after
+    /// this returns, so no frame is sent to it before its sockets exist.
+    pub fn add_port(&mut self, spec: &PortSpec) -> anyhow::Result<()> {
         let map = XskMap::new(spec.queues).with_context(|| format!("XSKMAP for {}", spec.name))?;
         let n = self.workers.len().max(1);
         let mut added = Vec::new();
@@ -265,13 +262,15 @@ impl Engine {
             }
             Ok(())
         })();
-        let m = m as usize;
-        if self.member_workers.len() <= m {
-            self.member_workers.resize(m + 1, Vec::new());
-        }
-        for w in added {
-            if !self.member_workers[m].contains(&w) {
-                self.member_workers[m].push(w);
+        if let Role::Member(m) = spec.role {
+            let m = m as usize;
+            if self.member_workers.len() <= m {
+                self.member_workers.resize(m + 1, Vec::new());
+            }
+            for &w in &added {
+                if !self.member_workers[m].contains(&w) {
+                    self.member_workers[m].push(w);
+                }
             }
         }
         let attached = result.and_then(|()| attach(spec, map, self.attach));
@@ -281,28 +280,49 @@ impl Engine {
                 Ok(())
             }
             Err(e) => {
-                let _ = self.remove_member(m as MemberId, spec.ifindex);
+                let _ = self.remove_port_from(spec.role, spec.ifindex, added);
                 Err(e)
             }
         }
     }
 
-    /// Stop serving a member: its program is detached (its frames go to its
-    /// own stack again), then each worker sends what it had queued for it
-    /// and closes its sockets, taking every frame back. Call after a publish
-    /// without the member. Returns the frames recovered.
-    pub fn remove_member(&mut self, m: MemberId, ifindex: u32) -> anyhow::Result<u32> {
+    /// Stop serving a port: its program is detached (a member's frames go
+    /// to its own stack again), then each worker sends what it had queued
+    /// for it and closes its sockets, taking every frame back. Call after a
+    /// publish without the member or VLAN. Returns the frames recovered.
+    pub fn remove_port(&mut self, role: Role, ifindex: u32) -> anyhow::Result<u32> {
+        let workers: Vec<usize> = match role {
+            Role::Member(m) => self
+                .member_workers
+                .get_mut(m as usize)
+                .map(std::mem::take)
+                .unwrap_or_default(),
+            Role::Host(_) => {
+                let mut w: Vec<usize> = self
+                    .queues
+                    .iter()
+                    .filter(|q| q.role == role)
+                    .map(|q| q.worker)
+                    .collect();
+                w.dedup();
+                w
+            }
+        };
+        self.remove_port_from(role, ifindex, workers)
+    }
+
+    fn remove_port_from(
+        &mut self,
+        role: Role,
+        ifindex: u32,
+        workers: Vec<usize>,
+    ) -> anyhow::Result<u32> {
         self.ports.retain(|p| p.ifindex != ifindex);
-        let workers = self
-            .member_workers
-            .get_mut(m as usize)
-            .map(std::mem::take)
-            .unwrap_or_default();
         let mut recovered = 0;
         for w in workers {
             let (tx, rx) = bounded(1);
             let job: xbond_dataplane::worker::WorkerJob = Box::new(move |wk: &mut Worker| {
-                let _ = tx.send(wk.remove_member(m));
+                let _ = tx.send(wk.remove_ports(role));
             });
             if !self.workers[w].send(WorkerCommand::Exec(job)) {
                 bail!("worker {w} did not take the job");
@@ -311,7 +331,7 @@ impl Engine {
                 .recv_timeout(WORKER_JOB_TIMEOUT)
                 .context("worker did not answer")?;
         }
-        self.queues.retain(|q| q.role != Role::Member(m));
+        self.queues.retain(|q| q.role != role);
         Ok(recovered)
     }
 

@@ -24,6 +24,20 @@ pub enum Request {
     },
     /// The bond's MAC, for building frames on the client side.
     Mac,
+    /// Add a VLAN sub-interface at runtime.
+    VlanAdd {
+        id: u16,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mtu: Option<u32>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        addresses: Vec<String>,
+    },
+    /// Remove a VLAN sub-interface.
+    VlanDel { id: u16 },
+    /// The VLANs: id, interface, MTU.
+    VlanList,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

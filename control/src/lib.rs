@@ -7,6 +7,7 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod hashcmd;
+pub mod import;
 pub mod ipc;
 pub mod lacp;
 pub mod modes;

@@ -78,6 +78,17 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// 802.1Q VLAN sub-interfaces of a running bond.
+    Vlan {
+        #[command(subcommand)]
+        op: VlanOp,
+    },
+    /// Print xbond TOML for the bonds of an existing configuration, with a
+    /// warning (on stderr) for everything that could not be carried over.
+    Import {
+        #[command(subcommand)]
+        from: ImportFrom,
+    },
     /// Change an option at runtime (active_slave, primary, miimon, ...).
     Set {
         bond: String,
@@ -86,6 +97,41 @@ enum Cmd {
         #[arg(allow_hyphen_values = true)]
         value: String,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum VlanOp {
+    /// Add VLAN ID: host interface BOND.ID (or --name), tagged on the members.
+    Add {
+        bond: String,
+        id: u16,
+        #[arg(long)]
+        name: Option<String>,
+        /// At most the bond's MTU; the bond's when not given.
+        #[arg(long)]
+        mtu: Option<u32>,
+        /// ADDRESS/PREFIX to put on the VLAN interface; may be repeated.
+        #[arg(long = "address")]
+        addresses: Vec<String>,
+    },
+    /// Remove VLAN ID and its host interface.
+    Del { bond: String, id: u16 },
+    /// The bond's VLANs.
+    List {
+        bond: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ImportFrom {
+    /// initscripts (ifcfg-bond0 with BONDING_OPTS, ifcfg-eth0 with
+    /// MASTER=bond0 SLAVE=yes) or SUSE sysconfig (BONDING_MASTER,
+    /// BONDING_MODULE_OPTS, BONDING_SLAVEn) files in DIR.
+    Ifcfg { dir: PathBuf },
+    /// A Talos machine config: machine.network.interfaces[].bond and vlans.
+    Talos { file: PathBuf },
 }
 
 fn main() {
@@ -236,6 +282,60 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 let r: HashReport = serde_json::from_value(v).context("hash reply")?;
                 print!("{}", r.explanation);
             }
+            Ok(())
+        }
+        Cmd::Vlan { op } => {
+            let dir = run_dir(&cli.run_dir, None);
+            match op {
+                VlanOp::Add {
+                    bond,
+                    id,
+                    name,
+                    mtu,
+                    addresses,
+                } => {
+                    let req = Request::VlanAdd {
+                        id,
+                        name,
+                        mtu,
+                        addresses,
+                    };
+                    if let Some(s) = ipc::call(&dir, &bond, &req)?.as_str() {
+                        println!("{s}");
+                    }
+                }
+                VlanOp::Del { bond, id } => {
+                    if let Some(s) = ipc::call(&dir, &bond, &Request::VlanDel { id })?.as_str() {
+                        println!("{s}");
+                    }
+                }
+                VlanOp::List { bond, json } => {
+                    let bond = bond_name(&dir, bond)?;
+                    let v = ipc::call(&dir, &bond, &Request::VlanList)?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&v)?);
+                    } else {
+                        println!("{:<6} {:<16} {:>6}", "VLAN", "INTERFACE", "MTU");
+                        for row in v.as_array().into_iter().flatten() {
+                            println!(
+                                "{:<6} {:<16} {:>6}",
+                                row["id"], row["name"].as_str().unwrap_or("-"), row["mtu"]
+                            );
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+        Cmd::Import { from } => {
+            let out = match from {
+                ImportFrom::Ifcfg { dir } => xbond_control::import::ifcfg::import_dir(&dir)?,
+                ImportFrom::Talos { file } => xbond_control::import::talos::import_file(&file)?,
+            };
+            for w in &out.warnings {
+                eprintln!("warning: {w}");
+            }
+            print!("{}", out.toml);
             Ok(())
         }
         Cmd::Set { bond, key, value } => {

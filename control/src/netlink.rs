@@ -35,6 +35,8 @@ pub struct Link {
     pub promisc: bool,
     /// An attached XDP program: (program id, how it is attached).
     pub xdp: Option<(u32, XdpAttach)>,
+    /// The device it is enslaved to (IFLA_MASTER): a bridge, a kernel bond.
+    pub master: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +84,7 @@ fn parse_link(msg: &LinkMessage) -> Link {
         peer: None,
         promisc: msg.header.flags.contains(LinkFlags::Promisc),
         xdp: None,
+        master: None,
     };
     let mut carrier_attr = None;
     for a in &msg.attributes {
@@ -93,6 +96,7 @@ fn parse_link(msg: &LinkMessage) -> Link {
             LinkAttribute::NumRxQueues(q) => l.rx_queues = (*q).max(1),
             LinkAttribute::Carrier(c) => carrier_attr = Some(*c != 0),
             LinkAttribute::Link(p) => l.peer = Some(*p),
+            LinkAttribute::Controller(m) => l.master = Some(*m),
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
                     if let NlLinkInfo::Kind(k) = i {

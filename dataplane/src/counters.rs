@@ -45,6 +45,12 @@ drop_reasons! {
     ControlFrameTooLong => "control_frame_too_long",
     /// The member is not in the bond (any more).
     UnknownMember => "unknown_member",
+    /// Tagged with a VLAN that has no host port on this bond.
+    UnknownVlan => "unknown_vlan",
+    /// An 802.1ad (QinQ) outer tag, with `qinq = "drop"`.
+    QinqRejected => "qinq_rejected",
+    /// No room in the frame's chunk for a VLAN tag.
+    NoRoomForTag => "no_room_for_tag",
 }
 
 /// The counters of one port.

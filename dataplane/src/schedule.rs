@@ -84,16 +84,17 @@ impl TxState {
     }
 }
 
-/// Decide where `frame` (from the host) goes.
+/// Decide where `frame` (from the host) goes; `tci` is the VLAN of the host
+/// port it came from, which the kernel's hash sees out of band.
 #[inline(always)]
-pub fn plan(snap: &BondSnapshot, st: &mut TxState, frame: &[u8]) -> TxPlan {
+pub fn plan(snap: &BondSnapshot, st: &mut TxState, frame: &[u8], tci: Option<u16>) -> TxPlan {
     match snap.mode {
         Mode::ActiveBackup => match snap.active {
             Some(m) => TxPlan::Member(m),
             None => TxPlan::Drop(DropReason::NoActiveMember),
         },
         Mode::RoundRobin => round_robin(snap, st, frame),
-        Mode::Xor | Mode::Lacp => xor(snap, frame),
+        Mode::Xor | Mode::Lacp => xor(snap, frame, tci),
         Mode::Broadcast => {
             if snap.members.iter().any(|m| m.can_tx) {
                 TxPlan::AllMembers
@@ -106,12 +107,12 @@ pub fn plan(snap: &BondSnapshot, st: &mut TxState, frame: &[u8]) -> TxPlan {
 
 /// balance-xor: the kernel's hash modulo the usable members.
 #[inline]
-fn xor(snap: &BondSnapshot, frame: &[u8]) -> TxPlan {
+fn xor(snap: &BondSnapshot, frame: &[u8], tci: Option<u16>) -> TxPlan {
     let n = snap.usable.len() as u32;
     if n == 0 {
         return TxPlan::Drop(DropReason::NoUsableMember);
     }
-    let h = hash::xmit_hash(snap.hash_policy, frame, None);
+    let h = hash::xmit_hash(snap.hash_policy, frame, tci);
     let i = snap.divisors.usable.rem(h, n) as usize;
     match snap.usable.get(i) {
         Some(&m) => TxPlan::Member(m),
@@ -215,7 +216,7 @@ mod tests {
 
     fn picks(s: &BondSnapshot, st: &mut TxState, n: usize, frame: &[u8]) -> Vec<MemberId> {
         (0..n)
-            .map(|_| match plan(s, st, frame) {
+            .map(|_| match plan(s, st, frame, None) {
                 TxPlan::Member(m) => m,
                 other => panic!("{other:?}"),
             })
@@ -287,7 +288,7 @@ mod tests {
         assert_eq!(picks(&s, &mut st, 6, &udp(1)), vec![2, 2, 0, 2, 2, 0]);
         let none = snap(Mode::RoundRobin, &[false, false]);
         assert_eq!(
-            plan(&none, &mut st, &udp(1)),
+            plan(&none, &mut st, &udp(1), None),
             TxPlan::Drop(DropReason::NoUsableMember)
         );
     }
@@ -310,7 +311,7 @@ mod tests {
         for sport in 1000..1100 {
             let f = udp(sport);
             let h = hash::xmit_hash(HashPolicy::Layer34, &f, None);
-            assert_eq!(plan(&s, &mut st, &f), TxPlan::Member((h % 3) as MemberId));
+            assert_eq!(plan(&s, &mut st, &f, None), TxPlan::Member((h % 3) as MemberId));
         }
         // Member 1 down: the hash is taken modulo 2 over members 0 and 2.
         let s2 = {
@@ -323,7 +324,7 @@ mod tests {
             let f = udp(sport);
             let h = hash::xmit_hash(HashPolicy::Layer34, &f, None);
             let want = [0, 2][(h % 2) as usize];
-            assert_eq!(plan(&s2, &mut st, &f), TxPlan::Member(want));
+            assert_eq!(plan(&s2, &mut st, &f, None), TxPlan::Member(want));
         }
     }
 
@@ -331,11 +332,11 @@ mod tests {
     fn broadcast_needs_one_member_that_can_transmit() {
         let mut st = TxState::new(1);
         assert_eq!(
-            plan(&snap(Mode::Broadcast, &[false, true]), &mut st, &udp(1)),
+            plan(&snap(Mode::Broadcast, &[false, true]), &mut st, &udp(1), None),
             TxPlan::AllMembers
         );
         assert_eq!(
-            plan(&snap(Mode::Broadcast, &[false, false]), &mut st, &udp(1)),
+            plan(&snap(Mode::Broadcast, &[false, false]), &mut st, &udp(1), None),
             TxPlan::Drop(DropReason::NoUsableMember)
         );
     }

@@ -3,6 +3,7 @@
 
 use crate::hash::HashPolicy;
 use crate::schedule::Divisor;
+use crate::wire::vlan::VidSet;
 use arc_swap::ArcSwap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -56,6 +57,12 @@ pub struct BondSnapshot {
     pub hash_policy: HashPolicy,
     /// balance-rr: frames per member before moving on; 0 = a random member.
     pub packets_per_slave: u32,
+    /// The VLANs with a host port; tagged frames of any other VLAN are
+    /// dropped (and counted).
+    pub vlans: VidSet,
+    /// Deliver frames with an 802.1ad (QinQ) outer tag to the bond's own
+    /// interface unchanged; else drop them.
+    pub qinq_pass: bool,
     /// The three divisors of the scheduler, prepared once per publish so
     /// that no frame pays for a division instruction.
     pub(crate) divisors: Divisors,
@@ -92,6 +99,8 @@ impl BondSnapshot {
             collecting: Vec::new(),
             hash_policy: HashPolicy::Layer2,
             packets_per_slave: 1,
+            vlans: VidSet::default(),
+            qinq_pass: false,
             divisors: Divisors::default(),
         }
     }

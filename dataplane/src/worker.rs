@@ -10,6 +10,7 @@ use crate::schedule::TxState;
 use crate::snapshot::{MemberId, Shared};
 use crate::sys::area::{Frame, FramePool};
 use crate::sys::waker::{PollSet, Waker};
+use crate::wire::vlan;
 use crossbeam::channel::{Receiver, Sender, TrySendError};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -102,7 +103,9 @@ impl std::fmt::Debug for WorkerCommand {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Member(MemberId),
-    Host,
+    /// A host port: VLAN 0 is the bond's own interface, any other VLAN id
+    /// that VLAN's interface.
+    Host(u16),
 }
 
 struct Slot {
@@ -143,7 +146,8 @@ pub struct Worker {
     waker: Arc<Waker>,
     cfg: WorkerConfig,
     member_slot: Vec<Option<usize>>,
-    host_slot: Option<usize>,
+    /// The slot of each VLAN's host port, by VLAN id (0: the bond's own).
+    host_slot: Vec<Option<usize>>,
     rxbuf: Vec<Frame>,
     tx: TxState,
     pollset: PollSet,
@@ -172,7 +176,7 @@ impl Worker {
             waker,
             cfg,
             member_slot: Vec::new(),
-            host_slot: None,
+            host_slot: Vec::new(),
             rxbuf: Vec::with_capacity(BATCH as usize),
             tx: TxState::new(seed),
             pollset: PollSet::default(),
@@ -210,15 +214,16 @@ impl Worker {
         crate::sys::xsk::XskSocket::new(&self.pool, owner, ifindex, queue, cfg)
     }
 
-    /// Take member `m`'s ports out of this worker. What is queued for them
-    /// is sent first; then every frame their sockets hold comes back to the
-    /// pool and they close. Returns the frames recovered. Call after the
-    /// snapshot no longer names the member and its XDP program is detached.
-    pub fn remove_member(&mut self, m: MemberId) -> u32 {
+    /// Take the ports of `role` (a member, or a VLAN's host port) out of
+    /// this worker. What is queued for them is sent first; then every frame
+    /// their sockets hold comes back to the pool and they close. Returns the
+    /// frames recovered. Call after the snapshot no longer names the member
+    /// or VLAN and its XDP program is detached.
+    pub fn remove_ports(&mut self, role: Role) -> u32 {
         let mut recovered = 0;
         let mut i = 0;
         while i < self.slots.len() {
-            if self.slots[i].role != Role::Member(m) {
+            if self.slots[i].role != role {
                 i += 1;
                 continue;
             }
@@ -243,7 +248,7 @@ impl Worker {
             s.batch.publish(&s.counters);
         }
         self.member_slot.clear();
-        self.host_slot = None;
+        self.host_slot.clear();
         for idx in 0..self.slots.len() {
             self.index_slot(idx, self.slots[idx].role);
         }
@@ -261,8 +266,12 @@ impl Worker {
                 }
                 self.member_slot[m].get_or_insert(idx);
             }
-            Role::Host => {
-                self.host_slot.get_or_insert(idx);
+            Role::Host(vid) => {
+                let v = usize::from(vid);
+                if self.host_slot.len() <= v {
+                    self.host_slot.resize(v + 1, None);
+                }
+                self.host_slot[v].get_or_insert(idx);
             }
         }
     }
@@ -378,15 +387,34 @@ impl Worker {
             .batch
             .drop(DropReason::InvalidDescriptor, u64::from(bad));
         let role = slots[i].role;
-        for f in rxbuf.drain(..) {
+        for mut f in rxbuf.drain(..) {
             let data = pool.data(&f);
             slots[i].batch.rx(f.len());
-            let verdict = match role {
+            let mut verdict = match role {
                 Role::Member(m) => forward::from_member(snap, m, data),
-                Role::Host => forward::from_host(snap, tx, data),
+                Role::Host(vid) => forward::from_host(snap, tx, data, vid),
             };
+            let egress = match (role, verdict) {
+                (Role::Host(vid), Verdict::ToMember(_) | Verdict::ToAllMembers) if vid != 0 => {
+                    Some(forward::egress_tag(data, vid))
+                }
+                _ => None,
+            };
+            match (egress, verdict) {
+                (Some(tag), _) => {
+                    if !tag_frame(pool, &mut f, tag) {
+                        verdict = Verdict::Drop(DropReason::NoRoomForTag);
+                    }
+                }
+                (_, Verdict::ToHost { untag: true, .. }) => untag_frame(pool, &mut f),
+                _ => {}
+            }
             let target = match verdict {
-                Verdict::ToHost => host_slot.ok_or(DropReason::NoTxQueue),
+                Verdict::ToHost { vid, .. } => host_slot
+                    .get(usize::from(vid))
+                    .copied()
+                    .flatten()
+                    .ok_or(DropReason::NoTxQueue),
                 Verdict::ToMember(m) => member_slot
                     .get(m as usize)
                     .copied()
@@ -395,9 +423,9 @@ impl Worker {
                 Verdict::ToControl => {
                     let member = match role {
                         Role::Member(m) => m,
-                        Role::Host => MemberId::MAX,
+                        Role::Host(_) => MemberId::MAX,
                     };
-                    match ControlFrame::new(member, data) {
+                    match ControlFrame::new(member, pool.data(&f)) {
                         Some(cf) => match to_control.try_send(cf) {
                             Ok(()) => slots[i].batch.control(),
                             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
@@ -451,6 +479,32 @@ impl Worker {
             }
         }
         work
+    }
+}
+
+/// Give a frame from a VLAN port its tag: pushed into the headroom (only
+/// the MAC addresses move), or the VLAN id set in the priority tag the host
+/// gave it. False if the chunk has no room for a tag.
+#[inline]
+fn tag_frame(pool: &mut FramePool, f: &mut Frame, tag: forward::EgressTag) -> bool {
+    match tag {
+        forward::EgressTag::Push(tci) => {
+            pool.grow_head(f, vlan::TAG_LEN as u32)
+                && vlan::insert_tag(pool.data_mut(f), vlan::TPID_8021Q, tci)
+        }
+        forward::EgressTag::Rewrite(tci) => {
+            vlan::set_tci(pool.data_mut(f), tci);
+            true
+        }
+    }
+}
+
+/// Take the outer tag off a received frame: the MAC addresses move up over
+/// it and the frame starts four bytes later.
+#[inline]
+fn untag_frame(pool: &mut FramePool, f: &mut Frame) {
+    if vlan::remove_tag(pool.data_mut(f)) {
+        pool.adjust_head(f, vlan::TAG_LEN as i32);
     }
 }
 
@@ -622,7 +676,7 @@ mod tests {
             Role::Member(1),
             Arc::clone(&counters[1]),
         );
-        worker.add_port(Box::new(host.clone()), Role::Host, Arc::clone(&counters[2]));
+        worker.add_port(Box::new(host.clone()), Role::Host(0), Arc::clone(&counters[2]));
         Rig {
             worker,
             shared,
@@ -789,7 +843,7 @@ mod tests {
         let (tx, rx) = bounded(1);
         r.cmd_tx
             .send(WorkerCommand::Exec(Box::new(move |w: &mut Worker| {
-                let _ = tx.send(w.remove_member(0));
+                let _ = tx.send(w.remove_ports(Role::Member(0)));
             })))
             .unwrap();
         r.worker.round();
@@ -817,6 +871,74 @@ mod tests {
         r.worker.round();
         assert_eq!(r.counters[2].drops(DropReason::NoActiveMember), 1);
         assert_eq!(r.counters[2].drops(DropReason::Runt), 1);
+        assert_eq!(r.worker.pool().free_count(), 64);
+    }
+
+    fn tagged(vid: u16, tag: u8) -> Vec<u8> {
+        let mut f = ipv4(tag);
+        f.splice(12..12, [0x81, 0x00, (vid >> 8) as u8, vid as u8]);
+        f
+    }
+
+    #[test]
+    fn vlan_ports_tag_on_the_way_out_and_the_demux_untags_on_the_way_in() {
+        let mut snap = BondSnapshot::new(Mode::ActiveBackup);
+        snap.active = Some(0);
+        snap.vlans = [87].into_iter().collect();
+        let mut r = rig_with(snap);
+        let vlan87 = MemPort::new();
+        let c87 = Arc::new(PortCounters::default());
+        r.worker
+            .add_port(Box::new(vlan87.clone()), Role::Host(87), Arc::clone(&c87));
+        vlan87.inject(&ipv4(1));
+        r.host.inject(&ipv4(2));
+        r.worker.round();
+        assert_eq!(
+            r.members[0].take_sent(),
+            vec![ipv4(2), tagged(87, 1)],
+            "tag 87 on the VLAN's frame, none on the bond's (ports served in order)"
+        );
+        r.members[0].inject(&tagged(87, 3));
+        r.members[0].inject(&ipv4(4));
+        r.members[0].inject(&tagged(0, 5));
+        r.members[0].inject(&tagged(88, 6));
+        r.worker.round();
+        assert_eq!(vlan87.take_sent(), vec![ipv4(3)]);
+        assert_eq!(
+            r.host.take_sent(),
+            vec![ipv4(4), ipv4(5)],
+            "untagged and priority-tagged frames are the bond's"
+        );
+        assert_eq!(r.counters[0].drops(DropReason::UnknownVlan), 1);
+        // The VLAN goes away: control publishes without it, then removes
+        // its port; its frames are unknown from then on.
+        let mut next = (**r.shared.snapshot.load()).clone();
+        next.vlans = Default::default();
+        r.shared.publish(next);
+        r.worker.remove_ports(Role::Host(87));
+        r.members[0].inject(&tagged(87, 7));
+        r.host.inject(&ipv4(8));
+        r.worker.round();
+        assert_eq!(r.counters[0].drops(DropReason::UnknownVlan), 2);
+        assert_eq!(r.members[0].take_sent(), vec![ipv4(8)]);
+        assert_eq!(r.worker.pool().free_count(), 64);
+    }
+
+    #[test]
+    fn broadcast_tags_every_copy() {
+        let mut snap = load_sharing(Mode::Broadcast, [true, true]);
+        snap.vlans = [5].into_iter().collect();
+        let mut r = rig_with(snap);
+        let vlan5 = MemPort::new();
+        r.worker.add_port(
+            Box::new(vlan5.clone()),
+            Role::Host(5),
+            Arc::new(PortCounters::default()),
+        );
+        vlan5.inject(&ipv4(1));
+        r.worker.round();
+        assert_eq!(r.members[0].take_sent(), vec![tagged(5, 1)]);
+        assert_eq!(r.members[1].take_sent(), vec![tagged(5, 1)]);
         assert_eq!(r.worker.pool().free_count(), 64);
     }
 }

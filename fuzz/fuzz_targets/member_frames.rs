@@ -30,6 +30,6 @@ fuzz_target!(|data: &[u8]| {
         s.prepare();
         let mut tx = TxState::new(7);
         let _ = forward::from_member(&s, 0, data);
-        let _ = forward::from_host(&s, &mut tx, data);
+        let _ = forward::from_host(&s, &mut tx, data, 0);
     }
 });

@@ -2,8 +2,10 @@
 //! their kernel options (as one `BONDING_OPTS` string and/or as keys of their
 //! own) and the engine settings. Every error names the file and the key.
 
+pub mod members;
 pub mod options;
 
+pub use members::{MemberSpec, Selector};
 use options::{BondOptions, OptionError};
 use std::path::{Path, PathBuf};
 use xbond_dataplane::wire::MacAddr;
@@ -85,11 +87,35 @@ impl Default for EngineConfig {
     }
 }
 
+/// An 802.1Q VLAN sub-interface of a bond (`[[bond.NAME.vlan]]`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct VlanConfig {
+    pub id: u16,
+    /// The host interface; `BOND.ID` unless given.
+    pub name: String,
+    pub mtu: u32,
+    /// Addresses xbond puts on the VLAN interface.
+    pub addresses: Vec<String>,
+}
+
+/// What happens to frames with an 802.1ad (QinQ) outer tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Qinq {
+    /// Counted and dropped, as the kernel drops a VLAN it has no device for.
+    #[default]
+    Drop,
+    /// To the bond's own interface, unchanged.
+    Pass,
+}
+
 /// One bond.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct BondConfig {
     pub name: String,
-    pub members: Vec<String>,
+    /// Interface names and selectors, in order (the first resolved member
+    /// gives the bond its MAC).
+    pub members: Vec<MemberSpec>,
     pub options: BondOptions,
     pub mtu: u32,
     #[serde(serialize_with = "ser_mac")]
@@ -99,6 +125,8 @@ pub struct BondConfig {
     /// 802.3ad port priority per member (the kernel's per-slave
     /// `actor_port_prio`); members not listed get 255.
     pub actor_port_prio: Vec<(String, u16)>,
+    pub vlans: Vec<VlanConfig>,
+    pub qinq: Qinq,
     pub engine: EngineConfig,
     #[serde(skip)]
     pub warnings: Vec<String>,
@@ -238,8 +266,8 @@ impl Config {
         }
         let mut seen: Vec<(&str, &str)> = Vec::new();
         for b in &bonds {
-            for m in &b.members {
-                if let Some((other, _)) = seen.iter().find(|(_, mm)| *mm == m.as_str()) {
+            for m in b.members.iter().filter_map(MemberSpec::name) {
+                if let Some((other, _)) = seen.iter().find(|(_, mm)| *mm == m) {
                     return Err(ctx.err(
                         format!("bond.{}.members", b.name),
                         format!("{m} is already a member of bond {other}"),
@@ -268,6 +296,8 @@ impl Config {
         let mut mac = None;
         let mut addresses = Vec::new();
         let mut actor_port_prio: Vec<(String, u16)> = Vec::new();
+        let mut vlan_values: Vec<&toml::Value> = Vec::new();
+        let mut qinq = Qinq::Drop;
         let mut engine = EngineConfig::default();
         let mut saw_members = false;
 
@@ -283,27 +313,18 @@ impl Config {
                 "members" => {
                     saw_members = true;
                     let a = v.as_array().ok_or_else(|| {
-                        ctx.err(key("members"), "expected a list of interface names")
+                        ctx.err(
+                            key("members"),
+                            "expected a list of interface names or selectors like { driver = \"ixgbe\", mac = \"10:e7:c6:*\" }",
+                        )
                     })?;
                     for m in a {
-                        match m {
-                            toml::Value::String(s) => {
-                                if s.is_empty() || s.len() > 15 || s.contains(['/', ' ', ':']) {
-                                    return Err(ctx.err(key("members"), format!("'{s}' is not an interface name")));
-                                }
-                                if members.contains(s) {
-                                    return Err(ctx.err(key("members"), format!("{s} is listed twice")));
-                                }
-                                members.push(s.clone());
-                            }
-                            toml::Value::Table(_) => {
-                                return Err(ctx.err(
-                                    key("members"),
-                                    "member selectors ({ driver, mac }) are not implemented in this version of xbond; list interface names",
-                                ))
-                            }
-                            other => return Err(ctx.err(key("members"), format!("expected an interface name, got {other}"))),
+                        let spec = MemberSpec::from_toml(m)
+                            .map_err(|e| ctx.err(key("members"), e))?;
+                        if members.contains(&spec) {
+                            return Err(ctx.err(key("members"), format!("{spec} is listed twice")));
                         }
+                        members.push(spec);
                     }
                 }
                 "mtu" => {
@@ -322,18 +343,7 @@ impl Config {
                     }
                     mac = Some(m);
                 }
-                "addresses" => {
-                    let a = v.as_array().ok_or_else(|| {
-                        ctx.err(key("addresses"), "expected a list like [\"198.18.0.1/24\"]")
-                    })?;
-                    for item in a {
-                        let s = as_str(ctx, &key("addresses"), item)?;
-                        parse_prefix(s).ok_or_else(|| {
-                            ctx.err(key("addresses"), format!("'{s}' is not ADDRESS/PREFIX"))
-                        })?;
-                        addresses.push(s.to_string());
-                    }
-                }
+                "addresses" => addresses = parse_addresses(ctx, &key("addresses"), v)?,
                 "actor_port_prio" => {
                     let t = v.as_table().ok_or_else(|| {
                         ctx.err(
@@ -351,10 +361,22 @@ impl Config {
                     }
                 }
                 "vlan" => {
-                    return Err(ctx.err(
-                        key("vlan"),
-                        "VLAN sub-interfaces are not implemented in this version of xbond",
-                    ))
+                    let a = v.as_array().ok_or_else(|| {
+                        ctx.err(key("vlan"), "expected [[bond.NAME.vlan]] tables")
+                    })?;
+                    vlan_values.extend(a.iter());
+                }
+                "qinq" => {
+                    qinq = match as_str(ctx, &key("qinq"), v)? {
+                        "drop" => Qinq::Drop,
+                        "pass" => Qinq::Pass,
+                        other => {
+                            return Err(ctx.err(
+                                key("qinq"),
+                                format!("'{other}' is not one of drop, pass"),
+                            ))
+                        }
+                    }
                 }
                 k if ENGINE_KEYS.contains(&k) => parse_engine(ctx, name, k, v, &mut engine)?,
                 k if options::canonical(k).is_some() || k == "max_bonds" || k == "slaves" => {
@@ -374,20 +396,23 @@ impl Config {
         }
         let warnings = opts.finish().map_err(|e| ctx.opt(name, e))?;
         opts.check_implemented().map_err(|e| ctx.opt(name, e))?;
+        // With selectors the member names are known only at start.
+        let names: Option<Vec<&str>> = members.iter().map(MemberSpec::name).collect();
+        let is_member = |m: &str| names.as_ref().is_none_or(|n| n.contains(&m));
         for (k, v) in [
             ("primary", &opts.primary),
             ("active_slave", &opts.active_slave),
         ] {
             if let Some(m) = v {
-                if !members.contains(m) {
+                if !is_member(m) {
                     return Err(ctx.err(key(k), format!("{m} is not a member of {name}")));
                 }
             }
         }
-        if members.iter().any(|m| m == name) {
+        if members.iter().any(|m| m.name() == Some(name)) {
             return Err(ctx.err(key("members"), "a bond cannot be its own member"));
         }
-        if let Some((m, _)) = actor_port_prio.iter().find(|(m, _)| !members.contains(m)) {
+        if let Some((m, _)) = actor_port_prio.iter().find(|(m, _)| !is_member(m)) {
             return Err(ctx.err(
                 format!("{}.{m}", key("actor_port_prio")),
                 format!("{m} is not a member of {name}"),
@@ -399,6 +424,15 @@ impl Config {
                 "a port priority is an 802.3ad setting (mode=802.3ad)",
             ));
         }
+        let vlans = parse_vlans(ctx, name, mtu, &vlan_values)?;
+        for v in &vlans {
+            if members.iter().any(|m| m.name() == Some(v.name.as_str())) {
+                return Err(ctx.err(
+                    key("members"),
+                    format!("{} is the host interface of VLAN {}", v.name, v.id),
+                ));
+            }
+        }
         Ok(BondConfig {
             name: name.to_string(),
             members,
@@ -407,10 +441,100 @@ impl Config {
             mac,
             addresses,
             actor_port_prio,
+            vlans,
+            qinq,
             engine,
             warnings,
         })
     }
+}
+
+/// The `[[bond.NAME.vlan]]` tables: ids 1-4094, each once; an interface
+/// name that fits (15 characters); an MTU no larger than the bond's.
+fn parse_vlans(
+    ctx: &Ctx,
+    bond: &str,
+    bond_mtu: u32,
+    values: &[&toml::Value],
+) -> Result<Vec<VlanConfig>, ConfigError> {
+    let mut out: Vec<VlanConfig> = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        let key = |k: &str| format!("bond.{bond}.vlan[{i}].{k}");
+        let t = v
+            .as_table()
+            .ok_or_else(|| ctx.err(format!("bond.{bond}.vlan[{i}]"), "expected a table"))?;
+        let id = t
+            .get("id")
+            .ok_or_else(|| ctx.err(key("id"), "a VLAN needs an id"))?;
+        let id = as_u32(ctx, &key("id"), id)?;
+        if !(1..=u32::from(xbond_dataplane::wire::vlan::VID_MAX)).contains(&id) {
+            return Err(ctx.err(
+                key("id"),
+                format!("{id} is out of range 1-4094 (0 is the untagged bond itself)"),
+            ));
+        }
+        let id = id as u16;
+        if out.iter().any(|o| o.id == id) {
+            return Err(ctx.err(key("id"), format!("VLAN {id} is defined twice")));
+        }
+        let mut vlan = VlanConfig {
+            id,
+            name: format!("{bond}.{id}"),
+            mtu: bond_mtu,
+            addresses: Vec::new(),
+        };
+        for (k, val) in t {
+            match k.as_str() {
+                "id" => {}
+                "name" => vlan.name = as_str(ctx, &key("name"), val)?.to_string(),
+                "mtu" => {
+                    vlan.mtu = as_u32(ctx, &key("mtu"), val)?;
+                    if !(68..=bond_mtu).contains(&vlan.mtu) {
+                        return Err(ctx.err(
+                            key("mtu"),
+                            format!(
+                                "{} is out of range 68-{bond_mtu} (a VLAN's MTU is at most its bond's)",
+                                vlan.mtu
+                            ),
+                        ));
+                    }
+                }
+                "addresses" => vlan.addresses = parse_addresses(ctx, &key("addresses"), val)?,
+                other => return Err(ctx.err(key(other), "unknown key (expected id, name, mtu, addresses)")),
+            }
+        }
+        if vlan.name.is_empty()
+            || vlan.name.len() > 15
+            || vlan.name.contains(['/', ' ', ':'])
+        {
+            return Err(ctx.err(
+                key("name"),
+                format!(
+                    "'{}' is not an interface name of at most 15 characters; give the VLAN a shorter name",
+                    vlan.name
+                ),
+            ));
+        }
+        if vlan.name == bond || out.iter().any(|o| o.name == vlan.name) {
+            return Err(ctx.err(key("name"), format!("{} is used twice", vlan.name)));
+        }
+        out.push(vlan);
+    }
+    Ok(out)
+}
+
+/// A list of `ADDRESS/PREFIX` strings.
+fn parse_addresses(ctx: &Ctx, key: &str, v: &toml::Value) -> Result<Vec<String>, ConfigError> {
+    let a = v
+        .as_array()
+        .ok_or_else(|| ctx.err(key, "expected a list like [\"198.18.0.1/24\"]"))?;
+    let mut out = Vec::new();
+    for item in a {
+        let s = as_str(ctx, key, item)?;
+        parse_prefix(s).ok_or_else(|| ctx.err(key, format!("'{s}' is not ADDRESS/PREFIX")))?;
+        out.push(s.to_string());
+    }
+    Ok(out)
 }
 
 fn parse_engine(
@@ -537,7 +661,10 @@ mod tests {
         )
         .unwrap();
         let b = &c.bonds[0];
-        assert_eq!(b.members, vec!["eth0", "eth1"]);
+        assert_eq!(
+            b.members,
+            vec![MemberSpec::Name("eth0".into()), MemberSpec::Name("eth1".into())]
+        );
         assert_eq!(b.options.updelay, 200);
         assert_eq!(b.options.primary.as_deref(), Some("eth0"));
         assert_eq!(b.mac.unwrap().to_string(), "02:00:00:00:00:01");
@@ -594,5 +721,74 @@ mod tests {
         .unwrap();
         assert_eq!(c.bonds[0].options.all_slaves_active, options::OnOff::On);
         assert_eq!(c.bonds[0].options.num_grat_arp, 3);
+    }
+
+    #[test]
+    fn the_issue_example_with_a_selector_and_a_vlan_parses() {
+        let c = Config::parse(
+            r#"
+            [bond.bond0]
+            members = [{ driver = "veth", mac = "02:00:00:00:01:*" }]
+            options = "mode=active-backup miimon=100"
+            [[bond.bond0.vlan]]
+            id = 87
+            mtu = 1500
+            addresses = ["198.18.87.19/24"]
+            [[bond.bond0.vlan]]
+            id = 4094
+            name = "iot"
+            "#,
+            "x.toml",
+        )
+        .unwrap();
+        let b = &c.bonds[0];
+        assert_eq!(
+            b.members,
+            vec![MemberSpec::Select(Selector {
+                driver: Some("veth".into()),
+                mac: Some("02:00:00:00:01:*".into())
+            })]
+        );
+        assert_eq!(
+            b.vlans,
+            vec![
+                VlanConfig {
+                    id: 87,
+                    name: "bond0.87".into(),
+                    mtu: 1500,
+                    addresses: vec!["198.18.87.19/24".into()]
+                },
+                VlanConfig {
+                    id: 4094,
+                    name: "iot".into(),
+                    mtu: 1500,
+                    addresses: vec![]
+                }
+            ]
+        );
+        assert_eq!(b.qinq, Qinq::Drop);
+    }
+
+    #[test]
+    fn vlan_errors_name_the_key() {
+        let base = "[bond.bond0]\nmembers=[\"a\"]\nmode=1\nmtu=1500\n";
+        assert_eq!(
+            err(&format!("{base}[[bond.bond0.vlan]]\nid=4095\n")),
+            "test.toml: bond.bond0.vlan[0].id: 4095 is out of range 1-4094 (0 is the untagged bond itself)"
+        );
+        assert_eq!(
+            err(&format!("{base}[[bond.bond0.vlan]]\nid=87\nmtu=9000\n")),
+            "test.toml: bond.bond0.vlan[0].mtu: 9000 is out of range 68-1500 (a VLAN's MTU is at most its bond's)"
+        );
+        assert_eq!(
+            err(&format!("{base}[[bond.bond0.vlan]]\nid=87\n[[bond.bond0.vlan]]\nid=87\n")),
+            "test.toml: bond.bond0.vlan[1].id: VLAN 87 is defined twice"
+        );
+        assert!(err(&format!("{base}[[bond.bond0.vlan]]\nmtu=1400\n")).contains("bond.bond0.vlan[0].id: a VLAN needs an id"));
+        assert!(err(&format!("{base}[[bond.bond0.vlan]]\nid=7\ncolour=1\n")).contains("bond.bond0.vlan[0].colour: unknown key"));
+        assert!(err("[bond.averylongbond]\nmembers=[\"a\"]\nmode=1\n[[bond.averylongbond.vlan]]\nid=1000\n")
+            .contains("bond.averylongbond.vlan[0].name: 'averylongbond.1000' is not an interface name of at most 15 characters"));
+        assert!(err(&format!("{base}qinq=\"strip\"\n")).contains("bond.bond0.qinq: 'strip' is not one of drop, pass"));
+        assert!(err("[bond.bond0]\nmembers=[{ driver = 1 }]\nmode=1\n").contains("bond.bond0.members: selector key driver: expected a string"));
     }
 }

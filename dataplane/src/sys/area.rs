@@ -300,6 +300,25 @@ impl FramePool {
         true
     }
 
+    /// Make `n` bytes of room in front of the frame's data: out of its
+    /// headroom when it has that much (nothing moves), else by moving the
+    /// frame `n` bytes further into its chunk when its tailroom allows.
+    /// The room's bytes are unspecified. False, and the frame unchanged,
+    /// when neither fits.
+    pub fn grow_head(&mut self, frame: &mut Frame, n: u32) -> bool {
+        if self.adjust_head(frame, -(n as i32)) {
+            return true;
+        }
+        let len = frame.len;
+        match self.resize(frame, len + n) {
+            Some(buf) => {
+                buf.copy_within(..len as usize, n as usize);
+                true
+            }
+            None => false,
+        }
+    }
+
     pub(crate) fn token(&self, addr: u64, len: u32) -> Option<Frame> {
         self.area.token(addr, len)
     }
@@ -367,5 +386,35 @@ mod tests {
         assert!(area.token(2048 + 256, 1792).is_some());
         assert!(area.token(4096, 1).is_none());
         assert!(area.token(u64::MAX - 1, 10).is_none());
+    }
+
+    #[test]
+    fn grow_head_uses_headroom_without_moving_the_payload() {
+        let mut pool = FramePool::new(FrameArea::heap(1, 2048).unwrap());
+        let mut f = pool.alloc_with(&[1, 2, 3, 4, 5]).unwrap();
+        let payload_at = f.addr() + 2;
+        assert!(pool.grow_head(&mut f, 4));
+        assert_eq!(f.addr(), u64::from(TX_HEADROOM) - 4);
+        assert_eq!(&pool.data(&f)[4..], &[1, 2, 3, 4, 5]);
+        assert_eq!(f.addr() + 6, payload_at, "the bytes stayed where they were");
+        pool.free(f);
+    }
+
+    #[test]
+    fn grow_head_without_headroom_moves_the_frame_into_its_tailroom() {
+        let mut pool = FramePool::new(FrameArea::heap(1, 2048).unwrap());
+        let base = pool.take_chunk().unwrap();
+        let mut f = pool.token(base, 3).unwrap();
+        pool.data_mut(&mut f).copy_from_slice(&[7, 8, 9]);
+        assert!(pool.grow_head(&mut f, 4));
+        assert_eq!(f.addr(), base, "no headroom to use");
+        assert_eq!(&pool.data(&f)[4..], &[7, 8, 9]);
+        // A frame that fills its chunk has no room at all: unchanged.
+        let mut full = pool.token(base, 2048).unwrap();
+        assert!(!pool.grow_head(&mut full, 4));
+        assert_eq!((full.addr(), full.len()), (base, 2048));
+        std::mem::forget(full);
+        pool.free(f);
+        assert_eq!(pool.free_count(), 1);
     }
 }

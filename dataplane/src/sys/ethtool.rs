@@ -10,6 +10,24 @@ const SIOCETHTOOL: libc::c_ulong = 0x8946;
 const ETHTOOL_GSET: u32 = 0x0000_0001;
 const ETHTOOL_STXCSUM: u32 = 0x0000_0017;
 const ETHTOOL_GCHANNELS: u32 = 0x0000_003c;
+const ETHTOOL_GDRVINFO: u32 = 0x0000_0003;
+
+/// `struct ethtool_drvinfo`.
+#[repr(C)]
+struct EthtoolDrvinfo {
+    cmd: u32,
+    driver: [u8; 32],
+    version: [u8; 32],
+    fw_version: [u8; 32],
+    bus_info: [u8; 32],
+    erom_version: [u8; 32],
+    reserved2: [u8; 12],
+    n_priv_flags: u32,
+    n_stats: u32,
+    testinfo_len: u32,
+    eedump_len: u32,
+    regdump_len: u32,
+}
 
 /// `struct ethtool_channels`.
 #[repr(C)]
@@ -138,8 +156,36 @@ pub fn rx_channels(ifname: &str) -> Option<u32> {
     (n > 0).then_some(n)
 }
 
+/// The driver's name (`ixgbe`, `veth`, `virtio_net`); `None` when the
+/// device does not answer ethtool.
+pub fn driver(ifname: &str) -> Option<String> {
+    let mut d = EthtoolDrvinfo {
+        cmd: ETHTOOL_GDRVINFO,
+        driver: [0; 32],
+        version: [0; 32],
+        fw_version: [0; 32],
+        bus_info: [0; 32],
+        erom_version: [0; 32],
+        reserved2: [0; 12],
+        n_priv_flags: 0,
+        n_stats: 0,
+        testinfo_len: 0,
+        eedump_len: 0,
+        regdump_len: 0,
+    };
+    ioctl(ifname, (&mut d as *mut EthtoolDrvinfo).cast()).ok()?;
+    let end = d.driver.iter().position(|&b| b == 0).unwrap_or(32);
+    let name = String::from_utf8_lossy(&d.driver[..end]).into_owned();
+    (!name.is_empty()).then_some(name)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn ethtool_drvinfo_is_196_bytes() {
+        assert_eq!(std::mem::size_of::<super::EthtoolDrvinfo>(), 196);
+    }
+
     #[test]
     fn ethtool_cmd_is_44_bytes() {
         assert_eq!(std::mem::size_of::<super::EthtoolCmd>(), 44);

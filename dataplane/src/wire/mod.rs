@@ -5,6 +5,7 @@ pub mod arp;
 pub mod ethernet;
 pub mod lacp;
 pub mod marker;
+pub mod vlan;
 
 /// A frame or header too short for what it claims to hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Build or remove the xbond netns testbed (DESIGN.md section 4).
 #
-#   topo.sh up PREFIX [MEMBERS] [SWITCH]
+#   topo.sh up PREFIX [MEMBERS] [SWITCH] [VLANPEER]
 #                                 namespaces PREFIX-h (xbond host), PREFIX-s (switch),
 #                                 PREFIX-p (peer); MEMBERS veth pairs mN <-> sN (default 2);
 #                                 SWITCH is `bridge` (default: a Linux bridge joins sN and sp)
 #                                 or `none` (the caller puts a switch there: Open vSwitch,
-#                                 or a second xbond)
+#                                 or a second xbond); VLANPEER `vlan` adds PREFIX-q, a peer
+#                                 for a VLAN (q0 <-> sq, left for the switch to tag)
 #   topo.sh down PREFIX           remove them (safe to run twice)
 #
 # host  PREFIX-h: m0..mN-1 (one queue each, MAC 02:00:00:00:01:0N), no addresses;
@@ -20,10 +21,11 @@ cmd=${1:?usage: topo.sh up|down PREFIX [MEMBERS]}
 P=${2:?usage: topo.sh up|down PREFIX [MEMBERS]}
 N=${3:-2}
 SWITCH=${4:-bridge}
-H="$P-h" S="$P-s" R="$P-p"
+VLANPEER=${5:-}
+H="$P-h" S="$P-s" R="$P-p" Q="$P-q"
 
 down() {
-    for ns in "$H" "$S" "$R"; do
+    for ns in "$H" "$S" "$R" "$Q"; do
         ip netns del "$ns" 2>/dev/null || true
     done
 }
@@ -62,6 +64,20 @@ up() {
     # Frames from the peer enter an XSK on the host side: send them with full
     # checksums (AFXDP.md gotcha 14).
     ip netns exec "$R" ethtool -K p0 tx off >/dev/null
+    if [ "$VLANPEER" = vlan ]; then
+        # q0 = 198.18.87.2/24, MAC 02:00:00:00:02:87: untagged here; the
+        # switch puts sq in the VLAN.
+        ip netns add "$Q"
+        ip -n "$Q" link set lo up
+        ip netns exec "$Q" sysctl -qw net.ipv4.conf.all.arp_ignore=1
+        ip -n "$Q" link add q0 numtxqueues 1 numrxqueues 1 address 02:00:00:00:02:87 \
+            type veth peer name sq numtxqueues 1 numrxqueues 1 netns "$S"
+        ip -n "$S" link set sq up
+        ip netns exec "$S" ethtool -K sq tx off >/dev/null
+        ip -n "$Q" addr add 198.18.87.2/24 dev q0
+        ip -n "$Q" link set q0 up
+        ip netns exec "$Q" ethtool -K q0 tx off >/dev/null
+    fi
 }
 
 case "$cmd" in

@@ -3,8 +3,8 @@
 //! SIGINT/SIGTERM, then detaches everything and removes what it created.
 
 use crate::bond::{Action, BondCore, MemberInfo};
-use crate::config::options::FailOverMac;
 use crate::config::members::{self, Candidate, Reserved, Selector};
+use crate::config::options::FailOverMac;
 use crate::config::{parse_prefix, BondConfig, Config, MemberSpec, Qinq, VlanConfig};
 use crate::engine::{Engine, PortSpec};
 use crate::ipc::{self, Call, Request, Response};
@@ -14,8 +14,8 @@ use crossbeam::channel::{bounded, select, unbounded, Receiver};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use xbond_dataplane::snapshot::{BondSnapshot, MemberId};
-use xbond_dataplane::wire::vlan::{self as vlanwire, Tci, VidSet};
 use xbond_dataplane::sys::ethtool;
+use xbond_dataplane::wire::vlan::{self as vlanwire, Tci, VidSet};
 use xbond_dataplane::wire::{arp, MacAddr};
 use xbond_dataplane::worker::{ControlFrame, Role};
 
@@ -218,9 +218,11 @@ fn candidate(l: &Link, all: &[Link]) -> Candidate {
         name: l.name.clone(),
         driver: ethtool::driver(&l.name),
         mac: l.perm_mac.or(l.mac),
-        master: l
-            .master
-            .map(|m| all.iter().find(|x| x.index == m).map_or_else(|| format!("ifindex {m}"), |x| x.name.clone())),
+        master: l.master.map(|m| {
+            all.iter()
+                .find(|x| x.index == m)
+                .map_or_else(|| format!("ifindex {m}"), |x| x.name.clone())
+        }),
     }
 }
 
@@ -246,14 +248,18 @@ fn host_pair(
                     nl.set_mac(h.index, mac)?;
                     (h, p, false)
                 }
-                _ => bail!("interface {name} exists and is not an xbond host port; remove it or rename it"),
+                _ => bail!(
+                    "interface {name} exists and is not an xbond host port; remove it or rename it"
+                ),
             }
         }
         None => {
             nl.create_veth(name, hidden, mtu, mac, 1)
                 .with_context(|| format!("create host interface {name}"))?;
             let h = nl.link_by_name(name)?.context("host interface vanished")?;
-            let p = nl.link_by_name(hidden)?.context("host port peer vanished")?;
+            let p = nl
+                .link_by_name(hidden)?
+                .context("host port peer vanished")?;
             (h, p, true)
         }
     };
@@ -503,14 +509,9 @@ impl BondRuntime {
             );
         }
         let hidden = hidden_name(&v.name);
-        let (host_index, hidden_index, _) = host_pair(
-            &mut self.nl,
-            &v.name,
-            &hidden,
-            v.mtu,
-            self.core.bond_mac(),
-        )
-        .map_err(|e| e.context(format!("vlan {}", v.id)))?;
+        let (host_index, hidden_index, _) =
+            host_pair(&mut self.nl, &v.name, &hidden, v.mtu, self.core.bond_mac())
+                .map_err(|e| e.context(format!("vlan {}", v.id)))?;
         // The VLAN has the bond's carrier, as a kernel VLAN device follows
         // its real device.
         if self.core.status().mii_status != "up" {
@@ -559,7 +560,10 @@ impl BondRuntime {
         }
         let mtu = mtu.unwrap_or(self.mtu);
         if !(68..=self.mtu).contains(&mtu) {
-            bail!("mtu {mtu} is out of range 68-{} (a VLAN's MTU is at most its bond's)", self.mtu);
+            bail!(
+                "mtu {mtu} is out of range 68-{} (a VLAN's MTU is at most its bond's)",
+                self.mtu
+            );
         }
         if let Some(a) = addresses.iter().find(|a| parse_prefix(a).is_none()) {
             bail!("'{a}' is not ADDRESS/PREFIX");
@@ -727,7 +731,10 @@ impl BondRuntime {
     fn is_own_interface(&self, name: &str) -> bool {
         name == self.core.host_interface
             || name == hidden_name(&self.core.name)
-            || self.vlans.iter().any(|v| v.name == name || v.hidden == name)
+            || self
+                .vlans
+                .iter()
+                .any(|v| v.name == name || v.hidden == name)
     }
 
     fn poll_carriers(&mut self, now: Instant) {
@@ -861,7 +868,9 @@ impl BondRuntime {
                 mtu,
                 addresses,
             } => {
-                let r = self.vlan_config(id, name, mtu, addresses).and_then(|v| self.vlan_add(&v));
+                let r = self
+                    .vlan_config(id, name, mtu, addresses)
+                    .and_then(|v| self.vlan_add(&v));
                 match r {
                     Ok(msg) => {
                         tracing::info!(bond = %self.core.name, "{msg}");

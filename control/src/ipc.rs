@@ -35,7 +35,9 @@ pub enum Request {
         addresses: Vec<String>,
     },
     /// Remove a VLAN sub-interface.
-    VlanDel { id: u16 },
+    VlanDel {
+        id: u16,
+    },
     /// The VLANs: id, interface, MTU.
     VlanList,
 }

@@ -319,7 +319,9 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                         for row in v.as_array().into_iter().flatten() {
                             println!(
                                 "{:<6} {:<16} {:>6}",
-                                row["id"], row["name"].as_str().unwrap_or("-"), row["mtu"]
+                                row["id"],
+                                row["name"].as_str().unwrap_or("-"),
+                                row["mtu"]
                             );
                         }
                     }

@@ -11,7 +11,10 @@ use crate::wire::vlan::{self, Tci, TPID_8021AD, TPID_8021Q};
 pub enum Verdict {
     /// To a host port: VLAN 0 is the bond's own interface (bond0), any
     /// other the VLAN's (bond0.87). `untag`: remove the outer tag first.
-    ToHost { vid: u16, untag: bool },
+    ToHost {
+        vid: u16,
+        untag: bool,
+    },
     /// Out of this member.
     ToMember(MemberId),
     /// Out of every member that can transmit (broadcast).

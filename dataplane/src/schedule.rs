@@ -311,7 +311,10 @@ mod tests {
         for sport in 1000..1100 {
             let f = udp(sport);
             let h = hash::xmit_hash(HashPolicy::Layer34, &f, None);
-            assert_eq!(plan(&s, &mut st, &f, None), TxPlan::Member((h % 3) as MemberId));
+            assert_eq!(
+                plan(&s, &mut st, &f, None),
+                TxPlan::Member((h % 3) as MemberId)
+            );
         }
         // Member 1 down: the hash is taken modulo 2 over members 0 and 2.
         let s2 = {
@@ -332,11 +335,21 @@ mod tests {
     fn broadcast_needs_one_member_that_can_transmit() {
         let mut st = TxState::new(1);
         assert_eq!(
-            plan(&snap(Mode::Broadcast, &[false, true]), &mut st, &udp(1), None),
+            plan(
+                &snap(Mode::Broadcast, &[false, true]),
+                &mut st,
+                &udp(1),
+                None
+            ),
             TxPlan::AllMembers
         );
         assert_eq!(
-            plan(&snap(Mode::Broadcast, &[false, false]), &mut st, &udp(1), None),
+            plan(
+                &snap(Mode::Broadcast, &[false, false]),
+                &mut st,
+                &udp(1),
+                None
+            ),
             TxPlan::Drop(DropReason::NoUsableMember)
         );
     }

@@ -676,7 +676,11 @@ mod tests {
             Role::Member(1),
             Arc::clone(&counters[1]),
         );
-        worker.add_port(Box::new(host.clone()), Role::Host(0), Arc::clone(&counters[2]));
+        worker.add_port(
+            Box::new(host.clone()),
+            Role::Host(0),
+            Arc::clone(&counters[2]),
+        );
         Rig {
             worker,
             shared,

@@ -93,6 +93,8 @@ pub struct Topo {
     pub host: String,
     pub switch: String,
     pub peer: String,
+    /// The VLAN peer's namespace (`with_vlan_peer`).
+    pub vlan_peer: String,
     pub members: usize,
 }
 
@@ -104,12 +106,23 @@ impl Topo {
     /// `switch` is `bridge` (a Linux bridge) or `none` (the test brings its
     /// own: Open vSwitch, or a second xbond on s0..sN).
     pub fn with_switch(tag: &str, members: usize, switch: &str) -> anyhow::Result<Topo> {
+        Topo::build(tag, members, switch, "")
+    }
+
+    /// No switch (the test brings Open vSwitch), plus a second peer
+    /// namespace `vlan_peer` (q0 = 198.18.87.2/24) behind switch port `sq`.
+    pub fn with_vlan_peer(tag: &str, members: usize) -> anyhow::Result<Topo> {
+        Topo::build(tag, members, "none", "vlan")
+    }
+
+    fn build(tag: &str, members: usize, switch: &str, vlan: &str) -> anyhow::Result<Topo> {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let prefix = format!("xb{tag}{}-{n}", std::process::id() % 100_000);
         let t = Topo {
             host: format!("{prefix}-h"),
             switch: format!("{prefix}-s"),
             peer: format!("{prefix}-p"),
+            vlan_peer: format!("{prefix}-q"),
             prefix,
             members,
         };
@@ -118,6 +131,7 @@ impl Topo {
             &t.prefix,
             &members.to_string(),
             switch,
+            vlan,
         ]))?;
         Ok(t)
     }
@@ -468,6 +482,61 @@ pub fn udp_stream(
     })
 }
 
+/// Send `bytes` over TCP from namespace `from_ns` to a listener on
+/// `to:port` in `to_ns`; returns what the listener counted, once the
+/// client has closed. Bounded by a 20 s timeout either side.
+pub fn tcp_transfer(
+    from_ns: &str,
+    to_ns: &str,
+    to: Ipv4Addr,
+    port: u16,
+    bytes: usize,
+) -> anyhow::Result<usize> {
+    use std::io::{Read, Write};
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let server = in_ns(to_ns, move || -> anyhow::Result<usize> {
+        let l = std::net::TcpListener::bind(SocketAddrV4::new(to, port))?;
+        let _ = ready_tx.send(());
+        let (mut c, _) = l.accept()?;
+        c.set_read_timeout(Some(Duration::from_secs(20)))?;
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0;
+        loop {
+            let n = c.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            total += n;
+        }
+        Ok(total)
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(5))
+        .context("the TCP listener did not start")?;
+    let client = in_ns(from_ns, move || -> anyhow::Result<()> {
+        let mut c = std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::V4(SocketAddrV4::new(to, port)),
+            Duration::from_secs(5),
+        )?;
+        c.set_write_timeout(Some(Duration::from_secs(20)))?;
+        let chunk = vec![0x5au8; 64 * 1024];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            c.write_all(&chunk[..n])?;
+            left -= n;
+        }
+        Ok(())
+    });
+    client
+        .join()
+        .map_err(|_| anyhow::anyhow!("TCP client panicked"))???;
+    server
+        .join()
+        .map_err(|_| anyhow::anyhow!("TCP listener panicked"))?
+        .context("TCP listener")?
+}
+
 /// Capture frames on `ifname` in namespace `ns_name` for `dur`, keeping those
 /// `keep` accepts.
 pub fn capture(
@@ -503,6 +572,92 @@ pub fn capture(
     })
 }
 
+/// Every frame of a pcap file (as tcpdump writes it): (capture time in
+/// seconds, bytes). tcpdump puts back the VLAN tag the kernel moved out of
+/// a received frame, which a plain AF_PACKET read does not.
+pub fn pcap_frames(path: &Path) -> anyhow::Result<Vec<(f64, Vec<u8>)>> {
+    let b = std::fs::read(path)?;
+    anyhow::ensure!(b.len() >= 24, "short pcap {}", path.display());
+    let le = b[0..4] == [0xd4, 0xc3, 0xb2, 0xa1];
+    let u32_at = |i: usize| {
+        let w = [b[i], b[i + 1], b[i + 2], b[i + 3]];
+        if le {
+            u32::from_le_bytes(w)
+        } else {
+            u32::from_be_bytes(w)
+        }
+    };
+    let mut out = Vec::new();
+    let mut i = 24;
+    while i + 16 <= b.len() {
+        let (sec, usec, caplen) = (u32_at(i), u32_at(i + 4), u32_at(i + 8) as usize);
+        let f = &b[(i + 16).min(b.len())..(i + 16 + caplen).min(b.len())];
+        i += 16 + caplen;
+        out.push((f64::from(sec) + f64::from(usec) / 1e6, f.to_vec()));
+    }
+    Ok(out)
+}
+
+/// tcpdump writing `ifname`'s frames (those `filter` keeps) to `path`;
+/// stopped by pid on `finish` or drop.
+pub struct Tcpdump {
+    child: Option<Child>,
+    pub path: PathBuf,
+}
+
+impl Tcpdump {
+    pub fn start(
+        ns_name: &str,
+        ifname: &str,
+        path: &Path,
+        filter: &[&str],
+    ) -> anyhow::Result<Tcpdump> {
+        let mut args = vec![
+            "tcpdump",
+            "-i",
+            ifname,
+            "-nn",
+            "-U",
+            "-w",
+            path.to_str().context("path")?,
+        ];
+        args.extend_from_slice(filter);
+        let child = ns(ns_name, &args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        // tcpdump needs a moment to open the socket.
+        std::thread::sleep(Duration::from_millis(500));
+        Ok(Tcpdump {
+            child: Some(child),
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Stop the capture and read it.
+    pub fn finish(mut self) -> anyhow::Result<Vec<(f64, Vec<u8>)>> {
+        std::thread::sleep(Duration::from_millis(200));
+        self.stop();
+        pcap_frames(&self.path)
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(c.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Tcpdump {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 /// Gratuitous ARP for `ip`: an ARP request whose sender and target IP are both `ip`.
 pub fn is_garp_for(frame: &[u8], ip: Ipv4Addr) -> bool {
     frame.len() >= 42
@@ -525,6 +680,18 @@ impl Ovs {
     /// are extra `ovs-vsctl add-bond` column settings, e.g. `lacp=active`)
     /// and the peer port `sp`.
     pub fn start(topo: &Topo, bond_args: &[&str]) -> anyhow::Result<Ovs> {
+        let o = Ovs::launch(topo)?;
+        let mut add: Vec<String> = vec!["add-bond".into(), "br0".into(), "bond0".into()];
+        add.extend((0..topo.members).map(|i| format!("s{i}")));
+        add.extend(bond_args.iter().map(|a| a.to_string()));
+        o.vsctl(&add.iter().map(String::as_str).collect::<Vec<_>>())?;
+        o.vsctl(&["add-port", "br0", "sp"])?;
+        Ok(o)
+    }
+
+    /// Start ovsdb-server and ovs-vswitchd in `topo.switch` with an empty
+    /// bridge `br0` (datapath_type=netdev); the caller adds the ports.
+    pub fn launch(topo: &Topo) -> anyhow::Result<Ovs> {
         let dir = std::env::temp_dir().join(format!("{}-ovs", topo.prefix));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
@@ -573,11 +740,6 @@ impl Ovs {
             "br0",
             "datapath_type=netdev",
         ])?;
-        let mut add: Vec<String> = vec!["add-bond".into(), "br0".into(), "bond0".into()];
-        add.extend((0..topo.members).map(|i| format!("s{i}")));
-        add.extend(bond_args.iter().map(|a| a.to_string()));
-        o.vsctl(&add.iter().map(String::as_str).collect::<Vec<_>>())?;
-        o.vsctl(&["add-port", "br0", "sp"])?;
         Ok(o)
     }
 

@@ -241,28 +241,13 @@ struct Captured {
 
 /// Every LACPDU in a pcap file written by tcpdump.
 fn lacpdus_in_pcap(path: &std::path::Path) -> anyhow::Result<Vec<Captured>> {
-    let b = std::fs::read(path)?;
-    anyhow::ensure!(b.len() >= 24, "short pcap");
-    let le = b[0..4] == [0xd4, 0xc3, 0xb2, 0xa1];
-    let u32_at = |i: usize| {
-        let w = [b[i], b[i + 1], b[i + 2], b[i + 3]];
-        if le {
-            u32::from_le_bytes(w)
-        } else {
-            u32::from_be_bytes(w)
-        }
-    };
     let mut out = Vec::new();
-    let mut i = 24;
-    while i + 16 <= b.len() {
-        let (sec, usec, caplen) = (u32_at(i), u32_at(i + 4), u32_at(i + 8) as usize);
-        let f = &b[(i + 16).min(b.len())..(i + 16 + caplen).min(b.len())];
-        i += 16 + caplen;
+    for (at, f) in pcap_frames(path)? {
         if f.len() >= 53 && f[12..14] == [0x88, 0x09] && f[14] == 1 {
             let mut src = [0u8; 6];
             src.copy_from_slice(&f[6..12]);
             out.push(Captured {
-                at: f64::from(sec) + f64::from(usec) / 1e6,
+                at,
                 src,
                 actor_state: f[32],
                 partner_state: f[52],
@@ -283,23 +268,7 @@ fn lacpdus_keep_time_under_full_rate_traffic() -> anyhow::Result<()> {
     // tcpdump keeps only LACPDUs on s0 (a kernel filter), so the flood
     // cannot crowd them out of the capture.
     let pcap = d.run_dir.join("lacp.pcap");
-    let mut dump = ns(
-        &t.switch,
-        &[
-            "tcpdump",
-            "-i",
-            "s0",
-            "-nn",
-            "-U",
-            "-w",
-            pcap.to_str().unwrap(),
-            "ether proto 0x8809",
-        ],
-    )
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .spawn()?;
-    std::thread::sleep(Duration::from_millis(500));
+    let dump = Tcpdump::start(&t.switch, "s0", &pcap, &["ether proto 0x8809"])?;
     let flood = in_ns(&t.host, move || -> anyhow::Result<u64> {
         let s = std::net::UdpSocket::bind("0.0.0.0:0")?;
         let end = Instant::now() + dur;
@@ -318,12 +287,7 @@ fn lacpdus_keep_time_under_full_rate_traffic() -> anyhow::Result<()> {
     let sent = flood
         .join()
         .map_err(|_| anyhow::anyhow!("flood panicked"))???;
-    std::thread::sleep(Duration::from_millis(200));
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(dump.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let _ = dump.wait();
+    dump.finish()?;
     let pdus = lacpdus_in_pcap(&pcap)?;
     let ours: Vec<_> = pdus
         .iter()

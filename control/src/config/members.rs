@@ -331,7 +331,13 @@ mod tests {
             "m0 is enslaved to br0"
         );
         assert_eq!(
-            resolve(&[MemberSpec::Name("bond0".into())], &links(), &[], &["bond0".into()]).unwrap_err(),
+            resolve(
+                &[MemberSpec::Name("bond0".into())],
+                &links(),
+                &[],
+                &["bond0".into()]
+            )
+            .unwrap_err(),
             "bond0 is an xbond host interface"
         );
     }
@@ -358,7 +364,10 @@ mod tests {
         assert!(t("m = { mac = \"zz:*\" }")
             .unwrap_err()
             .contains("not a MAC address pattern"));
-        assert_eq!(t("m = {}").unwrap_err(), "a selector needs driver and/or mac");
+        assert_eq!(
+            t("m = {}").unwrap_err(),
+            "a selector needs driver and/or mac"
+        );
         assert_eq!(
             t("m = { mac = \"10:E7:C6:*\" }").unwrap(),
             sel(None, Some("10:e7:c6:*"))

@@ -319,8 +319,8 @@ impl Config {
                         )
                     })?;
                     for m in a {
-                        let spec = MemberSpec::from_toml(m)
-                            .map_err(|e| ctx.err(key("members"), e))?;
+                        let spec =
+                            MemberSpec::from_toml(m).map_err(|e| ctx.err(key("members"), e))?;
                         if members.contains(&spec) {
                             return Err(ctx.err(key("members"), format!("{spec} is listed twice")));
                         }
@@ -371,10 +371,9 @@ impl Config {
                         "drop" => Qinq::Drop,
                         "pass" => Qinq::Pass,
                         other => {
-                            return Err(ctx.err(
-                                key("qinq"),
-                                format!("'{other}' is not one of drop, pass"),
-                            ))
+                            return Err(
+                                ctx.err(key("qinq"), format!("'{other}' is not one of drop, pass"))
+                            )
                         }
                     }
                 }
@@ -500,13 +499,15 @@ fn parse_vlans(
                     }
                 }
                 "addresses" => vlan.addresses = parse_addresses(ctx, &key("addresses"), val)?,
-                other => return Err(ctx.err(key(other), "unknown key (expected id, name, mtu, addresses)")),
+                other => {
+                    return Err(ctx.err(
+                        key(other),
+                        "unknown key (expected id, name, mtu, addresses)",
+                    ))
+                }
             }
         }
-        if vlan.name.is_empty()
-            || vlan.name.len() > 15
-            || vlan.name.contains(['/', ' ', ':'])
-        {
+        if vlan.name.is_empty() || vlan.name.len() > 15 || vlan.name.contains(['/', ' ', ':']) {
             return Err(ctx.err(
                 key("name"),
                 format!(
@@ -663,7 +664,10 @@ mod tests {
         let b = &c.bonds[0];
         assert_eq!(
             b.members,
-            vec![MemberSpec::Name("eth0".into()), MemberSpec::Name("eth1".into())]
+            vec![
+                MemberSpec::Name("eth0".into()),
+                MemberSpec::Name("eth1".into())
+            ]
         );
         assert_eq!(b.options.updelay, 200);
         assert_eq!(b.options.primary.as_deref(), Some("eth0"));
@@ -781,14 +785,20 @@ mod tests {
             "test.toml: bond.bond0.vlan[0].mtu: 9000 is out of range 68-1500 (a VLAN's MTU is at most its bond's)"
         );
         assert_eq!(
-            err(&format!("{base}[[bond.bond0.vlan]]\nid=87\n[[bond.bond0.vlan]]\nid=87\n")),
+            err(&format!(
+                "{base}[[bond.bond0.vlan]]\nid=87\n[[bond.bond0.vlan]]\nid=87\n"
+            )),
             "test.toml: bond.bond0.vlan[1].id: VLAN 87 is defined twice"
         );
-        assert!(err(&format!("{base}[[bond.bond0.vlan]]\nmtu=1400\n")).contains("bond.bond0.vlan[0].id: a VLAN needs an id"));
-        assert!(err(&format!("{base}[[bond.bond0.vlan]]\nid=7\ncolour=1\n")).contains("bond.bond0.vlan[0].colour: unknown key"));
+        assert!(err(&format!("{base}[[bond.bond0.vlan]]\nmtu=1400\n"))
+            .contains("bond.bond0.vlan[0].id: a VLAN needs an id"));
+        assert!(err(&format!("{base}[[bond.bond0.vlan]]\nid=7\ncolour=1\n"))
+            .contains("bond.bond0.vlan[0].colour: unknown key"));
         assert!(err("[bond.averylongbond]\nmembers=[\"a\"]\nmode=1\n[[bond.averylongbond.vlan]]\nid=1000\n")
             .contains("bond.averylongbond.vlan[0].name: 'averylongbond.1000' is not an interface name of at most 15 characters"));
-        assert!(err(&format!("{base}qinq=\"strip\"\n")).contains("bond.bond0.qinq: 'strip' is not one of drop, pass"));
-        assert!(err("[bond.bond0]\nmembers=[{ driver = 1 }]\nmode=1\n").contains("bond.bond0.members: selector key driver: expected a string"));
+        assert!(err(&format!("{base}qinq=\"strip\"\n"))
+            .contains("bond.bond0.qinq: 'strip' is not one of drop, pass"));
+        assert!(err("[bond.bond0]\nmembers=[{ driver = 1 }]\nmode=1\n")
+            .contains("bond.bond0.members: selector key driver: expected a string"));
     }
 }

@@ -20,17 +20,23 @@ struct IfcfgFile {
 
 impl IfcfgFile {
     fn get(&self, k: &str) -> Option<&str> {
-        self.vars.get(k).map(String::as_str).filter(|v| !v.is_empty())
+        self.vars
+            .get(k)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     fn yes(&self, k: &str) -> bool {
-        self.get(k)
-            .is_some_and(|v| v.eq_ignore_ascii_case("yes") || v == "1" || v.eq_ignore_ascii_case("true"))
+        self.get(k).is_some_and(|v| {
+            v.eq_ignore_ascii_case("yes") || v == "1" || v.eq_ignore_ascii_case("true")
+        })
     }
 
     fn is_bond(&self) -> bool {
         self.yes("BONDING_MASTER")
-            || self.get("TYPE").is_some_and(|t| t.eq_ignore_ascii_case("bond"))
+            || self
+                .get("TYPE")
+                .is_some_and(|t| t.eq_ignore_ascii_case("bond"))
             || self.get("BONDING_OPTS").is_some()
             || self.get("BONDING_MODULE_OPTS").is_some()
     }
@@ -186,7 +192,11 @@ fn bond(f: &IfcfgFile, all: &[IfcfgFile], warnings: &mut Vec<String>) -> BondDra
         .iter()
         .filter_map(|(k, v)| {
             let n = k.strip_prefix("BONDING_SLAVE")?;
-            let n: u32 = if n.is_empty() { 0 } else { n.strip_prefix('_').unwrap_or(n).parse().ok()? };
+            let n: u32 = if n.is_empty() {
+                0
+            } else {
+                n.strip_prefix('_').unwrap_or(n).parse().ok()?
+            };
             (!v.is_empty()).then(|| (n, v.clone()))
         })
         .collect();
@@ -257,7 +267,13 @@ fn addresses(f: &IfcfgFile, warnings: &mut Vec<String>) -> Vec<String> {
         .map(str::to_string)
         .collect();
     // "" first, then IPADDR0, IPADDR1, ... (and SUSE's IPADDR_x labels).
-    suffixes.sort_by_key(|s| (!s.is_empty(), s.trim_start_matches('_').parse::<u32>().ok(), s.clone()));
+    suffixes.sort_by_key(|s| {
+        (
+            !s.is_empty(),
+            s.trim_start_matches('_').parse::<u32>().ok(),
+            s.clone(),
+        )
+    });
     for sfx in suffixes {
         let Some(ip) = f.get(&format!("IPADDR{sfx}")) else {
             continue;
@@ -284,11 +300,19 @@ fn addresses(f: &IfcfgFile, warnings: &mut Vec<String>) -> Vec<String> {
         }
     }
     if let Some(a) = f.get("IPV6ADDR") {
-        out.push(if a.contains('/') { a.to_string() } else { format!("{a}/64") });
+        out.push(if a.contains('/') {
+            a.to_string()
+        } else {
+            format!("{a}/64")
+        });
     }
     if let Some(list) = f.get("IPV6ADDR_SECONDARIES") {
         for a in list.split_whitespace() {
-            out.push(if a.contains('/') { a.to_string() } else { format!("{a}/64") });
+            out.push(if a.contains('/') {
+                a.to_string()
+            } else {
+                format!("{a}/64")
+            });
         }
     }
     out
@@ -304,7 +328,15 @@ fn not_carried(f: &IfcfgFile, warnings: &mut Vec<String>) {
             ));
         }
     }
-    for k in ["GATEWAY", "DNS1", "DNS2", "DOMAIN", "ETHTOOL_OPTS", "ZONE", "IPV6_DEFAULTGW"] {
+    for k in [
+        "GATEWAY",
+        "DNS1",
+        "DNS2",
+        "DOMAIN",
+        "ETHTOOL_OPTS",
+        "ZONE",
+        "IPV6_DEFAULTGW",
+    ] {
         if let Some(v) = f.get(k) {
             warnings.push(format!(
                 "{}: {k}={v} is not carried over (xbond makes interfaces; routes, DNS and the rest stay with your network tooling)",

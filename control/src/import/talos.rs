@@ -40,8 +40,7 @@ const OPTIONS: &[(&str, &str)] = &[
 ];
 
 pub fn import_file(path: &Path) -> anyhow::Result<Imported> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
     import_str(&path.display().to_string(), &text)
 }
 
@@ -75,7 +74,9 @@ pub fn import_str(source: &str, text: &str) -> anyhow::Result<Imported> {
     for doc in &docs {
         if doc["machine"].is_badvalue() {
             if let Some(kind) = doc["kind"].as_str() {
-                warnings.push(format!("{source}: a {kind} document is not a machine config; skipped"));
+                warnings.push(format!(
+                    "{source}: a {kind} document is not a machine config; skipped"
+                ));
             }
             continue;
         }
@@ -103,7 +104,9 @@ fn bond(i: usize, iface: &Yaml, warnings: &mut Vec<String>) -> BondDraft {
         .as_str()
         .map(str::to_string)
         .unwrap_or_else(|| {
-            warnings.push(format!("{at}: the bond has no `interface` name; called it bond{i}"));
+            warnings.push(format!(
+                "{at}: the bond has no `interface` name; called it bond{i}"
+            ));
             format!("bond{i}")
         });
     let b = &iface["bond"];
@@ -123,7 +126,9 @@ fn bond(i: usize, iface: &Yaml, warnings: &mut Vec<String>) -> BondDraft {
                 "mode" | "interfaces" => {}
                 "deviceSelectors" => {
                     for (j, sel) in v.as_vec().into_iter().flatten().enumerate() {
-                        if let Some(s) = selector(&format!("{at}.bond.deviceSelectors[{j}]"), sel, warnings) {
+                        if let Some(s) =
+                            selector(&format!("{at}.bond.deviceSelectors[{j}]"), sel, warnings)
+                        {
                             members.push(MemberSpec::Select(s));
                         }
                     }
@@ -137,7 +142,9 @@ fn bond(i: usize, iface: &Yaml, warnings: &mut Vec<String>) -> BondDraft {
                 _ => match OPTIONS.iter().find(|(t, _)| *t == k) {
                     Some((_, kernel)) => match scalar(v) {
                         Some(val) => options.push((kernel.to_string(), val)),
-                        None => warnings.push(format!("{at}.bond.{k}: not a single value; left out")),
+                        None => {
+                            warnings.push(format!("{at}.bond.{k}: not a single value; left out"))
+                        }
                     },
                     None => warnings.push(format!("{at}.bond.{k}: unknown bond setting; left out")),
                 },
@@ -145,7 +152,9 @@ fn bond(i: usize, iface: &Yaml, warnings: &mut Vec<String>) -> BondDraft {
         }
     }
     if members.is_empty() {
-        warnings.push(format!("{at}: bond {name} has no interfaces or deviceSelectors"));
+        warnings.push(format!(
+            "{at}: bond {name} has no interfaces or deviceSelectors"
+        ));
     }
     not_carried(&at, &name, iface, warnings);
     let mut vlans = Vec::new();
@@ -218,7 +227,9 @@ fn not_carried(at: &str, name: &str, v: &Yaml, warnings: &mut Vec<String>) {
     }
     for k in ["routes", "vip", "dhcpOptions", "wireguard", "bridge"] {
         if !v[k].is_badvalue() {
-            warnings.push(format!("{at}.{k}: not carried over (xbond makes interfaces only)"));
+            warnings.push(format!(
+                "{at}.{k}: not carried over (xbond makes interfaces only)"
+            ));
         }
     }
 }

@@ -166,6 +166,7 @@ fn decision(c: &mut Criterion) {
         })
     });
     g.finish();
+    vlan(c);
     c.bench_function("snapshot_load", |b| {
         b.iter(|| black_box(shared.snapshot.load().active))
     });
@@ -181,6 +182,51 @@ fn decision(c: &mut Criterion) {
             },
             BatchSize::SmallInput,
         )
+    });
+}
+
+/// The VLAN work per frame: the demux of a tagged frame, and a tag pushed
+/// into and popped out of a frame in the pool (headroom, 12 bytes moved).
+fn vlan(c: &mut Criterion) {
+    use xbond_dataplane::wire::vlan::{self, Tci, TPID_8021Q};
+    use xbond_dataplane::{FrameArea, FramePool};
+    let mut snap = BondSnapshot::new(Mode::ActiveBackup);
+    snap.active = Some(1);
+    snap.vlans = [10, 87, 2000].into_iter().collect();
+    let shared = Shared::new(snap);
+    let frames: Vec<Vec<u8>> = [64, 128, 512, 1500]
+        .iter()
+        .map(|&l| {
+            let f = udp_frame(l, [2, 0, 0, 0, 1, 0], [2, 0, 0, 0, 2, 0]);
+            let mut t = f[..12].to_vec();
+            t.extend_from_slice(&[0x81, 0x00, 0x00, 87]);
+            t.extend_from_slice(&f[12..]);
+            t
+        })
+        .collect();
+    let mut g = c.benchmark_group("vlan");
+    g.throughput(Throughput::Elements(frames.len() as u64));
+    g.bench_function("demux_tagged_from_member", |b| {
+        b.iter(|| {
+            let s = shared.snapshot.load();
+            for f in &frames {
+                black_box(forward::from_member(&s, 1, black_box(f)));
+            }
+        })
+    });
+    g.finish();
+    let mut pool = FramePool::new(FrameArea::heap(4, 2048).unwrap());
+    let mut f = pool
+        .alloc_with(&udp_frame(1500, [2, 0, 0, 0, 1, 0], [2, 0, 0, 0, 2, 0]))
+        .unwrap();
+    c.bench_function("vlan_push_then_pop_1500", |b| {
+        b.iter(|| {
+            assert!(pool.grow_head(&mut f, 4));
+            vlan::insert_tag(pool.data_mut(&mut f), TPID_8021Q, Tci(87));
+            vlan::remove_tag(pool.data_mut(&mut f));
+            pool.adjust_head(&mut f, 4);
+            black_box(f.len())
+        })
     });
 }
 

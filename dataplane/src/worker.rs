@@ -401,12 +401,10 @@ impl Worker {
                 _ => None,
             };
             match (egress, verdict) {
-                (Some(tag), _) => {
-                    if !tag_frame(pool, &mut f, tag) {
-                        verdict = Verdict::Drop(DropReason::NoRoomForTag);
-                    }
+                (Some(tag), _) if !tag_frame(pool, &mut f, tag) => {
+                    verdict = Verdict::Drop(DropReason::NoRoomForTag);
                 }
-                (_, Verdict::ToHost { untag: true, .. }) => untag_frame(pool, &mut f),
+                (None, Verdict::ToHost { untag: true, .. }) => untag_frame(pool, &mut f),
                 _ => {}
             }
             let target = match verdict {

@@ -1,12 +1,15 @@
 //! Any frame a member or the host hands the dataplane: the forwarding
-//! decision and every transmit hash policy never panic.
+//! decision and every transmit hash policy never panic, and the VLAN demux
+//! and tagging never corrupt a frame: an untagged delivery is the frame
+//! minus exactly its outer tag, a tagged transmission carries the port's VID.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use xbond_dataplane::hash::{xmit_hash, HashPolicy};
 use xbond_dataplane::schedule::TxState;
 use xbond_dataplane::snapshot::{BondSnapshot, Mode, TxMember};
-use xbond_dataplane::forward;
+use xbond_dataplane::forward::{self, EgressTag, Verdict};
+use xbond_dataplane::wire::vlan;
 
 fuzz_target!(|data: &[u8]| {
     for p in [
@@ -27,9 +30,38 @@ fuzz_target!(|data: &[u8]| {
         s.collecting = vec![1];
         s.active = Some(0);
         s.hash_policy = HashPolicy::Encap34;
+        s.vlans = [1, 87, 4094].into_iter().collect();
+        s.qinq_pass = data.len() % 2 == 0;
         s.prepare();
         let mut tx = TxState::new(7);
-        let _ = forward::from_member(&s, 0, data);
+        if let Verdict::ToHost { vid, untag } = forward::from_member(&s, 0, data) {
+            if untag {
+                let tag = vlan::outer_tag(data).expect("untag only a tagged frame");
+                assert_eq!(tag.tci.vid(), vid);
+                let mut buf = data.to_vec();
+                assert!(vlan::remove_tag(&mut buf));
+                assert_eq!(&buf[4..16], &data[..12]);
+                assert_eq!(&buf[16..], &data[16..]);
+            } else if vid != 0 {
+                panic!("a VLAN port gets frames untagged");
+            }
+        }
         let _ = forward::from_host(&s, &mut tx, data, 0);
+        if let Verdict::ToMember(_) | Verdict::ToAllMembers = forward::from_host(&s, &mut tx, data, 87) {
+            let mut buf = vec![0u8; 4];
+            buf.extend_from_slice(data);
+            match forward::egress_tag(data, 87) {
+                EgressTag::Push(tci) => {
+                    assert!(vlan::insert_tag(&mut buf, vlan::TPID_8021Q, tci));
+                    assert_eq!(vlan::outer_tag(&buf).map(|t| t.tci.vid()), Some(87));
+                    assert_eq!(&buf[16..], &data[12..]);
+                }
+                EgressTag::Rewrite(tci) => {
+                    let mut f = data.to_vec();
+                    vlan::set_tci(&mut f, tci);
+                    assert_eq!(vlan::outer_tag(&f).map(|t| t.tci.vid()), Some(87));
+                }
+            }
+        }
     }
 });

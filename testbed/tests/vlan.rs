@@ -170,8 +170,7 @@ fn failover_recovers_both_networks_and_sends_a_tagged_garp() -> anyhow::Result<(
             (start + Duration::from_millis(1000)).saturating_duration_since(Instant::now()),
         );
         let _ =
-            run(&mut std::process::Command::new("ip")
-                .args(["-n", &sw, "link", "set", "s0", "down"]));
+            run(std::process::Command::new("ip").args(["-n", &sw, "link", "set", "s0", "down"]));
         *fa.lock().unwrap() = Some(start.elapsed());
     })?;
     let tagged = vlan_stream

@@ -20,8 +20,14 @@
 //!   members' TX rings per second (broadcast puts one per member). The raw
 //!   forwarder moves bond0-xb -> m0.
 //!
+//! - VLAN: the same run again with a VLAN 87 sub-interface, frames tagged
+//!   on the members (rx: g0 sends tagged 87, xbond pops the tag towards
+//!   bond0.87; tx: the generator is on bond0.87, xbond pushes the tag), and
+//!   the VLAN rate as a ratio to the untagged rate measured in the same run.
+//!
 //! Usage: xbond-e2e [--secs S] [--reps N] [--sizes 64,1500] [--members 1,2]
 //!                  [--modes active-backup,balance-rr,balance-xor,broadcast] [--dirs rx,tx]
+//!                  [--no-vlan]
 
 use anyhow::{bail, Context};
 use std::process::{Child, Command, Stdio};
@@ -123,16 +129,33 @@ enum Dir {
     Tx,
 }
 
-/// Live-frames XDP_TX generator until `stop`: on g0 for rx, on bond0 for tx.
+/// The VLAN of the VLAN runs.
+const VID: u16 = 87;
+
+/// `frame` with an 802.1Q tag for `vid` (same frame length as untagged
+/// runs' frames plus the tag, as a switch would deliver them).
+fn tag(frame: Vec<u8>, vid: u16) -> Vec<u8> {
+    let mut f = frame[..12].to_vec();
+    f.extend_from_slice(&[0x81, 0x00]);
+    f.extend_from_slice(&vid.to_be_bytes());
+    f.extend_from_slice(&frame[12..]);
+    f
+}
+
+/// Live-frames XDP_TX generator until `stop`: on g0 for rx, on bond0 (or
+/// bond0.87) for tx.
 fn generator(
     ns: &Netns,
     dir: Dir,
     size: usize,
+    vlan: bool,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<anyhow::Result<()>>>> {
-    let (gns, dev, frame) = match dir {
-        Dir::Rx => (&ns.gen, "g0", udp_frame(size, BOND_MAC, GEN_MAC)),
-        Dir::Tx => (&ns.host, "bond0", udp_frame(size, GEN_MAC, BOND_MAC)),
+    let (gns, dev, frame) = match (dir, vlan) {
+        (Dir::Rx, false) => (&ns.gen, "g0", udp_frame(size, BOND_MAC, GEN_MAC)),
+        (Dir::Rx, true) => (&ns.gen, "g0", tag(udp_frame(size, BOND_MAC, GEN_MAC), VID)),
+        (Dir::Tx, false) => (&ns.host, "bond0", udp_frame(size, GEN_MAC, BOND_MAC)),
+        (Dir::Tx, true) => (&ns.host, "bond0.87", udp_frame(size, GEN_MAC, BOND_MAC)),
     };
     let ifindex = ns.ifindex(gns, dev)?;
     Ok(in_ns(gns, move || -> anyhow::Result<()> {
@@ -148,15 +171,17 @@ fn generator(
     }))
 }
 
-/// XDP_DROP where the frames end (bond0 for rx, every gN for tx): a cheap,
-/// identical sink for both runs.
+/// XDP_DROP where the frames end (bond0 or bond0.87 for rx, every gN for
+/// tx): a cheap, identical sink for every run.
 fn sink(
     ns: &Netns,
     dir: Dir,
     members: usize,
+    vlan: bool,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<anyhow::Result<()>>>> {
     let (sns, devs): (&String, Vec<String>) = match dir {
+        Dir::Rx if vlan => (&ns.host, vec!["bond0.87".into()]),
         Dir::Rx => (&ns.host, vec!["bond0".into()]),
         Dir::Tx => (&ns.gen, (0..members).map(|i| format!("g{i}")).collect()),
     };
@@ -273,9 +298,9 @@ fn raw_forwarder(
         .recv_timeout(Duration::from_secs(5))
         .context("raw forwarder did not start")?;
     let sink_stop = Arc::new(AtomicBool::new(false));
-    let sk = sink(ns, dir, members, Arc::clone(&sink_stop))?;
+    let sk = sink(ns, dir, members, false, Arc::clone(&sink_stop))?;
     let gen_stop = Arc::new(AtomicBool::new(false));
-    let g = generator(ns, dir, size, Arc::clone(&gen_stop))?;
+    let g = generator(ns, dir, size, false, Arc::clone(&gen_stop))?;
     std::thread::sleep(Duration::from_secs(1));
     let (c0, t0) = (forwarded.load(Ordering::Relaxed), Instant::now());
     std::thread::sleep(Duration::from_secs_f64(secs));
@@ -298,14 +323,17 @@ fn xbond_bin() -> std::path::PathBuf {
         })
 }
 
-/// Frames xbond put on TX rings: the host port's for rx, the members' for tx.
-fn forwarded(run_dir: &std::path::Path, dir: Dir) -> anyhow::Result<u64> {
+/// Frames xbond put on TX rings: the host port's (or the VLAN's) for rx,
+/// the members' for tx.
+fn forwarded(run_dir: &std::path::Path, dir: Dir, vlan: bool) -> anyhow::Result<u64> {
     let out = run(Command::new(xbond_bin())
         .arg("--run-dir")
         .arg(run_dir)
         .args(["stats", "--json"]))?;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let vlan_role = format!("vlan {VID}");
     let role = match dir {
+        Dir::Rx if vlan => vlan_role.as_str(),
         Dir::Rx => "host",
         Dir::Tx => "member",
     };
@@ -328,6 +356,7 @@ fn bond(
     members: usize,
     size: usize,
     secs: f64,
+    vlan: bool,
 ) -> anyhow::Result<f64> {
     let dir = std::env::temp_dir().join(format!("{}-run", ns.host));
     std::fs::create_dir_all(&dir)?;
@@ -340,9 +369,10 @@ fn bond(
     std::fs::write(
         dir.join("b.toml"),
         format!(
-            "[daemon]\nrun_dir = \"{}\"\n[bond.bond0]\nmembers = [{}]\noptions = \"mode={mode} miimon=100{hash}\"\ncpus = [1]\n",
+            "[daemon]\nrun_dir = \"{}\"\n[bond.bond0]\nmembers = [{}]\noptions = \"mode={mode} miimon=100{hash}\"\ncpus = [1]\n{}",
             dir.display(),
-            list.join(", ")
+            list.join(", "),
+            if vlan { format!("[[bond.bond0.vlan]]\nid = {VID}\n") } else { String::new() }
         ),
     )?;
     let mut child: Child = Command::new("ip")
@@ -354,7 +384,7 @@ fn bond(
         .stderr(Stdio::inherit())
         .spawn()?;
     let t = Instant::now();
-    while forwarded(&dir, way).is_err() {
+    while forwarded(&dir, way, vlan).is_err() {
         if t.elapsed() > Duration::from_secs(10) {
             let _ = child.kill();
             bail!("xbond did not start");
@@ -363,13 +393,13 @@ fn bond(
     }
     let result = (|| -> anyhow::Result<f64> {
         let sink_stop = Arc::new(AtomicBool::new(false));
-        let sk = sink(ns, way, members, Arc::clone(&sink_stop))?;
+        let sk = sink(ns, way, members, vlan, Arc::clone(&sink_stop))?;
         let gen_stop = Arc::new(AtomicBool::new(false));
-        let g = generator(ns, way, size, Arc::clone(&gen_stop))?;
+        let g = generator(ns, way, size, vlan, Arc::clone(&gen_stop))?;
         std::thread::sleep(Duration::from_secs(1));
-        let (c0, t0) = (forwarded(&dir, way)?, Instant::now());
+        let (c0, t0) = (forwarded(&dir, way, vlan)?, Instant::now());
         std::thread::sleep(Duration::from_secs_f64(secs));
-        let (c1, t1) = (forwarded(&dir, way)?, Instant::now());
+        let (c1, t1) = (forwarded(&dir, way, vlan)?, Instant::now());
         gen_stop.store(true, Ordering::Relaxed);
         join(g)?;
         sink_stop.store(true, Ordering::Relaxed);
@@ -429,14 +459,15 @@ fn main() -> anyhow::Result<()> {
             other => Err(anyhow::anyhow!("--dirs: rx or tx, not {other}")),
         })
         .collect::<anyhow::Result<_>>()?;
+    let with_vlan = !args.iter().any(|a| a == "--no-vlan");
     if !xbond_bin().exists() {
         bail!(
             "{} missing: cargo build --release --bins",
             xbond_bin().display()
         );
     }
-    println!("| members | frame bytes | direction | raw forwarder Mpps (median of {reps}) | mode | xbond Mpps | xbond / raw |");
-    println!("|---|---|---|---|---|---|---|");
+    println!("| members | frame bytes | direction | raw forwarder Mpps (median of {reps}) | mode | xbond Mpps | xbond / raw | VLAN 87 Mpps | VLAN / untagged |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for &m in &members {
         let ns = Netns::new(m)?;
         for &size in &sizes {
@@ -449,18 +480,28 @@ fn main() -> anyhow::Result<()> {
                 eprintln!("   raw {dir:?} runs: {raws:.0?}");
                 for mode in &modes {
                     let mut bonds = Vec::new();
+                    let mut vlans = Vec::new();
                     for _ in 0..reps {
-                        bonds.push(bond(&ns, dir, mode, m, size, secs)?);
+                        bonds.push(bond(&ns, dir, mode, m, size, secs, false)?);
+                        if with_vlan {
+                            vlans.push(bond(&ns, dir, mode, m, size, secs, true)?);
+                        }
                     }
                     let b = median(bonds.clone());
+                    let (vcol, vratio) = if with_vlan {
+                        let v = median(vlans.clone());
+                        (format!("{:.3}", v / 1e6), format!("{:.1} %", 100.0 * v / b))
+                    } else {
+                        ("-".into(), "-".into())
+                    };
                     println!(
-                        "| {m} | {size} | {} | {:.3} | {mode} | {:.3} | {:.1} % |",
+                        "| {m} | {size} | {} | {:.3} | {mode} | {:.3} | {:.1} % | {vcol} | {vratio} |",
                         if dir == Dir::Rx { "rx" } else { "tx" },
                         r / 1e6,
                         b / 1e6,
                         100.0 * b / r
                     );
-                    eprintln!("   {mode} runs: {bonds:.0?}");
+                    eprintln!("   {mode} runs: {bonds:.0?}, VLAN runs: {vlans:.0?}");
                 }
             }
         }

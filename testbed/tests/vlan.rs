@@ -45,6 +45,15 @@ fn switch(t: &Topo) -> anyhow::Result<Ovs> {
     Ok(o)
 }
 
+/// The VLAN topology, OVS as its switch, and xbond with `options` and
+/// `vlans` on the host side.
+fn start(tag: &str, options: &str, vlans: &str) -> anyhow::Result<(Topo, Ovs, Daemon)> {
+    let t = Topo::with_vlan_peer(tag, 2)?;
+    let o = switch(&t)?;
+    let d = Daemon::start(&t, &config(options, vlans))?;
+    Ok((t, o, d))
+}
+
 /// Frames from the bond's MAC: (tagged 87, untagged) counts.
 fn tags_seen(frames: &[Vec<u8>]) -> (usize, usize) {
     let from_bond = |f: &&Vec<u8>| f.len() >= 18 && f[6..12] == [2, 0, 0, 0, 1, 0];
@@ -66,8 +75,7 @@ fn untagged_and_vlan_traffic_each_reach_only_their_own_peer() -> anyhow::Result<
     if !require_root() {
         return Ok(());
     }
-    let t = Topo::with_vlan_peer("vl", 2)?;
-    let _o = switch(&t)?;
+    let (t, _o, d) = start("vl", "mode=active-backup miimon=100", VLAN87)?;
     // Each peer also holds an address of the other network: reaching it
     // would mean frames crossed between the VLANs.
     run(&mut ns(
@@ -78,7 +86,6 @@ fn untagged_and_vlan_traffic_each_reach_only_their_own_peer() -> anyhow::Result<
         &t.vlan_peer,
         &["ip", "addr", "add", "198.18.0.3/24", "dev", "q0"],
     ))?;
-    let d = Daemon::start(&t, &config("mode=active-backup miimon=100", VLAN87))?;
     let log = d.log_text();
     assert!(
         log.contains("members: m0, m1"),
@@ -143,12 +150,7 @@ fn failover_recovers_both_networks_and_sends_a_tagged_garp() -> anyhow::Result<(
     if !require_root() {
         return Ok(());
     }
-    let t = Topo::with_vlan_peer("vf", 2)?;
-    let _o = switch(&t)?;
-    let d = Daemon::start(
-        &t,
-        &config("mode=active-backup miimon=50 num_grat_arp=1", VLAN87),
-    )?;
+    let (t, _o, d) = start("vf", "mode=active-backup miimon=50 num_grat_arp=1", VLAN87)?;
     ping(&t.peer, BOND_IP, 2)?;
     ping(&t.vlan_peer, VLAN_IP, 2)?;
     assert_eq!(d.active()?.as_deref(), Some("m0"));
@@ -221,14 +223,10 @@ fn vlans_are_added_and_removed_at_runtime() -> anyhow::Result<()> {
     if !require_root() {
         return Ok(());
     }
-    let t = Topo::with_vlan_peer("vr", 2)?;
-    let _o = switch(&t)?;
-    let d = Daemon::start(
-        &t,
-        &config(
-            "mode=balance-xor miimon=100 xmit_hash_policy=vlan+srcmac",
-            "",
-        ),
+    let (t, _o, d) = start(
+        "vr",
+        "mode=balance-xor miimon=100 xmit_hash_policy=vlan+srcmac",
+        "",
     )?;
     ping(&t.host, PEER_IP, 2)?;
     // VLAN 87 frames arrive before the VLAN exists: counted, dropped.
@@ -317,5 +315,88 @@ fn selectors_that_match_nothing_or_a_used_link_are_refused() -> anyhow::Result<(
             .contains("matches m1, which is enslaved to vsbr"),
         "{err}"
     );
+    Ok(())
+}
+
+#[test]
+fn a_link_that_appears_and_matches_a_selector_is_enslaved() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("va", 2)?;
+    // m1 is not there at start.
+    run(&mut ns(&t.host, &["ip", "link", "del", "m1"]))?;
+    let d = Daemon::start(
+        &t,
+        "[daemon]\nrun_dir = \"RUN_DIR\"\n[bond.bond0]\nmembers = [{ driver = \"veth\", mac = \"02:00:00:00:01:*\" }]\naddresses = [\"198.18.0.1/24\"]\noptions = \"mode=active-backup miimon=100\"\n",
+    )?;
+    assert_eq!(d.member_names()?, vec!["m0"]);
+    // A link that matches nothing is left alone; one that matches joins.
+    run(&mut ns(
+        &t.host,
+        &[
+            "ip",
+            "link",
+            "add",
+            "other0",
+            "address",
+            "02:00:00:00:09:00",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "other1",
+        ],
+    ))?;
+    run(&mut ns(
+        &t.host,
+        &[
+            "ip",
+            "link",
+            "add",
+            "m1",
+            "numtxqueues",
+            "1",
+            "numrxqueues",
+            "1",
+            "address",
+            "02:00:00:00:01:01",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "s1",
+            "numtxqueues",
+            "1",
+            "numrxqueues",
+            "1",
+            "netns",
+            &t.switch,
+        ],
+    ))?;
+    run(&mut ns(
+        &t.switch,
+        &["ip", "link", "set", "s1", "master", "br0", "up"],
+    ))?;
+    let t0 = Instant::now();
+    while d.member_names()? != vec!["m0", "m1"] {
+        anyhow::ensure!(
+            t0.elapsed() < Duration::from_secs(5),
+            "m1 not enslaved: {:?}\n{}",
+            d.member_names()?,
+            d.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    eprintln!(
+        "a new link matching the selector enslaved after {:?}",
+        t0.elapsed()
+    );
+    assert!(d.log_text().contains("m1 appeared and matches selector"));
+    // Failover onto the new member works.
+    d.wait_members_up(Duration::from_secs(3))?;
+    t.switch_port(0, false)?;
+    d.wait_active("m1", Duration::from_secs(2))?;
+    ping(&t.host, PEER_IP, 3)?;
     Ok(())
 }

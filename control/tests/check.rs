@@ -61,3 +61,59 @@ fn bad_configs_fail_and_name_the_key() {
         );
     }
 }
+
+#[test]
+fn vlans_and_selectors_are_described() {
+    let (ok, out) = check(
+        "[bond.bond0]\nmembers = [{ driver = \"veth\", mac = \"02:00:00:00:01:*\" }]\noptions = \"mode=1\"\n[[bond.bond0.vlan]]\nid = 87\nmtu = 1400\n",
+    );
+    assert!(ok, "{out}");
+    insta::assert_snapshot!(out, @r#"
+    bond bond0: mode active-backup, members { driver = "veth", mac = "02:00:00:00:01:*" }, miimon 100 ms, host interface bond0 (mtu 1500), VLAN 87 on bond0.87 (mtu 1400)
+    bond.toml: OK
+    "#);
+}
+
+/// `xbond import ifcfg DIR`: TOML on stdout (which `xbond check` accepts),
+/// warnings on stderr, exit 0.
+#[test]
+fn import_ifcfg_prints_toml_that_checks_and_warns_on_stderr() {
+    let dir = std::env::temp_dir().join(format!("xbond-import-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("ifcfg-bond0"),
+        "DEVICE=bond0\nBONDING_OPTS=\"mode=1 miimon=100\"\nBOOTPROTO=dhcp\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("ifcfg-eth0"),
+        "DEVICE=eth0\nMASTER=bond0\nSLAVE=yes\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xbond"))
+        .args(["import", "ifcfg"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let toml = String::from_utf8_lossy(&out.stdout).into_owned();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        toml.contains("[bond.bond0]\nmembers = [\"eth0\"]\noptions = \"mode=1 miimon=100\"\n"),
+        "{toml}"
+    );
+    assert_eq!(
+        err.trim(),
+        "warning: ifcfg-bond0: BOOTPROTO=dhcp: xbond does not run a DHCP client; run yours on bond0"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    let (ok, checked) = check(&toml);
+    assert!(ok, "{checked}");
+    // A missing file is a clear error, exit 1.
+    let out = Command::new(env!("CARGO_BIN_EXE_xbond"))
+        .args(["import", "talos", "/nonexistent/talos.yaml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read /nonexistent/talos.yaml"));
+}

@@ -627,14 +627,18 @@ impl BondRuntime {
             .with_context(|| format!("{} has no VLAN {id}", self.core.name))?;
         let port = self.vlans.remove(i);
         let snap = self.snapshot();
+        let mut released = Ok(0);
         if let Some(e) = self.engine.as_mut() {
             e.publish(snap);
-            let n = e.remove_port(Role::Host(id), port.hidden_index)?;
-            tracing::debug!(bond = %self.core.name, "VLAN {id}: {n} frames back in the pool");
+            released = e.remove_port(Role::Host(id), port.hidden_index);
         }
+        // The interface goes even if a worker did not answer: its sockets
+        // close with it, and the VLAN is out of the snapshot already.
         self.nl
             .delete_link(port.host_index)
             .with_context(|| format!("delete {}", port.name))?;
+        let n = released?;
+        tracing::debug!(bond = %self.core.name, "VLAN {id}: {n} frames back in the pool");
         Ok(format!("VLAN {id} removed with {}", port.name))
     }
 

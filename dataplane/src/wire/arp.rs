@@ -46,31 +46,12 @@ impl From<Operation> for u16 {
     }
 }
 
-/// A view of an ARP packet (the Ethernet payload).
-#[derive(Debug, Clone)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+packet_view! {
+    /// A view of an ARP packet (the Ethernet payload).
+    min_len = PACKET_LEN
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    pub fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < PACKET_LEN {
-            Err(WireError::Truncated)
-        } else {
-            Ok(())
-        }
-    }
-
     fn u16_at(&self, r: std::ops::Range<usize>) -> u16 {
         let b = &self.buffer.as_ref()[r];
         u16::from_be_bytes([b[0], b[1]])

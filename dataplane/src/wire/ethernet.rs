@@ -1,6 +1,6 @@
 //! Ethernet II header.
 
-use super::{MacAddr, Result, WireError};
+use super::MacAddr;
 
 mod field {
     use std::ops::Range;
@@ -52,35 +52,12 @@ impl From<EtherType> for u16 {
     }
 }
 
-/// A view of an Ethernet frame.
-#[derive(Debug, Clone)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+packet_view! {
+    /// A view of an Ethernet frame.
+    min_len = HEADER_LEN
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    pub fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() < HEADER_LEN {
-            Err(WireError::Truncated)
-        } else {
-            Ok(())
-        }
-    }
-
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
     pub fn dst(&self) -> MacAddr {
         let mut m = [0; 6];
         m.copy_from_slice(&self.buffer.as_ref()[field::DST]);
@@ -124,6 +101,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::WireError;
 
     // An LACPDU's first bytes as captured on a wire: slow-protocols multicast
     // destination, sender 52:54:00:12:34:56, EtherType 0x8809, subtype 1.

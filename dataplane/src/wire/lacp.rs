@@ -129,38 +129,16 @@ impl PortInfo {
     }
 }
 
-/// A view of a LACPDU (the Ethernet payload).
-#[derive(Debug, Clone)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
-}
-
-impl<T: AsRef<[u8]>> Packet<T> {
-    pub fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
+packet_view! {
+    /// A view of a LACPDU (the Ethernet payload).
+    ///
     /// The accessors read up to the terminator TLV; a shorter buffer is
     /// refused. (The standard's 50 reserved bytes after it are not required
     /// of a received PDU.)
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() <= field::TERMINATOR_LEN {
-            Err(WireError::Truncated)
-        } else {
-            Ok(())
-        }
-    }
+    min_len = field::TERMINATOR_LEN + 1
+}
 
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
+impl<T: AsRef<[u8]>> Packet<T> {
     pub fn subtype(&self) -> u8 {
         self.buffer.as_ref()[field::SUBTYPE]
     }

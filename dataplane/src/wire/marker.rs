@@ -52,36 +52,14 @@ impl From<Kind> for u8 {
     }
 }
 
-/// A view of a marker PDU (the Ethernet payload).
-#[derive(Debug, Clone)]
-pub struct Packet<T: AsRef<[u8]>> {
-    buffer: T,
+packet_view! {
+    /// A view of a marker PDU (the Ethernet payload).
+    ///
+    /// Up to the terminator TLV must be there.
+    min_len = field::TERMINATOR_LEN + 1
 }
 
 impl<T: AsRef<[u8]>> Packet<T> {
-    pub fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let p = Self::new_unchecked(buffer);
-        p.check_len()?;
-        Ok(p)
-    }
-
-    /// Up to the terminator TLV must be there.
-    pub fn check_len(&self) -> Result<()> {
-        if self.buffer.as_ref().len() <= field::TERMINATOR_LEN {
-            Err(WireError::Truncated)
-        } else {
-            Ok(())
-        }
-    }
-
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
     pub fn subtype(&self) -> u8 {
         self.buffer.as_ref()[field::SUBTYPE]
     }

@@ -1,6 +1,43 @@
 //! Wire formats, one file per protocol: borrowed views over frame bytes
 //! (`Packet<T>`) for the hot path, and `Repr` structs for the control plane.
 
+/// The borrowed view each protocol file has (STYLE.md): `Packet<T>` over a
+/// buffer, with `new_unchecked`, `check_len` (shorter than `min_len` is
+/// `Truncated`), `new_checked` and `into_inner`. The accessors are the file's.
+macro_rules! packet_view {
+    ($(#[$doc:meta])* min_len = $min:expr) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone)]
+        pub struct Packet<T: AsRef<[u8]>> {
+            buffer: T,
+        }
+
+        impl<T: AsRef<[u8]>> Packet<T> {
+            pub fn new_unchecked(buffer: T) -> Self {
+                Packet { buffer }
+            }
+
+            pub fn new_checked(buffer: T) -> $crate::wire::Result<Self> {
+                let p = Self::new_unchecked(buffer);
+                p.check_len()?;
+                Ok(p)
+            }
+
+            pub fn check_len(&self) -> $crate::wire::Result<()> {
+                if self.buffer.as_ref().len() < $min {
+                    Err($crate::wire::WireError::Truncated)
+                } else {
+                    Ok(())
+                }
+            }
+
+            pub fn into_inner(self) -> T {
+                self.buffer
+            }
+        }
+    };
+}
+
 pub mod arp;
 pub mod ethernet;
 pub mod lacp;

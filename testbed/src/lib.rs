@@ -62,6 +62,21 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<Output> {
     Ok(out)
 }
 
+/// The bond's address on the testbed (on `bond0`) and the peer's (p0).
+pub const BOND_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+pub const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+
+/// A config for `Daemon::start`: bond0 over `members` (a TOML list) with
+/// `BOND_IP`, `options` as its BONDING_OPTS string, then `extra` lines.
+pub fn bond_config(members: &str, options: &str, extra: &str) -> String {
+    format!(
+        "[daemon]\nrun_dir = \"RUN_DIR\"\n[bond.bond0]\nmembers = {members}\naddresses = [\"198.18.0.1/24\"]\noptions = \"{options}\"\n{extra}\n"
+    )
+}
+
+/// The two testbed members by name.
+pub const M0_M1: &str = r#"["m0", "m1"]"#;
+
 /// `count` pings from namespace `ns_name` to `to`, 50 ms apart; all must answer.
 pub fn ping(ns_name: &str, to: Ipv4Addr, count: u32) -> anyhow::Result<()> {
     run(&mut ns(

@@ -1,24 +1,11 @@
 //! active-backup end to end on the bridge testbed: real AF_XDP sockets on
 //! veths in namespaces, real carrier loss. Needs root (runs in CI as root).
 
-use std::net::Ipv4Addr;
 use std::time::Duration;
 use xbond_testbed::*;
 
-const BOND_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
-
-fn config(extra: &str) -> String {
-    format!(
-        r#"
-[daemon]
-run_dir = "RUN_DIR"
-[bond.bond0]
-members = ["m0", "m1"]
-addresses = ["198.18.0.1/24"]
-{extra}
-"#
-    )
+fn config(options: &str) -> String {
+    bond_config(M0_M1, options, "")
 }
 
 #[test]
@@ -27,7 +14,7 @@ fn ping_and_tcp_pass_through_the_bond_both_ways() -> anyhow::Result<()> {
         return Ok(());
     }
     let t = Topo::new("tcp", 2)?;
-    let d = Daemon::start(&t, &config(r#"options = "mode=active-backup miimon=100""#))?;
+    let d = Daemon::start(&t, &config("mode=active-backup miimon=100"))?;
     ping(&t.host, PEER_IP, 5)?;
     ping(&t.peer, BOND_IP, 5)?;
     let mut server = ns(&t.peer, &["iperf3", "-s", "-1", "-B", "198.18.0.2"])
@@ -66,10 +53,7 @@ fn carrier_loss_fails_over_fast_and_announces_the_move() -> anyhow::Result<()> {
         return Ok(());
     }
     let t = Topo::new("fo", 2)?;
-    let d = Daemon::start(
-        &t,
-        &config(r#"options = "mode=active-backup miimon=100 num_grat_arp=1""#),
-    )?;
+    let d = Daemon::start(&t, &config("mode=active-backup miimon=100 num_grat_arp=1"))?;
     ping(&t.host, PEER_IP, 2)?; // peer learns the bond's MAC
     assert_eq!(d.active()?.as_deref(), Some("m0"));
 
@@ -127,9 +111,7 @@ fn primary_comes_back_after_updelay() -> anyhow::Result<()> {
     let t = Topo::new("pri", 2)?;
     let d = Daemon::start(
         &t,
-        &config(
-            r#"options = "mode=active-backup miimon=50 updelay=400 primary=m0 primary_reselect=always""#,
-        ),
+        &config("mode=active-backup miimon=50 updelay=400 primary=m0 primary_reselect=always"),
     )?;
     d.wait_active("m0", Duration::from_secs(3))?;
     t.switch_port(0, false)?;
@@ -161,7 +143,7 @@ fn primary_reselect_failure_stays_on_the_backup() -> anyhow::Result<()> {
     let t = Topo::new("prf", 2)?;
     let d = Daemon::start(
         &t,
-        &config(r#"options = "mode=active-backup primary=m0 primary_reselect=failure""#),
+        &config("mode=active-backup primary=m0 primary_reselect=failure"),
     )?;
     d.wait_active("m0", Duration::from_secs(2))?;
     t.switch_port(0, false)?;
@@ -181,10 +163,7 @@ fn status_has_the_kernel_layout() -> anyhow::Result<()> {
         return Ok(());
     }
     let t = Topo::new("st", 2)?;
-    let d = Daemon::start(
-        &t,
-        &config(r#"options = "mode=1 miimon=100 updelay=200 primary=m1""#),
-    )?;
+    let d = Daemon::start(&t, &config("mode=1 miimon=100 updelay=200 primary=m1"))?;
     d.wait_active("m1", Duration::from_secs(3))?;
     let text = d.cli(&["status"])?;
     let expected = format!(
@@ -241,7 +220,7 @@ fn sigterm_and_kill9_leave_no_xdp_program_and_restart_at_once() -> anyhow::Resul
         return Ok(());
     }
     let t = Topo::new("k9", 2)?;
-    let mut d = Daemon::start(&t, &config(r#"options = "mode=active-backup""#))?;
+    let mut d = Daemon::start(&t, &config("mode=active-backup"))?;
     let links = |t: &Topo| -> anyhow::Result<String> {
         Ok(String::from_utf8_lossy(
             &run(std::process::Command::new("ip").args(["-n", &t.host, "-d", "link", "show"]))?
@@ -288,8 +267,7 @@ fn a_missing_member_is_reported_and_the_bond_runs_on_the_others() -> anyhow::Res
         return Ok(());
     }
     let t = Topo::new("mis", 2)?;
-    let cfg = config(r#"options = "mode=active-backup""#)
-        .replace(r#"["m0", "m1"]"#, r#"["m0", "ghost0", "m1"]"#);
+    let cfg = config("mode=active-backup").replace(r#"["m0", "m1"]"#, r#"["m0", "ghost0", "m1"]"#);
     let d = Daemon::start(&t, &cfg)?;
     assert!(
         d.log_text().contains("member ghost0 does not exist"),
@@ -309,7 +287,7 @@ fn frames_on_the_backup_are_dropped_unless_all_slaves_active() -> anyhow::Result
         return Ok(());
     }
     let t = Topo::new("asa", 2)?;
-    let d = Daemon::start(&t, &config(r#"options = "mode=active-backup""#))?;
+    let d = Daemon::start(&t, &config("mode=active-backup"))?;
     // Broadcasts from the peer reach both members through the bridge: the
     // copy on the backup must be dropped (the host sees each once).
     ping(&t.peer, BOND_IP, 3)?;
@@ -387,7 +365,7 @@ fn generic_xdp_mode_works_too() -> anyhow::Result<()> {
     let t = Topo::new("gen", 2)?;
     let d = Daemon::start(
         &t,
-        &config("options = \"mode=active-backup\"\nxdp_mode = \"generic\""),
+        &bond_config(M0_M1, "mode=active-backup", "xdp_mode = \"generic\""),
     )?;
     let links = String::from_utf8_lossy(
         &run(std::process::Command::new("ip").args(["-n", &t.host, "-d", "link", "show", "m0"]))?
@@ -436,7 +414,7 @@ fn a_member_with_a_foreign_xdp_program_is_refused_by_name() -> anyhow::Result<()
         drop(keep);
     });
     ready_rx.recv()??;
-    let err = match Daemon::start(&t, &config(r#"options = "mode=active-backup""#)) {
+    let err = match Daemon::start(&t, &config("mode=active-backup")) {
         Ok(_) => anyhow::bail!("xbond started on a member with a foreign XDP program"),
         Err(e) => e.to_string(),
     };
@@ -449,7 +427,7 @@ fn a_member_with_a_foreign_xdp_program_is_refused_by_name() -> anyhow::Result<()
         .join()
         .map_err(|_| anyhow::anyhow!("holder panicked"))??;
     // Once the other program is gone, xbond starts at once.
-    let _d = Daemon::start(&t, &config(r#"options = "mode=active-backup""#))?;
+    let _d = Daemon::start(&t, &config("mode=active-backup"))?;
     ping(&t.host, PEER_IP, 2)?;
     Ok(())
 }

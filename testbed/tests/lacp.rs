@@ -6,20 +6,13 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use xbond_testbed::*;
 
-const BOND_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const BOTH: [&str; 2] = ["m0", "m1"];
 
 fn config(options: &str) -> String {
-    format!(
-        r#"
-[daemon]
-run_dir = "RUN_DIR"
-[bond.bond0]
-members = ["m0", "m1"]
-addresses = ["198.18.0.1/24"]
-options = "mode=802.3ad miimon=100 xmit_hash_policy=layer3+4 {options}"
-"#
+    bond_config(
+        M0_M1,
+        &format!("mode=802.3ad miimon=100 xmit_hash_policy=layer3+4 {options}"),
+        "",
     )
 }
 

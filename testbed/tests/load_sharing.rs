@@ -7,24 +7,13 @@ use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 use xbond_testbed::*;
 
-const BOND_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const PEER_MAC: [u8; 6] = [2, 0, 0, 0, 2, 0];
 /// The bond's MAC: the first member's (topo.sh gives m0 02:00:00:00:01:00).
 const BOND_MAC: [u8; 6] = [2, 0, 0, 0, 1, 0];
 const PORT: u16 = 9000;
 
 fn config(options: &str) -> String {
-    format!(
-        r#"
-[daemon]
-run_dir = "RUN_DIR"
-[bond.bond0]
-members = ["m0", "m1"]
-addresses = ["198.18.0.1/24"]
-options = "{options}"
-"#
-    )
+    bond_config(M0_M1, options, "")
 }
 
 /// Frames the switch received from member `i` (its port sI), as the kernel

@@ -8,22 +8,14 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 use xbond_testbed::*;
 
-const BOND_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
-const PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
 const VLAN_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 87, 1);
 const VLAN_PEER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 87, 2);
 
 fn config(options: &str, vlans: &str) -> String {
-    format!(
-        r#"
-[daemon]
-run_dir = "RUN_DIR"
-[bond.bond0]
-members = [{{ driver = "veth", mac = "02:00:00:00:01:*" }}]
-addresses = ["198.18.0.1/24"]
-options = "{options}"
-{vlans}
-"#
+    bond_config(
+        r#"[{ driver = "veth", mac = "02:00:00:00:01:*" }]"#,
+        options,
+        vlans,
     )
 }
 

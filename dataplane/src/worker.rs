@@ -394,17 +394,14 @@ impl Worker {
                 Role::Member(m) => forward::from_member(snap, m, data),
                 Role::Host(vid) => forward::from_host(snap, tx, data, vid),
             };
-            let egress = match (role, verdict) {
+            match (role, verdict) {
                 (Role::Host(vid), Verdict::ToMember(_) | Verdict::ToAllMembers) if vid != 0 => {
-                    Some(forward::egress_tag(data, vid))
+                    let tag = forward::egress_tag(pool.data(&f), vid);
+                    if !tag_frame(pool, &mut f, tag) {
+                        verdict = Verdict::Drop(DropReason::NoRoomForTag);
+                    }
                 }
-                _ => None,
-            };
-            match (egress, verdict) {
-                (Some(tag), _) if !tag_frame(pool, &mut f, tag) => {
-                    verdict = Verdict::Drop(DropReason::NoRoomForTag);
-                }
-                (None, Verdict::ToHost { untag: true, .. }) => untag_frame(pool, &mut f),
+                (_, Verdict::ToHost { untag: true, .. }) => untag_frame(pool, &mut f),
                 _ => {}
             }
             let target = match verdict {

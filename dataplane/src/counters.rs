@@ -37,7 +37,8 @@ drop_reasons! {
     NoFreeFrame => "no_free_frame",
     /// The kernel handed us a descriptor outside the frame area.
     InvalidDescriptor => "invalid_descriptor",
-    /// The queue to the control thread was full.
+    /// The queue to the control thread was full: the frame for control (or
+    /// the copy of a probe reply, whose frame went on) was lost.
     ControlQueueFull => "control_queue_full",
     /// The outgoing port has no queue served by this worker.
     NoTxQueue => "no_tx_queue",

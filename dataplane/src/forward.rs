@@ -4,6 +4,7 @@
 use crate::counters::DropReason;
 use crate::schedule::{self, TxPlan, TxState};
 use crate::snapshot::{BondSnapshot, MemberId, Mode};
+use crate::wire::ndisc;
 use crate::wire::vlan::{self, Tci, TPID_8021AD, TPID_8021Q};
 
 /// Where a frame goes.
@@ -19,7 +20,7 @@ pub enum Verdict {
     ToMember(MemberId),
     /// Out of every member that can transmit (broadcast).
     ToAllMembers,
-    /// To the control thread (slow protocols; later, probe replies).
+    /// To the control thread (slow protocols).
     ToControl,
     Drop(DropReason),
 }
@@ -44,6 +45,7 @@ pub enum EgressTag {
 
 const ETH_HEADER: usize = 14;
 const SLOW_PROTOCOLS: [u8; 2] = [0x88, 0x09];
+const ETHERTYPE_ARP: u16 = 0x0806;
 
 /// A frame received on member `member`.
 #[inline]
@@ -68,6 +70,30 @@ pub fn from_member(snap: &BondSnapshot, member: MemberId, frame: &[u8]) -> Verdi
         return Verdict::Drop(DropReason::InactiveMember);
     }
     demux(snap, frame)
+}
+
+/// Whether a frame is one the ARP/NS monitor reads: an ARP packet, or an
+/// ICMPv6 Neighbor Solicitation or Advertisement, untagged or under one
+/// 802.1Q tag (a VLAN the probes go out on).
+#[inline]
+pub fn is_probe(frame: &[u8]) -> bool {
+    let mut at = 12;
+    let mut ethertype = match frame.get(at..at + 2) {
+        Some(t) => u16::from_be_bytes([t[0], t[1]]),
+        None => return false,
+    };
+    if ethertype == TPID_8021Q {
+        at += vlan::TAG_LEN;
+        ethertype = match frame.get(at..at + 2) {
+            Some(t) => u16::from_be_bytes([t[0], t[1]]),
+            None => return false,
+        };
+    }
+    match ethertype {
+        ETHERTYPE_ARP => true,
+        ndisc::ETHERTYPE_IPV6 => ndisc::is_nd(&frame[at + 2..]),
+        _ => false,
+    }
 }
 
 /// The host port a received frame belongs to, by its outer tag: untagged
@@ -194,6 +220,34 @@ mod tests {
             from_host(&s, &mut tx, &ip[..10], 0),
             Verdict::Drop(DropReason::Runt)
         );
+    }
+
+    #[test]
+    fn probes_are_arp_and_neighbor_discovery_untagged_or_under_one_tag() {
+        use crate::wire::{arp, ndisc, MacAddr};
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let req = arp::Repr::request_frame(mac, [198, 18, 0, 1].into(), [198, 18, 0, 2].into());
+        assert!(is_probe(&req));
+        let ns = ndisc::solicitation_frame(
+            mac,
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::2".parse().unwrap(),
+        );
+        assert!(is_probe(&ns));
+        for f in [&req[..], &ns[..]] {
+            let mut tagged = vec![0u8; vlan::TAG_LEN];
+            tagged.extend_from_slice(f);
+            vlan::insert_tag(&mut tagged, TPID_8021Q, Tci::new(0, false, 87));
+            assert!(is_probe(&tagged), "one 802.1Q tag");
+            assert!(!is_probe(&tagged[..17]), "cut inside the tag");
+        }
+        assert!(!is_probe(&frame([0x08, 0x00])));
+        assert!(!is_probe(&frame(SLOW_PROTOCOLS)));
+        let mut echo = ns.clone();
+        echo[54] = 128;
+        assert!(!is_probe(&echo), "other ICMPv6");
+        assert!(!is_probe(&ns[..54]), "IPv6 header only");
+        assert!(!is_probe(&req[..13]));
     }
 
     #[test]

@@ -63,6 +63,10 @@ pub struct BondSnapshot {
     /// Deliver frames with an 802.1ad (QinQ) outer tag to the bond's own
     /// interface unchanged; else drop them.
     pub qinq_pass: bool,
+    /// ARP/NS link monitoring is on: copy every ARP, Neighbor Solicitation
+    /// and Neighbor Advertisement a member receives to control (the frame
+    /// itself goes on as any other).
+    pub copy_probes: bool,
     /// The three divisors of the scheduler, prepared once per publish so
     /// that no frame pays for a division instruction.
     pub(crate) divisors: Divisors,
@@ -101,6 +105,7 @@ impl BondSnapshot {
             packets_per_slave: 1,
             vlans: VidSet::default(),
             qinq_pass: false,
+            copy_probes: false,
             divisors: Divisors::default(),
         }
     }

@@ -61,6 +61,19 @@ impl ControlFrame {
         })
     }
 
+    /// The first [`CONTROL_FRAME_MAX`] bytes of a frame: enough of a probe
+    /// reply for the headers the monitor reads.
+    pub fn prefix(member: MemberId, bytes: &[u8]) -> Self {
+        let n = bytes.len().min(CONTROL_FRAME_MAX);
+        let mut data = [0u8; CONTROL_FRAME_MAX];
+        data[..n].copy_from_slice(&bytes[..n]);
+        ControlFrame {
+            member,
+            len: n as u16,
+            data,
+        }
+    }
+
     pub fn bytes(&self) -> &[u8] {
         &self.data[..self.len as usize]
     }
@@ -390,6 +403,14 @@ impl Worker {
         for mut f in rxbuf.drain(..) {
             let data = pool.data(&f);
             slots[i].batch.rx(f.len());
+            if let (Role::Member(m), true) = (role, snap.copy_probes) {
+                if forward::is_probe(data) {
+                    match to_control.try_send(ControlFrame::prefix(m, data)) {
+                        Ok(()) => slots[i].batch.control(),
+                        Err(_) => slots[i].batch.drop(DropReason::ControlQueueFull, 1),
+                    }
+                }
+            }
             let mut verdict = match role {
                 Role::Member(m) => forward::from_member(snap, m, data),
                 Role::Host(vid) => forward::from_host(snap, tx, data, vid),

@@ -176,6 +176,13 @@ impl Repr {
     /// target IP both the address and a zero target MAC), in a broadcast
     /// Ethernet frame, padded to the 60-byte minimum.
     pub fn gratuitous_frame(mac: MacAddr, ip: Ipv4Addr) -> [u8; 60] {
+        Self::request_frame(mac, ip, ip)
+    }
+
+    /// A broadcast ARP request for `target` from `sender` (0.0.0.0 when the
+    /// bond has no address), with a zero target MAC, padded to 60 bytes: the
+    /// probe of the ARP monitor, as the kernel's `arp_create` builds it.
+    pub fn request_frame(mac: MacAddr, sender: Ipv4Addr, target: Ipv4Addr) -> [u8; 60] {
         let mut frame = [0u8; 60];
         let mut eth = super::ethernet::Packet::new_unchecked(&mut frame[..]);
         eth.set_dst(MacAddr::BROADCAST);
@@ -184,9 +191,9 @@ impl Repr {
         let repr = Repr {
             operation: Operation::Request,
             sender_hw: mac,
-            sender_ip: ip,
+            sender_ip: sender,
             target_hw: MacAddr::ZERO,
-            target_ip: ip,
+            target_ip: target,
         };
         repr.emit(&mut Packet::new_unchecked(
             &mut eth.payload_mut()[..PACKET_LEN],
@@ -214,6 +221,18 @@ mod tests {
     fn gratuitous_arp_bytes() {
         let f = Repr::gratuitous_frame(MacAddr([2, 0, 0, 0, 0, 1]), Ipv4Addr::new(198, 18, 0, 1));
         assert_eq!(f, GARP);
+    }
+
+    #[test]
+    fn probe_request_bytes() {
+        let f = Repr::request_frame(
+            MacAddr([2, 0, 0, 0, 0, 1]),
+            Ipv4Addr::UNSPECIFIED,
+            Ipv4Addr::new(198, 18, 0, 2),
+        );
+        assert_eq!(f[..22], GARP[..22], "same Ethernet and ARP header");
+        assert_eq!(f[28..32], [0, 0, 0, 0], "sender 0.0.0.0");
+        assert_eq!(f[32..42], [0, 0, 0, 0, 0, 0, 198, 18, 0, 2]);
     }
 
     #[test]

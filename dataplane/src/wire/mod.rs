@@ -42,6 +42,7 @@ pub mod arp;
 pub mod ethernet;
 pub mod lacp;
 pub mod marker;
+pub mod ndisc;
 pub mod vlan;
 
 /// A frame or header too short for what it claims to hold.

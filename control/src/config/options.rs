@@ -89,6 +89,11 @@ named_enum!(
     /// what an 802.3ad bond does when no partner answers.
     LacpFallback { None = ("none", 0), ActiveBackup = ("active-backup", 1) } default None);
 named_enum!(
+    /// `link_watch_policy` (xbond's, after teamd's link watchers): when
+    /// carrier (miimon) and ARP/NS monitoring both run, a member is up if
+    /// any of them says so, or only if all of them do.
+    LinkWatchPolicy { Any = ("any", 0), All = ("all", 1) } default Any);
+named_enum!(
     /// The kernel's on/off options.
     OnOff { Off = ("off", 0), On = ("on", 1) } default Off);
 named_enum!(
@@ -190,6 +195,8 @@ pub struct BondOptions {
     pub lacp_fallback: LacpFallback,
     /// Milliseconds without any partner before `lacp_fallback` applies.
     pub lacp_fallback_timeout: u32,
+    /// Unset: the kernel's rule (miimon or ARP monitoring, not both).
+    pub link_watch_policy: Option<LinkWatchPolicy>,
     pub broadcast_neighbor: OnOff,
     pub min_links: u32,
     pub num_grat_arp: u8,
@@ -231,6 +238,7 @@ impl Default for BondOptions {
             coupled_control: OnOff::On,
             lacp_fallback: LacpFallback::None,
             lacp_fallback_timeout: 3000,
+            link_watch_policy: None,
             broadcast_neighbor: OnOff::Off,
             min_links: 0,
             num_grat_arp: 1,
@@ -296,6 +304,7 @@ pub const OPTIONS: &[(&str, u8)] = &[
     ("coupled_control", AD_ONLY),
     ("lacp_fallback", AD_ONLY),
     ("lacp_fallback_timeout", AD_ONLY),
+    ("link_watch_policy", NOT_AD_TLB_ALB),
     ("broadcast_neighbor", AD_ONLY),
     ("min_links", ALL_MODES),
     ("num_grat_arp", ALL_MODES),
@@ -476,6 +485,14 @@ impl BondOptions {
             "lacp_fallback_timeout" => {
                 self.lacp_fallback_timeout = int(key, raw, 100, 3_600_000, None)? as u32
             }
+            "link_watch_policy" => {
+                self.link_watch_policy = Some(table(
+                    key,
+                    raw,
+                    LinkWatchPolicy::lookup,
+                    LinkWatchPolicy::names(),
+                )?)
+            }
             "broadcast_neighbor" => {
                 self.broadcast_neighbor = table(key, raw, OnOff::lookup, OnOff::names())?
             }
@@ -540,14 +557,20 @@ impl BondOptions {
             }
         }
         let explicit = |k: &str| self.explicit.contains(&k);
-        if self.arp_interval > 0 && self.miimon > 0 {
+        if self.arp_interval > 0 && self.miimon > 0 && self.link_watch_policy.is_none() {
             return Err(OptionError::Conflict {
                 key: "arp_interval".into(),
                 reason: format!(
-                    "cannot be used together with miimon={} (the kernel silently turns one of them off); choose one",
+                    "cannot be used together with miimon={} (the kernel silently turns one of them off); choose one, or set link_watch_policy=any|all to run both",
                     self.miimon
                 ),
             });
+        }
+        if self.link_watch_policy.is_some() && (self.arp_interval == 0 || !explicit("miimon")) {
+            warnings.push(
+                "link_watch_policy has no effect unless both miimon and arp_interval are set"
+                    .into(),
+            );
         }
         // miimon defaults to 100 unless ARP monitoring is configured.
         if !explicit("miimon") && self.arp_interval == 0 {
@@ -586,6 +609,14 @@ impl BondOptions {
         if !self.arp_ip_target.is_empty() && self.arp_interval == 0 {
             warnings.push("arp_ip_target is set but arp_interval is 0: no ARP monitoring".into());
         }
+        if !self.ns_ip6_target.is_empty() && self.arp_interval == 0 {
+            warnings.push("ns_ip6_target is set but arp_interval is 0: no NS monitoring".into());
+        }
+        if self.arp_interval > 0 && self.arp_ip_target.is_empty() && self.ns_ip6_target.is_empty() {
+            warnings.push(
+                "arp_interval is set without arp_ip_target or ns_ip6_target: no probes are sent, and members stay up only on received traffic".into(),
+            );
+        }
         Ok(warnings)
     }
 
@@ -608,18 +639,6 @@ impl BondOptions {
             return Err(OptionError::NotImplemented {
                 key: "broadcast_neighbor".into(),
                 reason: "broadcasting ARP/ND over every 802.3ad member".into(),
-            });
-        }
-        if self.arp_interval > 0 {
-            return Err(OptionError::NotImplemented {
-                key: "arp_interval".into(),
-                reason: "ARP link monitoring".into(),
-            });
-        }
-        if !self.ns_ip6_target.is_empty() {
-            return Err(OptionError::NotImplemented {
-                key: "ns_ip6_target".into(),
-                reason: "IPv6 NS link monitoring".into(),
             });
         }
         Ok(())
@@ -724,6 +743,43 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("expected key=value"));
+    }
+
+    #[test]
+    fn link_watch_policy_lets_carrier_and_arp_monitoring_run_together() {
+        let o = parse(
+            "mode=1 miimon=100 arp_interval=100 arp_ip_target=198.18.0.2 link_watch_policy=all",
+        )
+        .unwrap();
+        assert_eq!(o.link_watch_policy, Some(LinkWatchPolicy::All));
+        assert_eq!((o.miimon, o.arp_interval), (100, 100));
+        let e = parse("mode=1 miimon=100 arp_interval=100 arp_ip_target=198.18.0.2").unwrap_err();
+        assert!(e.to_string().contains("link_watch_policy=any|all"), "{e}");
+        assert!(parse("mode=1 link_watch_policy=most")
+            .unwrap_err()
+            .to_string()
+            .contains("link_watch_policy"));
+        assert!(parse("mode=802.3ad link_watch_policy=any").is_err());
+        let mut o = BondOptions::default();
+        o.parse_kernel_string(
+            "mode=1 arp_interval=100 arp_ip_target=198.18.0.2 link_watch_policy=any",
+        )
+        .unwrap();
+        let w = o.finish().unwrap();
+        assert!(w.iter().any(|w| w.contains("no effect")), "{w:?}");
+        assert_eq!(o.miimon, 0, "no miimon default with ARP monitoring");
+    }
+
+    #[test]
+    fn arp_monitoring_without_targets_is_warned_about() {
+        let mut o = BondOptions::default();
+        o.parse_kernel_string("mode=0 arp_interval=100").unwrap();
+        let w = o.finish().unwrap();
+        assert!(
+            w.iter().any(|w| w.contains("without arp_ip_target")),
+            "{w:?}"
+        );
+        o.check_implemented().unwrap();
     }
 
     #[test]
@@ -838,7 +894,8 @@ mod tests {
             }
             o.finish().unwrap_or_else(|e| panic!("{k}={v}: {e}"));
         }
-        // The kernel's 33 options and xbond's two LACP fallback options.
-        assert_eq!(OPTIONS.len(), 35);
+        // The kernel's 33 options, xbond's two LACP fallback options and
+        // link_watch_policy.
+        assert_eq!(OPTIONS.len(), 36);
     }
 }

@@ -68,9 +68,8 @@ impl Net {
                     .mon
                     .active
                     .filter(|&a| self.mon.state(a) == LinkState::Up);
-                let pick = keep.or_else(|| {
-                    (0..self.path.len()).find(|&i| self.mon.state(i) == LinkState::Up)
-                });
+                let pick = keep
+                    .or_else(|| (0..self.path.len()).find(|&i| self.mon.state(i) == LinkState::Up));
                 self.mon.set_active(self.now, pick);
             }
         }
@@ -151,7 +150,11 @@ fn healthy_active_backup_stays_up_and_probes_the_active_member_only() {
     n.run(50);
     assert!(n.events.is_empty(), "{:?}", n.events);
     assert_eq!(n.mon.state(0), LinkState::Up);
-    assert_eq!(n.mon.state(1), LinkState::Up, "backup kept up by the flooded requests");
+    assert_eq!(
+        n.mon.state(1),
+        LinkState::Up,
+        "backup kept up by the flooded requests"
+    );
     assert!(n.probes.iter().all(|&(_, m)| m == 0));
     assert_eq!(n.probes.len(), 50, "one probe round per interval");
     assert_eq!(n.mon.counters(0).valid_replies, 50);
@@ -226,11 +229,18 @@ fn validate_none_counts_any_traffic_so_a_dead_path_that_still_hears_broadcasts_s
     for _ in 0..20 {
         // Another host's broadcasts still arrive on m0.
         n.other(0);
-        n.mon
-            .handle_rx(n.now - 40 * MS, 0, arp(false, OTHER, Ipv4Addr::new(198, 18, 0, 10)));
+        n.mon.handle_rx(
+            n.now - 40 * MS,
+            0,
+            arp(false, OTHER, Ipv4Addr::new(198, 18, 0, 10)),
+        );
         n.step();
     }
-    assert_eq!(n.down_at(0), None, "fooled, as the kernel is with arp_validate=none");
+    assert_eq!(
+        n.down_at(0),
+        None,
+        "fooled, as the kernel is with arp_validate=none"
+    );
 }
 
 #[test]
@@ -241,8 +251,11 @@ fn validate_active_ignores_other_hosts_arp_on_the_active_member() {
     for _ in 0..10 {
         n.other(0);
         // Another host's request and a reply to someone else.
-        n.mon
-            .handle_rx(n.now - 40 * MS, 0, arp(false, OTHER, Ipv4Addr::new(198, 18, 0, 10)));
+        n.mon.handle_rx(
+            n.now - 40 * MS,
+            0,
+            arp(false, OTHER, Ipv4Addr::new(198, 18, 0, 10)),
+        );
         n.mon.handle_rx(n.now - 30 * MS, 0, arp(true, OTHER, BOND));
         n.mon.handle_rx(
             n.now - 20 * MS,
@@ -284,7 +297,11 @@ fn validate_backup_leaves_the_active_member_on_any_traffic_and_checks_backups() 
         n.step();
     }
     assert_eq!(n.down_at(0), None, "the active member is not validated");
-    assert_eq!(n.down_at(1), Some(2 + 2 + 2), "other traffic does not keep a backup");
+    assert_eq!(
+        n.down_at(1),
+        Some(2 + 2 + 2),
+        "other traffic does not keep a backup"
+    );
 }
 
 #[test]
@@ -318,8 +335,11 @@ fn filter_counts_only_arp_and_validates_nothing() {
     n.path[0] = false;
     for _ in 0..10 {
         // Any ARP counts, even from a host that is no target.
-        n.mon
-            .handle_rx(n.now - 40 * MS, 0, arp(false, OTHER, Ipv4Addr::new(198, 18, 0, 10)));
+        n.mon.handle_rx(
+            n.now - 40 * MS,
+            0,
+            arp(false, OTHER, Ipv4Addr::new(198, 18, 0, 10)),
+        );
         n.step();
     }
     assert_eq!(n.down_at(0), None);
@@ -334,13 +354,20 @@ fn filter_active_and_filter_backup_split_the_two() {
     n.path[1] = false;
     for _ in 0..10 {
         for m in 0..2 {
-            n.mon
-                .handle_rx(n.now - 40 * MS, m, arp(false, OTHER, Ipv4Addr::new(198, 18, 0, 10)));
+            n.mon.handle_rx(
+                n.now - 40 * MS,
+                m,
+                arp(false, OTHER, Ipv4Addr::new(198, 18, 0, 10)),
+            );
         }
         n.step();
     }
     assert_eq!(n.down_at(0), Some(5), "active validated");
-    assert_eq!(n.mon.active, Some(1), "the backup, kept up by any ARP, took over");
+    assert_eq!(
+        n.mon.active,
+        Some(1),
+        "the backup, kept up by any ARP, took over"
+    );
     // Active from tick 5, m1 is validated too: down after its grace.
     assert_eq!(n.down_at(1), Some(8));
 
@@ -352,8 +379,11 @@ fn filter_active_and_filter_backup_split_the_two() {
     for _ in 0..10 {
         for m in 0..2 {
             n.other(m);
-            n.mon
-                .handle_rx(n.now - 40 * MS, m, arp(false, OTHER, Ipv4Addr::new(198, 18, 0, 10)));
+            n.mon.handle_rx(
+                n.now - 40 * MS,
+                m,
+                arp(false, OTHER, Ipv4Addr::new(198, 18, 0, 10)),
+            );
         }
         n.step();
     }
@@ -391,7 +421,15 @@ fn ns_targets_are_validated_from_advertisements() {
         (t, "2001:db8::77".parse().unwrap(), false),
     ] {
         let (now, before) = (n.now, n.mon.counters(0).valid_replies);
-        n.mon.handle_rx(now, 0, Received::Nd { src, dst, for_us: true });
+        n.mon.handle_rx(
+            now,
+            0,
+            Received::Nd {
+                src,
+                dst,
+                for_us: true,
+            },
+        );
         let after = n.mon.counters(0).valid_replies;
         assert_eq!(after > before, counts, "{src} -> {dst}");
     }
@@ -412,7 +450,11 @@ fn without_an_active_member_candidates_are_tried_in_turn() {
     assert_eq!(tried.len(), 2);
     assert_ne!(tried[0], tried[1], "each interval the next member");
     let t = n.mon.trying.unwrap();
-    assert_eq!(n.mon.state(t), LinkState::Back, "the tried member is going back");
+    assert_eq!(
+        n.mon.state(t),
+        LinkState::Back,
+        "the tried member is going back"
+    );
     // m2's path heals: once it is tried and answers, it comes up and is
     // chosen.
     n.path[2] = true;
@@ -445,7 +487,11 @@ fn load_balance_probes_every_member_and_needs_both_directions() {
     assert_eq!(n.mon.state(0), LinkState::Up);
     n.path[1] = true;
     n.run(2);
-    assert_eq!(n.mon.state(1), LinkState::Up, "back once it sends and hears");
+    assert_eq!(
+        n.mon.state(1),
+        LinkState::Up,
+        "back once it sends and hears"
+    );
     // A member without carrier is not probed, so it cannot come back.
     n.mon.set_carrier(1, false);
     n.path[1] = false;

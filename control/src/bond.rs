@@ -4,18 +4,21 @@
 //! carries out the actions it asks for.
 
 use crate::config::options::{
-    BondMode, BondOptions, FailOverMac, LacpFallback, LacpRate, OnOff, XmitHashPolicy,
+    BondMode, BondOptions, FailOverMac, LacpFallback, LacpRate, LinkWatchPolicy, OnOff,
+    XmitHashPolicy,
 };
 use crate::lacp::port::{System, DEFAULT_PORT_PRIORITY};
 use crate::lacp::{Lacp, LacpConfig, LacpEvent};
 use crate::modes::active_backup::{ActiveBackup, Candidate, Selection};
+use crate::monitor::arp::{ArpConfig, ArpCounters, ArpEvent, ArpMonitor, Received};
 use crate::monitor::mii::{LinkState, MiiEvent, MiiMonitor};
-use crate::status::{BondStatus, MemberStatus, DRIVER_VERSION};
+use crate::status::{BondStatus, MemberArpStatus, MemberStatus, DRIVER_VERSION};
 use std::collections::VecDeque;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use xbond_dataplane::hash::HashPolicy;
 use xbond_dataplane::snapshot::{BondSnapshot, MemberId, Mode, TxMember};
-use xbond_dataplane::wire::MacAddr;
+use xbond_dataplane::wire::{arp, ndisc, MacAddr};
 
 /// What the daemon knows about a member link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +46,9 @@ pub enum Action {
     SendFrame { member: MemberId, frame: Vec<u8> },
     /// The bond's carrier (802.3ad: an active aggregator with `min_links`).
     Carrier(bool),
+    /// Send the ARP monitor's probes (an ARP request per `arp_ip_target`,
+    /// a Neighbor Solicitation per `ns_ip6_target`) out of the member.
+    Probe { member: MemberId },
 }
 
 #[derive(Debug, Clone)]
@@ -59,6 +65,12 @@ pub struct BondCore {
     opts: BondOptions,
     members: Vec<Option<MemberInfo>>,
     mii: MiiMonitor,
+    /// ARP/NS monitoring (`arp_interval` > 0).
+    arp: Option<ArpMonitor>,
+    /// Each member's link as the bond acts on it: the MII monitor's, the
+    /// ARP monitor's, or both combined by `link_watch_policy`.
+    links: Vec<LinkState>,
+    failures: Vec<u32>,
     ab: ActiveBackup,
     notify: Option<PeerNotify>,
     actions: VecDeque<Action>,
@@ -96,6 +108,20 @@ fn lacp_config(o: &BondOptions, bond_mac: MacAddr) -> LacpConfig {
     }
 }
 
+/// The ARP monitor's settings, from the bond's options.
+fn arp_config(o: &BondOptions) -> ArpConfig {
+    let mut targets: Vec<IpAddr> = o.arp_ip_target.iter().map(|&a| a.into()).collect();
+    targets.extend(o.ns_ip6_target.iter().map(|&a| IpAddr::from(a)));
+    ArpConfig {
+        interval: ms(o.arp_interval),
+        missed_max: u32::from(o.arp_missed_max),
+        validate: o.arp_validate,
+        all_targets: o.arp_all_targets,
+        targets,
+        active_backup: o.mode == BondMode::ActiveBackup,
+    }
+}
+
 fn ms(v: u32) -> Duration {
     Duration::from_millis(u64::from(v))
 }
@@ -111,12 +137,16 @@ impl BondCore {
         };
         let lacp =
             (opts.mode == BondMode::Ieee8023ad).then(|| Lacp::new(lacp_config(&opts, bond_mac)));
+        let arp = (opts.arp_interval > 0).then(|| ArpMonitor::new(arp_config(&opts)));
         BondCore {
             name: name.to_string(),
             host_interface: host_interface.to_string(),
             opts,
             members: Vec::new(),
             mii,
+            arp,
+            links: Vec::new(),
+            failures: Vec::new(),
             ab,
             notify: None,
             actions: VecDeque::new(),
@@ -154,6 +184,12 @@ impl BondCore {
     pub fn add_member(&mut self, now: Instant, info: MemberInfo, carrier: bool) -> MemberId {
         let idx = self.mii.add(now, carrier);
         debug_assert_eq!(idx, self.members.len());
+        if let Some(a) = &mut self.arp {
+            a.add(now, carrier);
+        }
+        self.links.push(LinkState::Down);
+        self.failures.push(0);
+        self.links[idx] = self.combined(idx);
         if self.opts.mode.uses_primary() && self.opts.primary.as_deref() == Some(info.name.as_str())
         {
             self.ab.primary = Some(idx);
@@ -197,6 +233,10 @@ impl BondCore {
         let info = self.members.get_mut(id as usize)?.take()?;
         let was_active = self.ab.active == Some(id as usize);
         self.mii.remove(id as usize);
+        if let Some(a) = &mut self.arp {
+            a.remove(id as usize);
+        }
+        self.links[id as usize] = LinkState::Down;
         if self.ab.primary == Some(id as usize) {
             // The name stays in `primary`: the member is primary again if
             // it comes back, as in the kernel.
@@ -243,22 +283,89 @@ impl BondCore {
     }
 
     pub fn link_state(&self, id: MemberId) -> LinkState {
-        self.mii.state(id as usize)
+        self.links[id as usize]
+    }
+
+    /// A member's link from its monitors: MII alone, ARP alone, or both
+    /// under `link_watch_policy` (`all`: up when both say up; `any`: up
+    /// when either does).
+    fn combined(&self, i: usize) -> LinkState {
+        let mii = self.mii.state(i);
+        let Some(arp) = self.arp.as_ref().map(|a| a.state(i)) else {
+            return mii;
+        };
+        if self.opts.miimon == 0 {
+            return arp;
+        }
+        let up = LinkState::Up;
+        match self.opts.link_watch_policy.unwrap_or_default() {
+            LinkWatchPolicy::All if arp == up => mii,
+            LinkWatchPolicy::All if mii == up => arp,
+            LinkWatchPolicy::All => LinkState::Down,
+            LinkWatchPolicy::Any if mii == up || arp == up => up,
+            LinkWatchPolicy::Any if mii == LinkState::Down => arp,
+            LinkWatchPolicy::Any => mii,
+        }
     }
 
     /// A carrier reading from netlink or from polling.
     pub fn handle_carrier(&mut self, now: Instant, id: MemberId, carrier: bool) {
+        if let Some(a) = &mut self.arp {
+            a.set_carrier(id as usize, carrier);
+        }
         if self.opts.miimon == 0 {
             return;
         }
         self.mii.handle_carrier(now, id as usize, carrier);
-        self.after_mii(now);
+        self.after_monitors(now);
         self.publish_if_changed();
+    }
+
+    /// The bond's own addresses (host and VLAN interfaces), which probe
+    /// replies must be addressed to.
+    pub fn set_own_addresses(&mut self, own: Vec<IpAddr>) {
+        if let Some(a) = &mut self.arp {
+            a.set_own_addresses(own);
+        }
+    }
+
+    pub fn arp_monitor(&self) -> Option<&ArpMonitor> {
+        self.arp.as_ref()
+    }
+
+    /// When the ARP monitor runs next.
+    pub fn arp_deadline(&self) -> Option<Instant> {
+        self.arp.as_ref().and_then(ArpMonitor::next_deadline)
+    }
+
+    /// An ARP, NS or NA frame a member received (a copy from the data
+    /// path). Anything else, or a frame too short, is ignored.
+    pub fn handle_probe_frame(&mut self, now: Instant, id: MemberId, frame: &[u8]) {
+        let Some(rx) = probe_received(frame, self.bond_mac) else {
+            return;
+        };
+        if let Some(a) = &mut self.arp {
+            a.handle_rx(now, id as usize, rx);
+        }
+    }
+
+    /// A member's receive counter moved: it received some traffic.
+    pub fn handle_rx_activity(&mut self, now: Instant, id: MemberId) {
+        if let Some(a) = &mut self.arp {
+            a.handle_rx(now, id as usize, Received::Other);
+        }
+    }
+
+    pub fn arp_counters(&self, id: MemberId) -> Option<ArpCounters> {
+        self.arp.as_ref().map(|a| a.counters(id as usize))
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.mii.handle_timeout(now);
-        self.after_mii(now);
+        if let Some(a) = &mut self.arp {
+            a.handle_timeout(now);
+        }
+        self.after_monitors(now);
         if let Some(l) = &mut self.lacp {
             l.handle_timeout(now);
         }
@@ -280,7 +387,10 @@ impl BondCore {
     pub fn next_deadline(&self) -> Option<Instant> {
         let n = self.notify.as_ref().map(|n| n.next);
         let l = self.lacp.as_ref().and_then(Lacp::next_deadline);
-        [self.mii.next_deadline(), n, l].into_iter().flatten().min()
+        [self.mii.next_deadline(), n, l, self.arp_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// A slow-protocol frame (LACPDU, marker PDU, or another subtype) from a
@@ -364,10 +474,12 @@ impl BondCore {
         self.actions.pop_front()
     }
 
-    fn after_mii(&mut self, now: Instant) {
+    /// Act on what the monitors committed: 802.3ad hears of MII changes,
+    /// and a change of any member's link (as the policy combines them)
+    /// is logged, counted and may choose a new active member.
+    fn after_monitors(&mut self, now: Instant) {
         let mut changed = false;
         while let Some(ev) = self.mii.poll_event() {
-            changed = true;
             let (i, up) = match ev {
                 MiiEvent::Down(i) => (i, false),
                 MiiEvent::Up(i) => (i, true),
@@ -376,22 +488,47 @@ impl BondCore {
             // updelay/downdelay), as bond_3ad_handle_link_change.
             if let (Some(l), Some(m)) = (&mut self.lacp, &self.members[i]) {
                 l.handle_link(now, i as MemberId, up, m.speed, m.full_duplex);
-            }
-            match ev {
-                MiiEvent::Down(i) => {
-                    if let Some(m) = &self.members[i] {
-                        tracing::info!(bond = %self.name, "link status definitely down for interface {}, disabling it", m.name);
-                    }
-                }
-                MiiEvent::Up(i) => {
-                    if let Some(m) = &self.members[i] {
-                        tracing::info!(bond = %self.name, "link status definitely up for interface {}, {} Mbps {} duplex",
-                            m.name, m.speed.unwrap_or(0), if m.full_duplex == Some(true) { "full" } else { "half" });
-                    }
-                }
+                changed = true;
             }
         }
-        if changed {
+        let mut reselect = false;
+        if let Some(a) = &mut self.arp {
+            while let Some(ev) = a.poll_event() {
+                reselect |= ev == ArpEvent::Reselect;
+            }
+            while let Some(m) = a.poll_probe() {
+                self.actions.push_back(Action::Probe {
+                    member: m as MemberId,
+                });
+            }
+        }
+        for i in 0..self.members.len() {
+            let Some(m) = &self.members[i] else { continue };
+            let (old, new) = (self.links[i], self.combined(i));
+            if old == new {
+                continue;
+            }
+            self.links[i] = new;
+            let by = match (self.opts.miimon > 0, self.arp.is_some()) {
+                (true, true) => "link",
+                (false, true) => "ARP",
+                _ => "MII",
+            };
+            match new {
+                LinkState::Down if matches!(old, LinkState::Up | LinkState::Fail) => {
+                    self.failures[i] = self.failures[i].saturating_add(1);
+                    tracing::info!(bond = %self.name, "link status definitely down for interface {} ({by} monitor), disabling it", m.name);
+                    changed = true;
+                }
+                LinkState::Up => {
+                    tracing::info!(bond = %self.name, "link status definitely up for interface {} ({by} monitor), {} Mbps {} duplex",
+                        m.name, m.speed.unwrap_or(0), if m.full_duplex == Some(true) { "full" } else { "half" });
+                    changed = true;
+                }
+                _ => changed = true,
+            }
+        }
+        if changed || reselect {
             self.after_lacp();
             self.reselect(now);
         }
@@ -402,13 +539,25 @@ impl BondCore {
             .iter()
             .enumerate()
             .map(|(i, m)| Candidate {
-                link: self.mii.state(i),
+                link: self.candidate_link(i),
                 speed: m.as_ref().and_then(|m| m.speed),
                 full_duplex: m.as_ref().and_then(|m| m.full_duplex),
                 back_remaining: self.mii.remaining(i, now),
                 present: m.is_some(),
             })
             .collect()
+    }
+
+    /// A member's link for choosing the active member: only MII's "going
+    /// back" (waiting out updelay) may be promoted early; the ARP monitor's
+    /// candidate under trial is not up until a reply says so.
+    fn candidate_link(&self, i: usize) -> LinkState {
+        match self.links[i] {
+            LinkState::Back if self.opts.miimon == 0 || self.mii.state(i) != LinkState::Back => {
+                LinkState::Down
+            }
+            l => l,
+        }
     }
 
     fn reselect(&mut self, now: Instant) {
@@ -428,6 +577,7 @@ impl BondCore {
                 if sel.promote {
                     let left = self.mii.remaining(n, now).unwrap_or_default();
                     self.mii.force_up(n);
+                    self.links[n] = self.combined(n);
                     tracing::info!(bond = %self.name, "making interface {} the new active one {} ms earlier", name(Some(n)), left.as_millis());
                 } else {
                     tracing::info!(bond = %self.name, "making interface {} the new active one (was {})", name(Some(n)), name(sel.old));
@@ -444,6 +594,9 @@ impl BondCore {
                     self.actions.push_back(Action::SetBondMac(m.perm_mac));
                 }
             }
+        }
+        if let Some(a) = &mut self.arp {
+            a.set_active(now, sel.new);
         }
         self.publish_if_changed();
         self.notify = None;
@@ -488,8 +641,9 @@ impl BondCore {
         s.all_slaves_active = o.all_slaves_active.number() == 1;
         s.hash_policy = hash_policy(o.xmit_hash_policy);
         s.packets_per_slave = u32::from(o.packets_per_slave);
+        s.copy_probes = self.arp.is_some();
         for (id, _) in self.members() {
-            let state = self.mii.state(id as usize);
+            let state = self.links[id as usize];
             // bond_slave_can_tx(): link up. The usable array of balance-xor
             // is rebuilt when a link is committed up or down, so a member
             // waiting out its downdelay stays in it.
@@ -522,7 +676,7 @@ impl BondCore {
         let distributing = l.distributing();
         for (id, _) in self.members() {
             let can_tx = if fallback {
-                self.mii.state(id as usize) == LinkState::Up
+                self.links[id as usize] == LinkState::Up
             } else {
                 distributing.contains(&id)
             };
@@ -612,7 +766,7 @@ impl BondCore {
         ms(self.opts.miimon)
     }
 
-    pub fn status(&self) -> BondStatus {
+    pub fn status(&self, now: Instant) -> BondStatus {
         let o = &self.opts;
         let active = self.ab.active;
         let distributing = self.lacp.as_ref().map(Lacp::distributing);
@@ -638,7 +792,7 @@ impl BondCore {
                 }
             } else if active.is_some()
                 || (0..self.members.len())
-                    .any(|i| self.members[i].is_some() && self.mii.state(i) == LinkState::Up)
+                    .any(|i| self.members[i].is_some() && self.links[i] == LinkState::Up)
             {
                 "up"
             } else {
@@ -653,6 +807,9 @@ impl BondCore {
             arp_missed_max: o.arp_missed_max,
             arp_ip_target: o.arp_ip_target.iter().map(|a| a.to_string()).collect(),
             ns_ip6_target: o.ns_ip6_target.iter().map(|a| a.to_string()).collect(),
+            arp_validate: o.arp_validate.name().to_string(),
+            arp_all_targets: o.arp_all_targets.name().to_string(),
+            link_watch_policy: o.link_watch_policy.map(|p| p.name().to_string()),
             mac: self.bond_mac.to_string(),
             host_interface: self.host_interface.clone(),
             members: self
@@ -662,7 +819,7 @@ impl BondCore {
                 .filter_map(|(i, m)| m.as_ref().map(|m| (i, m)))
                 .map(|(i, m)| MemberStatus {
                     name: m.name.clone(),
-                    mii_status: self.mii.state(i).proc_name().to_string(),
+                    mii_status: self.links[i].proc_name().to_string(),
                     // Every member is active in the modes without a primary;
                     // in 802.3ad the distributing ones.
                     state: if let Some(d) = &distributing {
@@ -681,7 +838,7 @@ impl BondCore {
                     duplex: m
                         .full_duplex
                         .map(|f| if f { "full" } else { "half" }.to_string()),
-                    link_failure_count: self.mii.failures(i),
+                    link_failure_count: self.failures[i],
                     perm_hwaddr: m.perm_mac.to_string(),
                     queue_id: 0,
                     ifindex: m.ifindex,
@@ -690,11 +847,57 @@ impl BondCore {
                         .lacp
                         .as_ref()
                         .and_then(|l| l.port_status(i as MemberId)),
+                    arp: self.arp.as_ref().map(|a| MemberArpStatus {
+                        link: a.state(i).proc_name().to_string(),
+                        last_valid_rx_ms_ago: a
+                            .last_valid(i)
+                            .map(|t| now.saturating_duration_since(t).as_millis() as u64),
+                        probes: a.counters(i).probes,
+                        valid_replies: a.counters(i).valid_replies,
+                    }),
                 })
                 .collect(),
             missing_members: self.missing.clone(),
             ad: self.lacp.as_ref().map(Lacp::status),
         }
+    }
+}
+
+/// What the monitor needs of a received ARP, NS or NA frame (untagged or
+/// under one 802.1Q tag): its addresses, and whether it was for this host
+/// (broadcast, multicast or to the bond's MAC).
+fn probe_received(frame: &[u8], bond_mac: MacAddr) -> Option<Received> {
+    let eth = xbond_dataplane::wire::ethernet::Packet::new_checked(frame).ok()?;
+    let dst = eth.dst();
+    let for_us = dst.is_multicast() || dst == bond_mac;
+    let mut at = 12;
+    let mut ethertype = u16::from_be_bytes([frame[at], frame[at + 1]]);
+    if ethertype == xbond_dataplane::wire::vlan::TPID_8021Q {
+        at += xbond_dataplane::wire::vlan::TAG_LEN;
+        let t = frame.get(at..at + 2)?;
+        ethertype = u16::from_be_bytes([t[0], t[1]]);
+    }
+    let payload = &frame[at + 2..];
+    match ethertype {
+        0x0806 => {
+            let p = arp::Packet::new_checked(payload).ok()?;
+            let r = arp::Repr::parse(&p).ok()?;
+            Some(Received::Arp {
+                reply: r.operation == arp::Operation::Reply,
+                sender: r.sender_ip,
+                target: r.target_ip,
+                for_us,
+            })
+        }
+        ndisc::ETHERTYPE_IPV6 => {
+            let m = ndisc::parse(payload).ok()?;
+            Some(Received::Nd {
+                src: m.src,
+                dst: m.dst,
+                for_us,
+            })
+        }
+        _ => None,
     }
 }
 
@@ -770,7 +973,7 @@ mod tests {
             drain(&mut b).is_empty(),
             "exactly num_grat_arp notifications"
         );
-        assert_eq!(b.status().members[0].link_failure_count, 1);
+        assert_eq!(b.status(t0).members[0].link_failure_count, 1);
         assert_eq!(b.snapshot().active, Some(m1));
     }
 
@@ -792,7 +995,7 @@ mod tests {
         assert_eq!(b.active(), Some(m1));
         b.handle_carrier(t0 + ms(400), m0, true);
         assert_eq!(b.active(), Some(m1), "primary waits out its updelay");
-        assert_eq!(b.status().members[0].mii_status, "going back");
+        assert_eq!(b.status(t0).members[0].mii_status, "going back");
         b.handle_timeout(t0 + ms(599));
         assert_eq!(b.active(), Some(m1));
         b.handle_timeout(t0 + ms(600));
@@ -871,7 +1074,7 @@ mod tests {
             vec![m0, m1],
             "back in the kernel's order"
         );
-        assert!(b.status().members.iter().all(|m| m.state == "active"));
+        assert!(b.status(t0).members.iter().all(|m| m.state == "active"));
     }
 
     #[test]
@@ -892,7 +1095,7 @@ mod tests {
         let m2 = b.add_member(t0, info("m2", 3), true);
         assert_eq!(m2, 2, "ids are not reused");
         assert_eq!(b.snapshot().usable, vec![m1, m2]);
-        assert_eq!(b.status().members.len(), 2);
+        assert_eq!(b.status(t0).members.len(), 2);
     }
 
     #[test]
@@ -1002,12 +1205,12 @@ mod tests {
         assert_eq!((s.mode, s.hash_policy), (Mode::Lacp, HashPolicy::Layer34));
         assert_eq!(s.usable, vec![0, 1]);
         assert_eq!(s.collecting, vec![0, 1]);
-        insta::assert_snapshot!(a.status().to_proc());
+        insta::assert_snapshot!(a.status(t0).to_proc());
         // Carrier loss: out of the snapshot at once.
         a.handle_carrier(now, 1, false);
         assert_eq!(a.snapshot().usable, vec![0]);
         assert_eq!(a.snapshot().collecting, vec![0]);
-        assert_eq!(a.status().members[1].state, "backup");
+        assert_eq!(a.status(t0).members[1].state, "backup");
     }
 
     #[test]
@@ -1039,6 +1242,116 @@ mod tests {
         partner.add_member(t0, info("p1", 12), true);
         exchange(&mut partner, &mut a, t0 + Duration::from_millis(2100));
         assert_eq!(a.snapshot().mode, Mode::Lacp);
-        assert!(!a.status().ad.unwrap().fallback);
+        assert!(!a.status(t0).ad.unwrap().fallback);
+    }
+
+    /// An ARP reply from 198.18.0.2 to the bond, as a member receives it.
+    fn arp_reply(bond_mac: MacAddr) -> Vec<u8> {
+        let mut f = arp::Repr::request_frame(
+            MacAddr([2, 0, 0, 0, 2, 0]),
+            "198.18.0.2".parse().unwrap(),
+            "198.18.0.1".parse().unwrap(),
+        );
+        f[..6].copy_from_slice(&bond_mac.0);
+        f[20..22].copy_from_slice(&[0, 2]);
+        f.to_vec()
+    }
+
+    /// Run an ARP-monitored bond for `ticks` intervals of 100 ms; members
+    /// in `answering` get a reply to each of their probes, and the other
+    /// answering members the request, flooded by the switch.
+    fn arp_ticks(
+        b: &mut BondCore,
+        now: &mut Instant,
+        ticks: u32,
+        answering: &[MemberId],
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        for _ in 0..ticks {
+            b.handle_timeout(*now);
+            for a in drain(b) {
+                if let Action::Probe { member } = a {
+                    if answering.contains(&member) {
+                        let f = arp_reply(b.bond_mac());
+                        b.handle_probe_frame(*now + ms(1), member, &f);
+                        let req = arp::Repr::request_frame(
+                            b.bond_mac(),
+                            "198.18.0.1".parse().unwrap(),
+                            "198.18.0.2".parse().unwrap(),
+                        );
+                        for &o in answering.iter().filter(|&&o| o != member) {
+                            b.handle_probe_frame(*now + ms(1), o, &req);
+                        }
+                    }
+                }
+                out.push(a);
+            }
+            *now += ms(100);
+        }
+        out
+    }
+
+    #[test]
+    fn arp_monitor_takes_a_silent_active_member_out_and_notifies_peers() {
+        let t0 = Instant::now();
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let o = opts("mode=1 arp_interval=100 arp_ip_target=198.18.0.2 arp_validate=all");
+        let mut b = BondCore::new("bond0", "bond0", o, mac);
+        b.set_own_addresses(vec!["198.18.0.1".parse().unwrap()]);
+        let m0 = b.add_member(t0, info("m0", 1), true);
+        let m1 = b.add_member(t0, info("m1", 2), true);
+        assert!(b.snapshot().copy_probes, "workers copy ARP to control");
+        let mut now = t0;
+        let acts = arp_ticks(&mut b, &mut now, 10, &[m0, m1]);
+        assert!(acts.contains(&Action::Probe { member: m0 }));
+        assert!(
+            !acts.contains(&Action::Probe { member: m1 }),
+            "backups are not probed"
+        );
+        assert_eq!(b.active(), Some(m0));
+        let acts = arp_ticks(&mut b, &mut now, 5, &[m1]);
+        assert_eq!(b.active(), Some(m1), "{acts:?}");
+        assert!(acts.contains(&Action::NotifyPeers { member: m1 }));
+        let st = b.status(now);
+        assert_eq!(st.members[0].mii_status, "down");
+        assert_eq!(st.members[0].link_failure_count, 1);
+        let arp = st.members[0].arp.as_ref().unwrap();
+        assert_eq!(arp.valid_replies, 10);
+        assert!(arp.last_valid_rx_ms_ago.unwrap() >= 400);
+        assert!(st.to_proc().contains("ARP Polling Interval (ms): 100\nARP Missed Max: 2\nARP IP target/s (n.n.n.n form): 198.18.0.2\n"));
+    }
+
+    #[test]
+    fn link_watch_policy_all_acts_on_carrier_at_once_and_any_needs_both_to_fail() {
+        let t0 = Instant::now();
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let o = opts(
+            "mode=1 miimon=100 arp_interval=100 arp_ip_target=198.18.0.2 link_watch_policy=all",
+        );
+        let mut b = BondCore::new("bond0", "bond0", o, mac);
+        b.set_own_addresses(vec!["198.18.0.1".parse().unwrap()]);
+        let m0 = b.add_member(t0, info("m0", 1), true);
+        let m1 = b.add_member(t0, info("m1", 2), true);
+        let mut now = t0;
+        arp_ticks(&mut b, &mut now, 5, &[m0, m1]);
+        b.handle_carrier(now, m0, false);
+        assert_eq!(b.active(), Some(m1), "carrier loss acts at once");
+        b.handle_carrier(now, m0, true);
+        arp_ticks(&mut b, &mut now, 10, &[m0, m1]);
+        assert_eq!(b.link_state(m0), LinkState::Up);
+
+        let o = opts(
+            "mode=1 miimon=100 arp_interval=100 arp_ip_target=198.18.0.2 link_watch_policy=any",
+        );
+        let mut b = BondCore::new("bond0", "bond0", o, mac);
+        b.set_own_addresses(vec!["198.18.0.1".parse().unwrap()]);
+        let m0 = b.add_member(t0, info("m0", 1), true);
+        b.add_member(t0, info("m1", 2), true);
+        let mut now = t0;
+        arp_ticks(&mut b, &mut now, 5, &[m0]);
+        b.handle_carrier(now, m0, false);
+        assert_eq!(b.active(), Some(m0), "ARP still says up");
+        arp_ticks(&mut b, &mut now, 5, &[]);
+        assert_eq!(b.link_state(m0), LinkState::Down, "both say down");
     }
 }

@@ -9,13 +9,14 @@ use crate::config::{parse_prefix, BondConfig, Config, MemberSpec, Qinq, VlanConf
 use crate::engine::{Engine, PortSpec};
 use crate::ipc::{self, Call, Request, Response};
 use crate::netlink::{spawn_link_listener, Link, LinkEvent, Netlink};
+use crate::probe;
 use anyhow::{bail, Context};
 use crossbeam::channel::{bounded, select, unbounded, Receiver};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use xbond_dataplane::snapshot::{BondSnapshot, MemberId};
 use xbond_dataplane::sys::ethtool;
-use xbond_dataplane::wire::vlan::{self as vlanwire, Tci, VidSet};
+use xbond_dataplane::wire::vlan::{self as vlanwire, VidSet};
 use xbond_dataplane::wire::{arp, MacAddr};
 use xbond_dataplane::worker::{ControlFrame, Role};
 
@@ -144,6 +145,10 @@ struct BondRuntime {
     qinq: Qinq,
     mtu: u32,
     torn_down: bool,
+    /// ARP/NS monitor: the interfaces probes leave through, read before
+    /// each round, and each member's receive count at the last look.
+    probe_sources: Vec<probe::Source>,
+    rx_seen: Vec<u64>,
 }
 
 /// A VLAN sub-interface: its host pair and what xbond put on it.
@@ -410,6 +415,8 @@ impl BondRuntime {
             qinq: cfg.qinq,
             mtu: cfg.mtu,
             torn_down: false,
+            probe_sources: Vec::new(),
+            rx_seen: Vec::new(),
         };
         match rt.start_engine(cfg, &present, peer_index, now) {
             Ok(()) => Ok(rt),
@@ -486,7 +493,7 @@ impl BondRuntime {
         self.calls = call_rx;
         // Startup selection: publish and announce the first active member.
         self.run_actions();
-        tracing::info!(bond = %cfg.name, "bond up; active member {:?}", self.core.status().active_slave);
+        tracing::info!(bond = %cfg.name, "bond up; active member {:?}", self.core.status(Instant::now()).active_slave);
         Ok(())
     }
 
@@ -514,7 +521,7 @@ impl BondRuntime {
                 .map_err(|e| e.context(format!("vlan {}", v.id)))?;
         // The VLAN has the bond's carrier, as a kernel VLAN device follows
         // its real device.
-        if self.core.status().mii_status != "up" {
+        if self.core.status(Instant::now()).mii_status != "up" {
             let _ = self.nl.set_up(hidden_index, false);
         }
         tracing::info!(bond = %self.core.name, "VLAN {} on host interface {} (mtu {})", v.id, v.name, v.mtu);
@@ -645,9 +652,16 @@ impl BondRuntime {
     fn run(&mut self, stop: Receiver<()>) {
         let miimon = self.core.miimon();
         let mut next_poll = (miimon > Duration::ZERO).then(|| Instant::now() + miimon);
+        // Receive counters are read four times per ARP interval: traffic
+        // other than probe replies counts as of that reading.
+        let sample_every = self
+            .core
+            .arp_monitor()
+            .map(|a| (a.config().interval / 4).max(Duration::from_millis(1)));
+        let mut next_sample = sample_every.map(|d| Instant::now() + d);
         loop {
             let now = Instant::now();
-            let deadline = [self.core.next_deadline(), next_poll]
+            let deadline = [self.core.next_deadline(), next_poll, next_sample]
                 .into_iter()
                 .flatten()
                 .min();
@@ -670,8 +684,91 @@ impl BondRuntime {
             } else if self.core.miimon() > Duration::ZERO {
                 next_poll = Some(now + self.core.miimon());
             }
+            if let (Some(t), Some(every)) = (next_sample, sample_every) {
+                if now >= t {
+                    self.sample_rx(now);
+                    next_sample = Some(now + every);
+                }
+            }
+            if self.core.arp_deadline().is_some_and(|d| now >= d) {
+                self.refresh_probe_sources();
+                self.sample_rx(now);
+            }
             self.core.handle_timeout(now);
             self.run_actions();
+        }
+    }
+
+    /// Tell the ARP monitor which members received anything since the last
+    /// look (their receive counters moved).
+    fn sample_rx(&mut self, now: Instant) {
+        let Some(e) = &self.engine else { return };
+        let mut totals = vec![0u64; usize::from(self.core.next_member_id())];
+        for q in &e.queues {
+            if let Role::Member(m) = q.role {
+                if let Some(t) = totals.get_mut(usize::from(m)) {
+                    *t += q
+                        .counters
+                        .rx_packets
+                        .load(std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+        self.rx_seen.resize(totals.len(), 0);
+        for (m, total) in totals.into_iter().enumerate() {
+            if total != self.rx_seen[m] {
+                self.rx_seen[m] = total;
+                self.core.handle_rx_activity(now, m as MemberId);
+            }
+        }
+    }
+
+    /// Read the addresses of the bond and its VLAN interfaces: where probes
+    /// leave from, and what replies must be addressed to.
+    fn refresh_probe_sources(&mut self) {
+        let all = match self.nl.all_addresses() {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::debug!(bond = %self.core.name, "ARP monitor: cannot read addresses: {e}");
+                return;
+            }
+        };
+        let mut ifaces = vec![(0u16, self.host_index)];
+        ifaces.extend(self.vlans.iter().map(|v| (v.id, v.host_index)));
+        self.probe_sources = ifaces
+            .into_iter()
+            .map(|(vid, index)| probe::Source {
+                vid,
+                addresses: all
+                    .iter()
+                    .filter(|a| a.0 == index)
+                    .map(|&(_, ip, plen)| (ip, plen))
+                    .collect(),
+            })
+            .collect();
+        let own = self
+            .probe_sources
+            .iter()
+            .flat_map(|s| s.addresses.iter().map(|a| a.0))
+            .collect();
+        self.core.set_own_addresses(own);
+    }
+
+    /// One probe per target out of `member`.
+    fn send_probes(&mut self, member: MemberId) {
+        let Some(engine) = &self.engine else { return };
+        let o = self.core.options();
+        let targets = o
+            .arp_ip_target
+            .iter()
+            .map(|&t| IpAddr::from(t))
+            .chain(o.ns_ip6_target.iter().map(|&t| IpAddr::from(t)));
+        let mac = self.core.bond_mac();
+        for t in targets {
+            let (vid, src) = probe::route(t, &self.probe_sources);
+            if !engine.transmit(member, probe::frame(mac, vid, src, t)) {
+                tracing::debug!(bond = %self.core.name, "ARP monitor: no worker took the probe for {t} on member {member}");
+            }
         }
     }
 
@@ -754,14 +851,20 @@ impl BondRuntime {
     }
 
     fn control_frame(&mut self, f: ControlFrame) {
-        // Slow-protocol frames (LACP, marker) never reach the host
-        // interface; 802.3ad runs them through its machines, the other
-        // modes count them.
         if f.member == MemberId::MAX {
             return;
         }
-        self.core
-            .handle_slow_frame(Instant::now(), f.member, f.bytes());
+        let now = Instant::now();
+        let bytes = f.bytes();
+        // Slow-protocol frames (LACP, marker) never reach the host
+        // interface; 802.3ad runs them through its machines, the other
+        // modes count them. Everything else here is a copy of an ARP or
+        // NS/NA frame for the ARP/NS monitor.
+        if bytes.get(12..14) == Some(&[0x88, 0x09]) {
+            self.core.handle_slow_frame(now, f.member, bytes);
+        } else {
+            self.core.handle_probe_frame(now, f.member, bytes);
+        }
         self.run_actions();
     }
 
@@ -774,6 +877,7 @@ impl BondRuntime {
                     }
                 }
                 Action::NotifyPeers { member } => self.notify_peers(member),
+                Action::Probe { member } => self.send_probes(member),
                 Action::SendFrame { member, frame } => {
                     if let Some(e) = &self.engine {
                         if !e.transmit(member, frame) {
@@ -822,7 +926,11 @@ impl BondRuntime {
             for (ip, _) in addrs {
                 if let IpAddr::V4(v4) = ip {
                     let garp = arp::Repr::gratuitous_frame(mac, v4).to_vec();
-                    frames.push(if vid == 0 { garp } else { tagged(&garp, vid) });
+                    frames.push(if vid == 0 {
+                        garp
+                    } else {
+                        probe::tagged(&garp, vid)
+                    });
                 }
             }
         }
@@ -843,7 +951,7 @@ impl BondRuntime {
 
     fn call(&mut self, req: Request) -> Response {
         match req {
-            Request::Status => match serde_json::to_value(self.core.status()) {
+            Request::Status => match serde_json::to_value(self.core.status(Instant::now())) {
                 Ok(v) => Response::ok(v),
                 Err(e) => Response::err(e.to_string()),
             },
@@ -1023,6 +1131,18 @@ impl BondRuntime {
                 .collect(),
             None => Vec::new(),
         };
+        let arp_rows: Vec<serde_json::Value> = self
+            .core
+            .members()
+            .filter_map(|(id, m)| {
+                let c = self.core.arp_counters(id)?;
+                Some(serde_json::json!({
+                    "member": m.name,
+                    "probes": c.probes,
+                    "valid_replies": c.valid_replies,
+                }))
+            })
+            .collect();
         let mut ports = Vec::new();
         if let Some(e) = &self.engine {
             for q in &e.queues {
@@ -1060,6 +1180,7 @@ impl BondRuntime {
             "ports": ports,
             "control": { "foreign_slow_protocol_frames": self.core.foreign_slow_frames() },
             "lacp": lacp,
+            "arp_monitor": arp_rows,
         })
     }
 
@@ -1120,14 +1241,6 @@ fn restore_members(nl: &mut Netlink, list: &[MemberRestore]) {
             set_disable_ipv6(&r.name, v);
         }
     }
-}
-
-/// A copy of `frame` with an 802.1Q tag for `vid` after its MACs.
-fn tagged(frame: &[u8], vid: u16) -> Vec<u8> {
-    let mut out = vec![0u8; vlanwire::TAG_LEN];
-    out.extend_from_slice(frame);
-    vlanwire::insert_tag(&mut out, vlanwire::TPID_8021Q, Tci::new(0, false, vid));
-    out
 }
 
 impl VlanPort {

@@ -13,5 +13,6 @@ pub mod lacp;
 pub mod modes;
 pub mod monitor;
 pub mod netlink;
+pub mod probe;
 pub mod stats;
 pub mod status;

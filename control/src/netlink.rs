@@ -386,6 +386,17 @@ impl Netlink {
 
     /// Addresses on a link, with prefix lengths.
     pub fn addresses(&mut self, index: u32) -> io::Result<Vec<(IpAddr, u8)>> {
+        Ok(self
+            .all_addresses()?
+            .into_iter()
+            .filter(|a| a.0 == index)
+            .map(|(_, ip, plen)| (ip, plen))
+            .collect())
+    }
+
+    /// Every address in the namespace: (ifindex, address, prefix length),
+    /// in one dump.
+    pub fn all_addresses(&mut self) -> io::Result<Vec<(u32, IpAddr, u8)>> {
         let v = self.request(
             RouteNetlinkMessage::GetAddress(AddressMessage::default()),
             NLM_F_DUMP,
@@ -394,9 +405,6 @@ impl Netlink {
         let mut out = Vec::new();
         for r in v {
             if let RouteNetlinkMessage::NewAddress(a) = r {
-                if a.header.index != index {
-                    continue;
-                }
                 // IFA_LOCAL is the address of the interface; IFA_ADDRESS is the
                 // peer on point-to-point links. Prefer LOCAL.
                 let local = a.attributes.iter().find_map(|x| match x {
@@ -408,7 +416,7 @@ impl Netlink {
                     _ => None,
                 });
                 if let Some(ip) = local.or(addr) {
-                    out.push((ip, a.header.prefix_len));
+                    out.push((a.header.index, ip, a.header.prefix_len));
                 }
             }
         }

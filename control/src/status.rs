@@ -32,6 +32,13 @@ pub struct BondStatus {
     pub arp_missed_max: u8,
     pub arp_ip_target: Vec<String>,
     pub ns_ip6_target: Vec<String>,
+    #[serde(default)]
+    pub arp_validate: String,
+    #[serde(default)]
+    pub arp_all_targets: String,
+    /// xbond's `link_watch_policy`, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_watch_policy: Option<String>,
     pub mac: String,
     pub host_interface: String,
     pub members: Vec<MemberStatus>,
@@ -60,6 +67,24 @@ pub struct MemberStatus {
     /// 802.3ad: aggregator, churn and the actor/partner details.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ad: Option<PortStatus>,
+    /// ARP/NS monitoring: what the ARP monitor says of the member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arp: Option<MemberArpStatus>,
+}
+
+/// The ARP monitor's view of a member (JSON only; the kernel's layout has
+/// no such lines).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberArpStatus {
+    /// The ARP monitor's own verdict, before `link_watch_policy` combines
+    /// it with carrier.
+    pub link: String,
+    /// Milliseconds since the last reply that passed validation.
+    pub last_valid_rx_ms_ago: Option<u64>,
+    /// Probe rounds sent out of the member.
+    pub probes: u64,
+    /// Replies that passed validation.
+    pub valid_replies: u64,
 }
 
 impl BondStatus {
@@ -254,6 +279,7 @@ Slave queue ID: 0
             ifindex: 2,
             rx_queues: 1,
             ad: None,
+            arp: None,
         }
     }
 
@@ -276,6 +302,9 @@ Slave queue ID: 0
             arp_missed_max: 2,
             arp_ip_target: vec![],
             ns_ip6_target: vec![],
+            arp_validate: "none".into(),
+            arp_all_targets: "any".into(),
+            link_watch_policy: None,
             mac: "52:54:00:7c:75:2c".into(),
             host_interface: "bond0".into(),
             members: vec![

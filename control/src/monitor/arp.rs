@@ -102,7 +102,9 @@ pub struct ArpMonitor {
     trying: Option<usize>,
     /// The bond's own addresses (host interface and VLAN interfaces).
     own: Vec<IpAddr>,
-    next_tick: Instant,
+    /// Set when the first member is added: the kernel's monitor work runs
+    /// as soon as the bond is up.
+    next_tick: Option<Instant>,
     events: VecDeque<ArpEvent>,
     probes: VecDeque<usize>,
 }
@@ -110,15 +112,14 @@ pub struct ArpMonitor {
 const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 
 impl ArpMonitor {
-    pub fn new(now: Instant, cfg: ArpConfig) -> Self {
+    pub fn new(cfg: ArpConfig) -> Self {
         ArpMonitor {
             cfg,
             members: Vec::new(),
             active: None,
             trying: None,
             own: Vec::new(),
-            // The kernel's monitor work runs as soon as the bond opens.
-            next_tick: now,
+            next_tick: None,
             events: VecDeque::new(),
             probes: VecDeque::new(),
         }
@@ -139,6 +140,7 @@ impl ArpMonitor {
         } else {
             LinkState::Down
         };
+        self.next_tick.get_or_insert(now);
         self.members.push(Member {
             present: true,
             carrier,
@@ -336,16 +338,16 @@ impl ArpMonitor {
         m.valid += 1;
     }
 
-    pub fn next_deadline(&self) -> Instant {
+    pub fn next_deadline(&self) -> Option<Instant> {
         self.next_tick
     }
 
     /// Run the monitor if its interval is up.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if now < self.next_tick {
+        if self.next_tick.is_none_or(|t| now < t) {
             return;
         }
-        self.next_tick = now + self.cfg.interval;
+        self.next_tick = Some(now + self.cfg.interval);
         if !self.members.iter().any(|m| m.present) {
             return;
         }

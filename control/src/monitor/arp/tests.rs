@@ -37,7 +37,7 @@ impl Net {
     fn new(c: ArpConfig, members: usize) -> Net {
         let now = Instant::now();
         let answering = c.targets.clone();
-        let mut mon = ArpMonitor::new(now, c);
+        let mut mon = ArpMonitor::new(c);
         mon.set_own_addresses(vec![BOND.into(), "2001:db8::1".parse().unwrap()]);
         for _ in 0..members {
             mon.add(now, true);

@@ -1131,16 +1131,14 @@ impl BondRuntime {
                 .collect(),
             None => Vec::new(),
         };
-        let arp_rows: Vec<serde_json::Value> = self
+        let arp_rows: Vec<crate::stats::ArpRow> = self
             .core
             .members()
             .filter_map(|(id, m)| {
-                let c = self.core.arp_counters(id)?;
-                Some(serde_json::json!({
-                    "member": m.name,
-                    "probes": c.probes,
-                    "valid_replies": c.valid_replies,
-                }))
+                Some(crate::stats::ArpRow {
+                    member: m.name.clone(),
+                    counters: self.core.arp_counters(id)?,
+                })
             })
             .collect();
         let mut ports = Vec::new();

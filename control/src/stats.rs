@@ -2,6 +2,7 @@
 //! second between two readings.
 
 use crate::lacp::port::PortCounters;
+use crate::monitor::arp::ArpCounters;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -28,6 +29,14 @@ pub struct LacpRow {
     pub counters: PortCounters,
 }
 
+/// ARP/NS monitoring: one member's probe and reply counts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ArpRow {
+    pub member: String,
+    #[serde(flatten)]
+    pub counters: ArpCounters,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatsView {
     pub bond: String,
@@ -35,6 +44,8 @@ pub struct StatsView {
     pub control: BTreeMap<String, u64>,
     #[serde(default)]
     pub lacp: Vec<LacpRow>,
+    #[serde(default)]
+    pub arp_monitor: Vec<ArpRow>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -174,6 +185,20 @@ pub fn format_stats(s: &StatsView, rates: Option<&[Rate]>) -> String {
             );
         }
     }
+    if !s.arp_monitor.is_empty() {
+        let _ = writeln!(
+            out,
+            "{:<16} {:>10} {:>13}",
+            "ARP/NS MONITOR", "PROBES", "VALID_REPLIES"
+        );
+        for a in &s.arp_monitor {
+            let _ = writeln!(
+                out,
+                "{:<16} {:>10} {:>13}",
+                a.member, a.counters.probes, a.counters.valid_replies
+            );
+        }
+    }
     for (k, v) in &s.control {
         let _ = writeln!(out, "control {k}: {v}");
     }
@@ -207,12 +232,14 @@ mod tests {
             ports: vec![row(1000, 0)],
             control: BTreeMap::new(),
             lacp: Vec::new(),
+            arp_monitor: Vec::new(),
         };
         let b = StatsView {
             bond: "b".into(),
             ports: vec![row(3000, 10)],
             control: BTreeMap::new(),
             lacp: Vec::new(),
+            arp_monitor: Vec::new(),
         };
         let r = b.rates_since(&a, 2.0);
         assert_eq!(r[0].rx_pps, 1000.0);
@@ -238,6 +265,7 @@ mod tests {
             ports: vec![m0, m1, host],
             control: BTreeMap::new(),
             lacp: Vec::new(),
+            arp_monitor: Vec::new(),
         };
         let mut v = v;
         v.lacp.push(LacpRow {

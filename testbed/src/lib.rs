@@ -316,6 +316,42 @@ impl Daemon {
         }
     }
 
+    /// A member's link status (`up`, `down`, `going back`, ...).
+    pub fn member_status(&self, name: &str) -> anyhow::Result<String> {
+        let st = self.status()?;
+        let m = st["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["name"] == name)
+            .with_context(|| format!("no member {name}"))?;
+        Ok(m["mii_status"].as_str().unwrap_or_default().to_string())
+    }
+
+    /// Poll until member `name`'s link status is `want`; returns how long
+    /// it took.
+    pub fn wait_member(
+        &self,
+        name: &str,
+        want: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<Duration> {
+        let t0 = Instant::now();
+        loop {
+            let s = self.member_status(name)?;
+            if s == want {
+                return Ok(t0.elapsed());
+            }
+            if t0.elapsed() > timeout {
+                bail!(
+                    "{name} is {s:?}, not {want:?}, after {timeout:?}:\n{}",
+                    self.cli(&["status"])?
+                );
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Poll until every member's MII status is up (start-up updelays over).
     pub fn wait_members_up(&self, timeout: Duration) -> anyhow::Result<()> {
         let t0 = Instant::now();
@@ -584,6 +620,98 @@ pub fn capture(
             }
         }
         Ok(out)
+    })
+}
+
+/// A path that dies while carrier stays up: nftables netdev hooks on a
+/// switch port drop every frame coming in from it and, with `both`, every
+/// frame going out of it. Removed when dropped.
+pub struct BlackHole {
+    ns: String,
+    table: String,
+    removed: bool,
+}
+
+impl BlackHole {
+    pub fn new(ns_name: &str, dev: &str, both: bool) -> anyhow::Result<BlackHole> {
+        let table = format!("xbh_{dev}");
+        let mut script = format!(
+            "add table netdev {table}\n\
+             add chain netdev {table} in {{ type filter hook ingress device {dev} priority 0; policy drop; }}\n"
+        );
+        if both {
+            script.push_str(&format!(
+                "add chain netdev {table} out {{ type filter hook egress device {dev} priority 0; policy drop; }}\n"
+            ));
+        }
+        let path = std::env::temp_dir().join(format!("{ns_name}-{table}.nft"));
+        std::fs::write(&path, script)?;
+        let r = run(&mut ns(ns_name, &["nft", "-f", &path.to_string_lossy()]));
+        let _ = std::fs::remove_file(&path);
+        r?;
+        Ok(BlackHole {
+            ns: ns_name.to_string(),
+            table,
+            removed: false,
+        })
+    }
+
+    /// Let traffic through again.
+    pub fn remove(mut self) -> anyhow::Result<()> {
+        self.removed = true;
+        run(&mut ns(
+            &self.ns,
+            &["nft", "delete", "table", "netdev", &self.table],
+        ))
+        .map(drop)
+    }
+}
+
+impl Drop for BlackHole {
+    fn drop(&mut self) {
+        if !self.removed {
+            let _ = ns(&self.ns, &["nft", "delete", "table", "netdev", &self.table])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// Broadcast ARP requests from `ifname` in `ns_name` every `every` until
+/// `stop` is set: another host's ARP chatter on the segment (sender
+/// 198.18.0.9, asking for 198.18.0.10).
+pub fn arp_noise(
+    ns_name: &str,
+    ifname: &str,
+    every: Duration,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<anyhow::Result<anyhow::Result<u64>>> {
+    let ifname = ifname.to_string();
+    in_ns(ns_name, move || -> anyhow::Result<u64> {
+        use pnet::datalink::{self, Channel, Config};
+        let iface = datalink::interfaces()
+            .into_iter()
+            .find(|i| i.name == ifname)
+            .context("no such interface")?;
+        let Channel::Ethernet(mut tx, _) = datalink::channel(&iface, Config::default())? else {
+            bail!("not ethernet")
+        };
+        let mut f = [0u8; 60];
+        f[..6].copy_from_slice(&[0xff; 6]);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 9, 9]);
+        f[12..14].copy_from_slice(&[0x08, 0x06]);
+        f[14..22].copy_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+        f[22..28].copy_from_slice(&[2, 0, 0, 0, 9, 9]);
+        f[28..32].copy_from_slice(&[198, 18, 0, 9]);
+        f[38..42].copy_from_slice(&[198, 18, 0, 10]);
+        let mut sent = 0;
+        while !stop.load(Ordering::Relaxed) {
+            if let Some(Ok(())) = tx.send_to(&f, None) {
+                sent += 1;
+            }
+            std::thread::sleep(every);
+        }
+        Ok(sent)
     })
 }
 

@@ -82,7 +82,7 @@ struct Member {
 }
 
 /// Probe and reply counts of a member, for `xbond stats`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct ArpCounters {
     /// Probe rounds sent (one frame per target each).
     pub probes: u64,

@@ -1,0 +1,257 @@
+//! ARP and IPv6 NS link monitoring end to end on the bridge testbed: the
+//! failures carrier cannot see are nftables black holes on the switch side
+//! of a member, whose carrier stays up. Scenarios after the kernel's
+//! bonding selftests (bond_options.sh arp_validate tests) and the user
+//! report of a monitor fooled by other hosts' ARP. Needs root (CI runs it).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use xbond_testbed::*;
+
+const INTERVAL_MS: u64 = 100;
+
+fn arp_opts(extra: &str) -> String {
+    format!("mode=active-backup arp_interval={INTERVAL_MS} arp_missed_max=2 arp_ip_target=198.18.0.2 {extra}")
+}
+
+/// The bond is up on both members with m0 active, answering the monitor.
+fn settled(d: &Daemon) -> anyhow::Result<()> {
+    d.wait_member("m0", "up", Duration::from_secs(5))?;
+    d.wait_member("m1", "up", Duration::from_secs(5))?;
+    d.wait_active("m0", Duration::from_secs(5))?;
+    // A few rounds, so replies are flowing (not the start-up grace).
+    std::thread::sleep(Duration::from_millis(5 * INTERVAL_MS));
+    let st = d.status()?;
+    anyhow::ensure!(
+        st["members"][0]["arp"]["valid_replies"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+            || st["arp_validate"] == "none",
+        "no valid replies yet: {st}"
+    );
+    Ok(())
+}
+
+fn stats_arp(d: &Daemon, member: &str) -> anyhow::Result<(u64, u64)> {
+    let v: serde_json::Value = serde_json::from_str(&d.cli(&["stats", "--json"])?)?;
+    let row = v["arp_monitor"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["member"] == member)
+        .cloned()
+        .unwrap_or_default();
+    Ok((
+        row["probes"].as_u64().unwrap_or(0),
+        row["valid_replies"].as_u64().unwrap_or(0),
+    ))
+}
+
+#[test]
+fn black_holed_active_path_fails_over_in_the_kernels_time_and_comes_back() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("arpbh", 2)?;
+    let d = Daemon::start(
+        &t,
+        &bond_config(M0_M1, &arp_opts("arp_validate=active"), ""),
+    )?;
+    settled(&d)?;
+    let proc_text = d.cli(&["status"])?;
+    assert!(
+        proc_text.contains("ARP Polling Interval (ms): 100\nARP Missed Max: 2\nARP IP target/s (n.n.n.n form): 198.18.0.2\n"),
+        "{proc_text}"
+    );
+    let (probes, replies) = stats_arp(&d, "m0")?;
+    assert!(
+        probes >= 5 && replies >= 4,
+        "probes {probes}, replies {replies}"
+    );
+
+    let sw = t.switch.clone();
+    let mut failover = Duration::ZERO;
+    let mut hole = None;
+    let r = udp_stream(&t.host, &t.peer, PEER_IP, 9100, 1000, 3000, |start| {
+        std::thread::sleep(
+            (start + Duration::from_millis(800)).saturating_duration_since(Instant::now()),
+        );
+        hole = Some(BlackHole::new(&sw, "s0", true).unwrap());
+        failover = d.wait_active("m1", Duration::from_secs(3)).unwrap();
+    })?;
+    println!(
+        "ARP black hole, arp_interval=100 arp_missed_max=2: failover after {failover:?} \
+         (kernel: 200-300 ms); 1000 pps stream lost {} of {}, longest gap {:?}",
+        r.lost(),
+        r.sent,
+        r.max_gap()
+    );
+    // The kernel takes the active member down at the first monitor round
+    // more than missed_max intervals and a half after its last reply:
+    // between 2 and 3 intervals after the path died; the status poll adds
+    // a few ms.
+    assert!(
+        failover >= Duration::from_millis(150) && failover <= Duration::from_millis(400),
+        "{failover:?}"
+    );
+    assert_eq!(d.member_status("m0")?, "down");
+    assert_eq!(d.status()?["members"][0]["link_failure_count"], 1);
+    assert!(r.lost() < 450, "{:?}", r.lost());
+    // The carrier never went down: it was the ARP monitor.
+    let carrier = run(&mut ns(&t.host, &["cat", "/sys/class/net/m0/carrier"]))?;
+    assert_eq!(String::from_utf8_lossy(&carrier.stdout).trim(), "1");
+
+    hole.take().unwrap().remove()?;
+    let back = d.wait_member("m0", "up", Duration::from_secs(3))?;
+    println!("path restored: m0 up again after {back:?}");
+    assert_eq!(
+        d.active()?.as_deref(),
+        Some("m1"),
+        "no primary: m1 stays active"
+    );
+    ping(&t.host, PEER_IP, 3)?;
+    Ok(())
+}
+
+/// The user report: a dead member kept alive by other hosts' ARP
+/// broadcasts. With arp_validate=none the kernel (and xbond) is fooled;
+/// with arp_validate=active only the target's replies count.
+#[test]
+fn arp_validate_active_is_not_fooled_by_other_hosts_arp_broadcasts() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    for (validate, fooled) in [("none", true), ("active", false)] {
+        let t = Topo::new("arpv", 2)?;
+        let d = Daemon::start(
+            &t,
+            &bond_config(M0_M1, &arp_opts(&format!("arp_validate={validate}")), ""),
+        )?;
+        settled(&d)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let noise = arp_noise(&t.peer, "p0", Duration::from_millis(20), stop.clone());
+        // m0's frames no longer reach the switch; what the switch floods
+        // (the other host's broadcasts) still reaches m0.
+        let hole = BlackHole::new(&t.switch, "s0", false)?;
+        let outcome = d.wait_active("m1", Duration::from_millis(1500));
+        stop.store(true, Ordering::Relaxed);
+        let sent = noise.join().map_err(|_| anyhow::anyhow!("noise"))???;
+        drop(hole);
+        println!(
+            "arp_validate={validate}: {sent} foreign ARP broadcasts; failover {:?}",
+            outcome.as_ref().ok()
+        );
+        assert!(sent > 5, "the noise flowed: {sent}");
+        if fooled {
+            assert!(
+                outcome.is_err(),
+                "arp_validate=none counts any traffic, as the kernel does"
+            );
+            assert_eq!(d.member_status("m0")?, "up");
+        } else {
+            let took = outcome?;
+            assert!(took <= Duration::from_millis(400), "{took:?}");
+            assert_eq!(d.member_status("m0")?, "down");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn arp_all_targets_all_needs_every_target_any_needs_one() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    // 198.18.0.3 is nobody.
+    for (policy, m0_up) in [("any", true), ("all", false)] {
+        let t = Topo::new("arpat", 2)?;
+        let opts = format!(
+            "mode=active-backup arp_interval={INTERVAL_MS} arp_ip_target=198.18.0.2,198.18.0.3 arp_validate=all arp_all_targets={policy}"
+        );
+        let d = Daemon::start(&t, &bond_config(M0_M1, &opts, ""))?;
+        std::thread::sleep(Duration::from_millis(15 * INTERVAL_MS));
+        let s = d.member_status("m0")?;
+        println!("arp_all_targets={policy}, one of two targets answering: m0 {s}");
+        if m0_up {
+            assert_eq!(s, "up");
+            assert_eq!(d.active()?.as_deref(), Some("m0"));
+            assert_eq!(d.member_status("m1")?, "up");
+        } else {
+            assert_ne!(s, "up", "{}", d.cli(&["status"])?);
+            assert_eq!(d.status()?["members"][0]["link_failure_count"], 1);
+        }
+        let (probes, _) = stats_arp(&d, "m0")?;
+        assert!(probes > 0);
+    }
+    Ok(())
+}
+
+#[test]
+fn ns_monitor_black_hole_over_ipv6() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("nsbh", 2)?;
+    run(&mut ns(
+        &t.peer,
+        &["ip", "addr", "add", "2001:db8::2/64", "dev", "p0", "nodad"],
+    ))?;
+    let opts = format!(
+        "mode=active-backup arp_interval={INTERVAL_MS} arp_missed_max=2 ns_ip6_target=2001:db8::2 arp_validate=active"
+    );
+    let cfg = bond_config(M0_M1, &opts, "").replace(
+        "addresses = [\"198.18.0.1/24\"]",
+        "addresses = [\"198.18.0.1/24\", \"2001:db8::1/64\"]",
+    );
+    let d = Daemon::start(&t, &cfg)?;
+    settled(&d)?;
+    let st = d.cli(&["status"])?;
+    assert!(
+        st.contains("NS IPv6 target/s (xx::xx form): 2001:db8::2"),
+        "{st}"
+    );
+    let (_, replies) = stats_arp(&d, "m0")?;
+    assert!(replies >= 3, "Neighbor Advertisements validated: {replies}");
+    let hole = BlackHole::new(&t.switch, "s0", true)?;
+    let failover = d.wait_active("m1", Duration::from_secs(3))?;
+    println!("NS black hole: failover after {failover:?}");
+    assert!(failover <= Duration::from_millis(400), "{failover:?}");
+    hole.remove()?;
+    d.wait_member("m0", "up", Duration::from_secs(3))?;
+    let (_, on_m1) = stats_arp(&d, "m1")?;
+    assert!(on_m1 > 0, "m1's own probes are answered");
+    Ok(())
+}
+
+#[test]
+fn link_watch_policy_all_acts_on_carrier_at_once_and_on_a_black_hole_after_missed_max(
+) -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("lwp", 2)?;
+    let opts = arp_opts("miimon=100 link_watch_policy=all");
+    let d = Daemon::start(&t, &bond_config(M0_M1, &opts, ""))?;
+    settled(&d)?;
+    t.switch_port(0, false)?;
+    let carrier = d.wait_active("m1", Duration::from_secs(2))?;
+    println!("link_watch_policy=all: carrier loss -> failover after {carrier:?}");
+    assert!(
+        carrier <= Duration::from_millis(80),
+        "acted on at once: {carrier:?}"
+    );
+    t.switch_port(0, true)?;
+    d.wait_member("m0", "up", Duration::from_secs(3))?;
+    std::thread::sleep(Duration::from_millis(3 * INTERVAL_MS));
+    let hole = BlackHole::new(&t.switch, "s1", true)?;
+    let arp = d.wait_active("m0", Duration::from_secs(3))?;
+    println!("link_watch_policy=all: black hole on m1 -> failover after {arp:?}");
+    assert!(
+        arp >= Duration::from_millis(150) && arp <= Duration::from_millis(400),
+        "{arp:?}"
+    );
+    drop(hole);
+    Ok(())
+}

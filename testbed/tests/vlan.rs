@@ -392,3 +392,62 @@ fn a_link_that_appears_and_matches_a_selector_is_enslaved() -> anyhow::Result<()
     ping(&t.host, PEER_IP, 3)?;
     Ok(())
 }
+
+/// An ARP monitor target on VLAN 87's subnet: the probes leave tagged with
+/// VLAN 87 from the VLAN interface's address (the kernel's
+/// `bond_verify_device_path` tags), the tagged replies validate, and a
+/// black hole on the active member's path still fails over.
+#[test]
+fn arp_probes_for_a_target_on_a_vlan_go_out_tagged_and_validate() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let opts = "mode=active-backup arp_interval=100 arp_ip_target=198.18.87.2 arp_validate=active";
+    let (t, _o, d) = start("vla", opts, VLAN87)?;
+    d.wait_active("m0", Duration::from_secs(5))?;
+    let cap = Tcpdump::start(
+        &t.switch,
+        "s0",
+        &d.run_dir.join("probes.pcap"),
+        &["ether src 02:00:00:00:01:00"],
+    )?;
+    std::thread::sleep(Duration::from_millis(1200));
+    let frames: Vec<Vec<u8>> = cap.finish()?.into_iter().map(|f| f.1).collect();
+    let probe = |f: &Vec<u8>| {
+        f.len() >= 46
+            && f[12..14] == [0x81, 0x00]
+            && f[16..18] == [0x08, 0x06]
+            && f[24..26] == [0, 1]
+    };
+    let probes: Vec<&Vec<u8>> = frames.iter().filter(|f| probe(f)).collect();
+    assert!(
+        probes.len() >= 8,
+        "{} tagged ARP requests in 1.2 s",
+        probes.len()
+    );
+    for p in &probes {
+        assert_eq!(u16::from_be_bytes([p[14], p[15]]) & 0xfff, 87);
+        assert_eq!(
+            p[32..36],
+            VLAN_IP.octets(),
+            "from the VLAN interface's address"
+        );
+        assert_eq!(p[42..46], VLAN_PEER_IP.octets());
+    }
+    let untagged_arp = frames
+        .iter()
+        .filter(|f| f.len() > 14 && f[12..14] == [0x08, 0x06])
+        .count();
+    assert_eq!(untagged_arp, 0, "no untagged probes");
+    let st = d.status()?;
+    let replies = st["members"][0]["arp"]["valid_replies"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(replies >= 8, "tagged replies validated: {replies}");
+    let hole = BlackHole::new(&t.switch, "s0", true)?;
+    let took = d.wait_active("m1", Duration::from_secs(3))?;
+    println!("VLAN 87 ARP target: {} tagged probes, {replies} valid replies; black hole failover after {took:?}", probes.len());
+    assert!(took <= Duration::from_millis(400), "{took:?}");
+    drop(hole);
+    Ok(())
+}

@@ -34,3 +34,4 @@ fuzz:
 	cd fuzz && cargo +nightly fuzz run slow_protocols -- -max_total_time=300
 	cd fuzz && cargo +nightly fuzz run member_frames -- -max_total_time=300
 	cd fuzz && cargo +nightly fuzz run imports -- -max_total_time=300
+	cd fuzz && cargo +nightly fuzz run probe_frames -- -max_total_time=300

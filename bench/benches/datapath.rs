@@ -165,6 +165,15 @@ fn decision(c: &mut Criterion) {
             }
         })
     });
+    // With ARP/NS monitoring on, each member frame is also tested for
+    // being a probe reply (untagged data frames: the common case).
+    g.bench_function("probe_test_on_data_frames", |b| {
+        b.iter(|| {
+            for f in &frames {
+                black_box(forward::is_probe(black_box(f)));
+            }
+        })
+    });
     g.finish();
     vlan(c);
     c.bench_function("snapshot_load", |b| {

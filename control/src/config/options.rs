@@ -646,9 +646,15 @@ impl BondOptions {
 
     /// Time between peer notifications (gratuitous ARPs) after a failover.
     pub fn peer_notif_interval_ms(&self) -> u32 {
-        // The kernel sends one notification per miimon tick unless
-        // peer_notif_delay spaces them further.
-        self.peer_notif_delay.max(self.miimon).max(1)
+        // The kernel sends one notification per link monitor round (miimon,
+        // or arp_interval under the ARP monitor) unless peer_notif_delay
+        // spaces them further.
+        let round = if self.miimon > 0 {
+            self.miimon
+        } else {
+            self.arp_interval
+        };
+        self.peer_notif_delay.max(round).max(1)
     }
 }
 

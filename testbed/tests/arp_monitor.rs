@@ -255,3 +255,38 @@ fn link_watch_policy_all_acts_on_carrier_at_once_and_on_a_black_hole_after_misse
     drop(hole);
     Ok(())
 }
+
+/// The kernel's bond_options.sh `arp_validate` test: with every
+/// `arp_validate` value (0-6) a healthy active-backup bond comes up on both
+/// members and stays up; and the load-balancing ARP monitor keeps a
+/// balance-xor bond up.
+#[test]
+fn every_arp_validate_value_keeps_a_healthy_bond_up() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("arpall", 2)?;
+    let mut configs: Vec<String> = (0..=6)
+        .map(|v| arp_opts(&format!("arp_validate={v}")))
+        .collect();
+    configs.push(format!(
+        "mode=balance-xor arp_interval={INTERVAL_MS} arp_ip_target=198.18.0.2"
+    ));
+    for (i, opts) in configs.iter().enumerate() {
+        let mut d = Daemon::start_in(&t, &t.host, &format!("v{i}"), &bond_config(M0_M1, opts, ""))?;
+        d.wait_member("m0", "up", Duration::from_secs(5))?;
+        d.wait_member("m1", "up", Duration::from_secs(5))?;
+        // Ten more rounds: still up, nothing counted as a failure.
+        std::thread::sleep(Duration::from_millis(10 * INTERVAL_MS));
+        let st = d.status()?;
+        for m in st["members"].as_array().into_iter().flatten() {
+            assert_eq!(m["mii_status"], "up", "{opts}: {st}");
+            assert_eq!(m["link_failure_count"], 0, "{opts}: {st}");
+        }
+        ping(&t.host, PEER_IP, 2)?;
+        let (probes, _) = stats_arp(&d, "m0")?;
+        assert!(probes >= 10, "{opts}: {probes} probes");
+        d.stop()?;
+    }
+    Ok(())
+}

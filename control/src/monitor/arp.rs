@@ -283,35 +283,28 @@ impl ArpMonitor {
         let trying_sent = self
             .trying
             .is_some_and(|t| self.recent(now, self.members[t].last_tx, 1));
-        match rx {
+        // NS/NA count on the trial path whatever their type; ARP only as a
+        // reply (`bond_na_rcv` has no such check, `bond_arp_rcv` does).
+        let (src, dst, reply) = match rx {
             Received::Arp {
                 reply,
                 sender,
                 target,
                 for_us: true,
-            } => {
-                if self.is_active(idx) {
-                    self.validate(now, idx, sender.into(), target.into());
-                } else if active_alive {
-                    self.validate(now, idx, target.into(), sender.into());
-                } else if trying_sent && reply {
-                    self.validate(now, idx, sender.into(), target.into());
-                }
-            }
+            } => (IpAddr::from(sender), IpAddr::from(target), reply),
             Received::Nd {
                 src,
                 dst,
                 for_us: true,
-            } => {
-                if self.is_active(idx) {
-                    self.validate(now, idx, src.into(), dst.into());
-                } else if active_alive {
-                    self.validate(now, idx, dst.into(), src.into());
-                } else if trying_sent {
-                    self.validate(now, idx, src.into(), dst.into());
-                }
-            }
-            _ => {}
+            } => (IpAddr::from(src), IpAddr::from(dst), true),
+            _ => return,
+        };
+        if self.is_active(idx) {
+            self.validate(now, idx, src, dst);
+        } else if active_alive {
+            self.validate(now, idx, dst, src);
+        } else if trying_sent && reply {
+            self.validate(now, idx, src, dst);
         }
     }
 

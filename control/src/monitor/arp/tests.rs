@@ -133,6 +133,12 @@ impl Net {
     fn other(&mut self, m: usize) {
         self.mon.handle_rx(self.now - 50 * MS, m, Received::Other);
     }
+
+    /// Another host's broadcast ARP request arrives on member `m`.
+    fn foreign_arp(&mut self, m: usize) {
+        let rx = arp(false, OTHER, Ipv4Addr::new(198, 18, 0, 10));
+        self.mon.handle_rx(self.now - 40 * MS, m, rx);
+    }
 }
 
 fn arp(reply: bool, sender: Ipv4Addr, target: Ipv4Addr) -> Received {
@@ -229,11 +235,7 @@ fn validate_none_counts_any_traffic_so_a_dead_path_that_still_hears_broadcasts_s
     for _ in 0..20 {
         // Another host's broadcasts still arrive on m0.
         n.other(0);
-        n.mon.handle_rx(
-            n.now - 40 * MS,
-            0,
-            arp(false, OTHER, Ipv4Addr::new(198, 18, 0, 10)),
-        );
+        n.foreign_arp(0);
         n.step();
     }
     assert_eq!(
@@ -251,11 +253,7 @@ fn validate_active_ignores_other_hosts_arp_on_the_active_member() {
     for _ in 0..10 {
         n.other(0);
         // Another host's request and a reply to someone else.
-        n.mon.handle_rx(
-            n.now - 40 * MS,
-            0,
-            arp(false, OTHER, Ipv4Addr::new(198, 18, 0, 10)),
-        );
+        n.foreign_arp(0);
         n.mon.handle_rx(n.now - 30 * MS, 0, arp(true, OTHER, BOND));
         n.mon.handle_rx(
             n.now - 20 * MS,
@@ -335,11 +333,7 @@ fn filter_counts_only_arp_and_validates_nothing() {
     n.path[0] = false;
     for _ in 0..10 {
         // Any ARP counts, even from a host that is no target.
-        n.mon.handle_rx(
-            n.now - 40 * MS,
-            0,
-            arp(false, OTHER, Ipv4Addr::new(198, 18, 0, 10)),
-        );
+        n.foreign_arp(0);
         n.step();
     }
     assert_eq!(n.down_at(0), None);
@@ -354,11 +348,7 @@ fn filter_active_and_filter_backup_split_the_two() {
     n.path[1] = false;
     for _ in 0..10 {
         for m in 0..2 {
-            n.mon.handle_rx(
-                n.now - 40 * MS,
-                m,
-                arp(false, OTHER, Ipv4Addr::new(198, 18, 0, 10)),
-            );
+            n.foreign_arp(m);
         }
         n.step();
     }
@@ -379,11 +369,7 @@ fn filter_active_and_filter_backup_split_the_two() {
     for _ in 0..10 {
         for m in 0..2 {
             n.other(m);
-            n.mon.handle_rx(
-                n.now - 40 * MS,
-                m,
-                arp(false, OTHER, Ipv4Addr::new(198, 18, 0, 10)),
-            );
+            n.foreign_arp(m);
         }
         n.step();
     }

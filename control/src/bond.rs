@@ -870,14 +870,7 @@ fn probe_received(frame: &[u8], bond_mac: MacAddr) -> Option<Received> {
     let eth = xbond_dataplane::wire::ethernet::Packet::new_checked(frame).ok()?;
     let dst = eth.dst();
     let for_us = dst.is_multicast() || dst == bond_mac;
-    let mut at = 12;
-    let mut ethertype = u16::from_be_bytes([frame[at], frame[at + 1]]);
-    if ethertype == xbond_dataplane::wire::vlan::TPID_8021Q {
-        at += xbond_dataplane::wire::vlan::TAG_LEN;
-        let t = frame.get(at..at + 2)?;
-        ethertype = u16::from_be_bytes([t[0], t[1]]);
-    }
-    let payload = &frame[at + 2..];
+    let (ethertype, payload) = xbond_dataplane::wire::vlan::inner_payload(frame)?;
     match ethertype {
         0x0806 => {
             let p = arp::Packet::new_checked(payload).ok()?;

@@ -723,19 +723,13 @@ impl BondRuntime {
         }
     }
 
-    /// Read the addresses of the bond and its VLAN interfaces: where probes
-    /// leave from, and what replies must be addressed to.
-    fn refresh_probe_sources(&mut self) {
-        let all = match self.nl.all_addresses() {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::debug!(bond = %self.core.name, "ARP monitor: cannot read addresses: {e}");
-                return;
-            }
-        };
+    /// The addresses of the bond's host interface (VLAN 0) and of each VLAN
+    /// interface, in one netlink dump.
+    fn interface_addresses(&mut self) -> std::io::Result<Vec<probe::Source>> {
+        let all = self.nl.all_addresses()?;
         let mut ifaces = vec![(0u16, self.host_index)];
         ifaces.extend(self.vlans.iter().map(|v| (v.id, v.host_index)));
-        self.probe_sources = ifaces
+        Ok(ifaces
             .into_iter()
             .map(|(vid, index)| probe::Source {
                 vid,
@@ -745,7 +739,18 @@ impl BondRuntime {
                     .map(|&(_, ip, plen)| (ip, plen))
                     .collect(),
             })
-            .collect();
+            .collect())
+    }
+
+    /// Read where probes leave from, and what replies must be addressed to.
+    fn refresh_probe_sources(&mut self) {
+        match self.interface_addresses() {
+            Ok(s) => self.probe_sources = s,
+            Err(e) => {
+                tracing::debug!(bond = %self.core.name, "ARP monitor: cannot read addresses: {e}");
+                return;
+            }
+        }
         let own = self
             .probe_sources
             .iter()
@@ -911,26 +916,22 @@ impl BondRuntime {
     /// every VLAN interface (tagged with its VLAN, as the kernel's VLAN
     /// devices answer NETDEV_NOTIFY_PEERS), out of the (new) active member.
     fn notify_peers(&mut self, member: MemberId) {
-        let mut sources = vec![(0u16, self.host_index)];
-        sources.extend(self.vlans.iter().map(|v| (v.id, v.host_index)));
+        let sources = match self.interface_addresses() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(bond = %self.core.name, "peer notification: cannot read addresses: {e}");
+                return;
+            }
+        };
         let mac = self.core.bond_mac();
         let mut frames = Vec::new();
-        for (vid, index) in sources {
-            let addrs = match self.nl.addresses(index) {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(bond = %self.core.name, "peer notification: cannot read addresses of VLAN {vid}: {e}");
-                    continue;
-                }
-            };
-            for (ip, _) in addrs {
+        for s in sources {
+            for (ip, _) in s.addresses {
                 if let IpAddr::V4(v4) = ip {
-                    let garp = arp::Repr::gratuitous_frame(mac, v4).to_vec();
-                    frames.push(if vid == 0 {
-                        garp
-                    } else {
-                        probe::tagged(&garp, vid)
-                    });
+                    frames.push(probe::frame_on(
+                        s.vid,
+                        arp::Repr::gratuitous_frame(mac, v4).to_vec(),
+                    ));
                 }
             }
         }

@@ -384,16 +384,6 @@ impl Netlink {
         )
     }
 
-    /// Addresses on a link, with prefix lengths.
-    pub fn addresses(&mut self, index: u32) -> io::Result<Vec<(IpAddr, u8)>> {
-        Ok(self
-            .all_addresses()?
-            .into_iter()
-            .filter(|a| a.0 == index)
-            .map(|(_, ip, plen)| (ip, plen))
-            .collect())
-    }
-
     /// Every address in the namespace: (ifindex, address, prefix length),
     /// in one dump.
     pub fn all_addresses(&mut self) -> io::Result<Vec<(u32, IpAddr, u8)>> {

@@ -84,16 +84,17 @@ pub fn frame(mac: MacAddr, vid: u16, src: IpAddr, target: IpAddr) -> Vec<u8> {
         (_, IpAddr::V4(t)) => arp::Repr::request_frame(mac, Ipv4Addr::UNSPECIFIED, t).to_vec(),
         (_, IpAddr::V6(t)) => ndisc::solicitation_frame(mac, Ipv6Addr::UNSPECIFIED, t),
     };
+    frame_on(vid, untagged)
+}
+
+/// A frame the control thread sends on interface `vid` of the bond: as it
+/// is for the bond itself (0), with an 802.1Q tag after its MACs for a VLAN.
+pub fn frame_on(vid: u16, untagged: Vec<u8>) -> Vec<u8> {
     if vid == 0 {
         return untagged;
     }
-    tagged(&untagged, vid)
-}
-
-/// A copy of `frame` with an 802.1Q tag for `vid` after its MACs.
-pub fn tagged(frame: &[u8], vid: u16) -> Vec<u8> {
     let mut out = vec![0u8; vlan::TAG_LEN];
-    out.extend_from_slice(frame);
+    out.extend_from_slice(&untagged);
     vlan::insert_tag(&mut out, vlan::TPID_8021Q, Tci::new(0, false, vid));
     out
 }

@@ -77,21 +77,9 @@ pub fn from_member(snap: &BondSnapshot, member: MemberId, frame: &[u8]) -> Verdi
 /// 802.1Q tag (a VLAN the probes go out on).
 #[inline]
 pub fn is_probe(frame: &[u8]) -> bool {
-    let mut at = 12;
-    let mut ethertype = match frame.get(at..at + 2) {
-        Some(t) => u16::from_be_bytes([t[0], t[1]]),
-        None => return false,
-    };
-    if ethertype == TPID_8021Q {
-        at += vlan::TAG_LEN;
-        ethertype = match frame.get(at..at + 2) {
-            Some(t) => u16::from_be_bytes([t[0], t[1]]),
-            None => return false,
-        };
-    }
-    match ethertype {
-        ETHERTYPE_ARP => true,
-        ndisc::ETHERTYPE_IPV6 => ndisc::is_nd(&frame[at + 2..]),
+    match vlan::inner_payload(frame) {
+        Some((ETHERTYPE_ARP, _)) => true,
+        Some((ndisc::ETHERTYPE_IPV6, ip)) => ndisc::is_nd(ip),
         _ => false,
     }
 }

@@ -262,18 +262,39 @@ impl Daemon {
         Ok(self.status()?["active_slave"].as_str().map(str::to_string))
     }
 
-    /// Poll until the active member is `want`, or time out.
-    pub fn wait_active(&self, want: &str, timeout: Duration) -> anyhow::Result<Duration> {
+    /// Read `read` every 5 ms until `done` accepts it; returns how long
+    /// that took, or fails after `timeout` with the last reading and the
+    /// bond's status.
+    fn poll_until<T: std::fmt::Debug>(
+        &self,
+        timeout: Duration,
+        read: impl Fn(&Self) -> anyhow::Result<T>,
+        done: impl Fn(&T) -> bool,
+        want: &str,
+    ) -> anyhow::Result<Duration> {
         let t0 = Instant::now();
-        while t0.elapsed() < timeout {
-            if self.active()?.as_deref() == Some(want) {
+        loop {
+            let v = read(self)?;
+            if done(&v) {
                 return Ok(t0.elapsed());
+            }
+            if t0.elapsed() > timeout {
+                bail!(
+                    "{v:?}, not {want}, after {timeout:?}:\n{}",
+                    self.cli(&["status"])?
+                );
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        bail!(
-            "active member is {:?}, not {want}, after {timeout:?}",
-            self.active()?
+    }
+
+    /// Poll until the active member is `want`, or time out.
+    pub fn wait_active(&self, want: &str, timeout: Duration) -> anyhow::Result<Duration> {
+        self.poll_until(
+            timeout,
+            Self::active,
+            |a| a.as_deref() == Some(want),
+            &format!("active member {want}"),
         )
     }
 
@@ -300,20 +321,12 @@ impl Daemon {
 
     /// Poll until exactly `want` are distributing; returns how long it took.
     pub fn wait_distributing(&self, want: &[&str], timeout: Duration) -> anyhow::Result<Duration> {
-        let t0 = Instant::now();
-        loop {
-            let d = self.distributing()?;
-            if d == want {
-                return Ok(t0.elapsed());
-            }
-            if t0.elapsed() > timeout {
-                bail!(
-                    "distributing {d:?}, not {want:?}, after {timeout:?}:\n{}",
-                    self.cli(&["status"])?
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        self.poll_until(
+            timeout,
+            Self::distributing,
+            |d| d == want,
+            &format!("distributing {want:?}"),
+        )
     }
 
     /// A member's link status (`up`, `down`, `going back`, ...).
@@ -336,20 +349,12 @@ impl Daemon {
         want: &str,
         timeout: Duration,
     ) -> anyhow::Result<Duration> {
-        let t0 = Instant::now();
-        loop {
-            let s = self.member_status(name)?;
-            if s == want {
-                return Ok(t0.elapsed());
-            }
-            if t0.elapsed() > timeout {
-                bail!(
-                    "{name} is {s:?}, not {want:?}, after {timeout:?}:\n{}",
-                    self.cli(&["status"])?
-                );
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        self.poll_until(
+            timeout,
+            |d| d.member_status(name),
+            |s| s == want,
+            &format!("{name} {want:?}"),
+        )
     }
 
     /// Poll until every member's MII status is up (start-up updelays over).

@@ -64,6 +64,24 @@ pub fn outer_tag(frame: &[u8]) -> Option<OuterTag> {
     })
 }
 
+/// The EtherType and payload of a frame past its MACs and, if it has one,
+/// a single 802.1Q tag; `None` for a frame too short to say.
+#[inline]
+pub fn inner_payload(frame: &[u8]) -> Option<(u16, &[u8])> {
+    let ethertype = |at: usize| {
+        frame
+            .get(at..at + 2)
+            .map(|t| u16::from_be_bytes([t[0], t[1]]))
+    };
+    let mut at = MACS;
+    let mut t = ethertype(at)?;
+    if t == TPID_8021Q {
+        at += TAG_LEN;
+        t = ethertype(at)?;
+    }
+    Some((t, &frame[at + 2..]))
+}
+
 /// Write a tag into a frame whose first [`TAG_LEN`] bytes are room made in
 /// front of an untagged frame: the MAC addresses move down into the room
 /// and the tag goes between them and the EtherType. `buf` is the grown

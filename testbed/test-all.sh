@@ -16,7 +16,9 @@ step() {
 }
 
 step cargo build --workspace --bins
-step cargo test --workspace
+# Every test binary runs even after one fails, so one flaky test does not hide
+# the rest; the failures are listed again at the end.
+step cargo test --workspace --no-fail-fast
 if cargo +nightly miri --version >/dev/null 2>&1; then
     # Several seeds explore different thread interleavings of the ring tests.
     for seed in 0 1 2; do
@@ -38,5 +40,11 @@ fi
 passed=$(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -oE '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
 [ "$failed" -eq 0 ] || status=1
+if [ "$failed" -ne 0 ]; then
+    echo "== failures"
+    # Short enough to survive in the tail of a CI log: which tests, and why.
+    grep -E "^---- .* stdout ----$" "$log" | head -8
+    grep -A1 -E "panicked at" "$log" | grep -vE "panicked at|^--$" | cut -c1-300 | head -8
+fi
 echo "$passed passed, $failed failed"
 exit $status

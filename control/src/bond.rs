@@ -3,6 +3,7 @@
 //! active member. The daemon feeds it carrier readings and the time, and
 //! carries out the actions it asks for.
 
+use crate::albview::{AlbBucket, AlbClient, AlbMember, AlbView};
 use crate::config::options::{
     BondMode, BondOptions, FailOverMac, LacpFallback, LacpRate, LinkWatchPolicy, OnOff,
     XmitHashPolicy,
@@ -10,6 +11,7 @@ use crate::config::options::{
 use crate::lacp::port::{System, DEFAULT_PORT_PRIORITY};
 use crate::lacp::{Lacp, LacpConfig, LacpEvent};
 use crate::modes::active_backup::{ActiveBackup, Candidate, Selection};
+use crate::modes::alb::{Alb, AlbConfig};
 use crate::monitor::arp::{ArpConfig, ArpCounters, ArpEvent, ArpMonitor, Received};
 use crate::monitor::mii::{LinkState, MiiEvent, MiiMonitor};
 use crate::status::{BondStatus, MemberArpStatus, MemberStatus, DRIVER_VERSION};
@@ -17,6 +19,7 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use xbond_dataplane::hash::HashPolicy;
+use xbond_dataplane::lb::LoadTotals;
 use xbond_dataplane::snapshot::{BondSnapshot, MemberId, Mode, TxMember};
 use xbond_dataplane::wire::{arp, ndisc, MacAddr};
 
@@ -83,6 +86,10 @@ pub struct BondCore {
     lacp: Option<Lacp>,
     /// 802.3ad port priority by member name (`actor_port_prio`).
     port_priorities: Vec<(String, u16)>,
+    /// balance-tlb/alb: member MACs, the transmit and client tables.
+    alb: Option<Alb>,
+    /// balance-tlb/alb: what the workers have sent, as last read.
+    tx_load: LoadTotals,
 }
 
 /// The LACP settings of an 802.3ad bond, from its options.
@@ -138,6 +145,15 @@ impl BondCore {
         let lacp =
             (opts.mode == BondMode::Ieee8023ad).then(|| Lacp::new(lacp_config(&opts, bond_mac)));
         let arp = (opts.arp_interval > 0).then(|| ArpMonitor::new(arp_config(&opts)));
+        let alb = opts.mode.is_lb().then(|| {
+            let cfg = AlbConfig {
+                rlb: opts.mode == BondMode::BalanceAlb,
+                dynamic: opts.tlb_dynamic_lb == OnOff::On,
+                lp_interval: Duration::from_secs(u64::from(opts.lp_interval)),
+                rebalance_interval: Duration::from_secs(u64::from(opts.tlb_rebalance_interval)),
+            };
+            Alb::new(cfg, bond_mac)
+        });
         BondCore {
             name: name.to_string(),
             host_interface: host_interface.to_string(),
@@ -156,7 +172,112 @@ impl BondCore {
             published: None,
             foreign_slow_frames: 0,
             port_priorities: Vec::new(),
+            alb,
+            tx_load: LoadTotals::default(),
         }
+    }
+
+    pub fn alb(&self) -> Option<&Alb> {
+        self.alb.as_ref()
+    }
+
+    /// balance-tlb/alb's tables for `xbond alb`.
+    pub fn alb_view(&self) -> Option<AlbView> {
+        let a = self.alb.as_ref()?;
+        let name = |m: MemberId| {
+            self.member(m)
+                .map_or_else(|| format!("member{m}"), |i| i.name.clone())
+        };
+        Some(AlbView {
+            bond: self.name.clone(),
+            mode: self.opts.mode.name().to_string(),
+            tlb_dynamic_lb: a.config().dynamic,
+            rebalance_interval_s: a.config().rebalance_interval.as_secs(),
+            bond_mac: self.bond_mac.to_string(),
+            members: self
+                .members()
+                .map(|(id, m)| AlbMember {
+                    name: m.name.clone(),
+                    mac: a.mac(id).unwrap_or(m.perm_mac).to_string(),
+                    perm_hwaddr: m.perm_mac.to_string(),
+                    active: self.active() == Some(id),
+                    can_tx: self.links[usize::from(id)] == LinkState::Up,
+                    tx_load: a.member_load(id),
+                })
+                .collect(),
+            clients: a
+                .clients()
+                .into_iter()
+                .map(|c| AlbClient {
+                    peer_ip: c.ip_dst.to_string(),
+                    peer_mac: c.mac_dst.to_string(),
+                    local_ip: c.ip_src.to_string(),
+                    member: c.member.map(name),
+                    member_mac: c.member.and_then(|m| a.mac(m)).map(|m| m.to_string()),
+                    vlan: c.vid,
+                })
+                .collect(),
+            tx: a
+                .tx_buckets()
+                .into_iter()
+                .map(|b| AlbBucket {
+                    bucket: b.bucket,
+                    member: b.member.map(name),
+                    load: b.load,
+                    bytes: b.bytes,
+                })
+                .collect(),
+        })
+    }
+
+    /// balance-tlb/alb: whether a member with this permanent MAC can join
+    /// (it needs a MAC of its own).
+    pub fn can_add_member(&self, perm: MacAddr) -> Result<(), String> {
+        self.alb
+            .as_ref()
+            .map_or(Ok(()), |a| a.check_member(perm).map(drop))
+    }
+
+    /// balance-tlb/alb: the VLANs the bond has, for learning packets.
+    pub fn set_vlans(&mut self, vids: Vec<u16>) {
+        if let Some(a) = &mut self.alb {
+            a.set_vlans(vids);
+        }
+    }
+
+    /// balance-tlb/alb: when the workers' transmit counts are next needed.
+    pub fn lb_deadline(&self) -> Option<Instant> {
+        self.alb.as_ref().and_then(Alb::next_deadline)
+    }
+
+    /// balance-tlb/alb: the workers' transmit counts, summed.
+    pub fn set_tx_load(&mut self, load: LoadTotals) {
+        self.tx_load = load;
+    }
+
+    /// balance-alb: an ARP packet the host sent on VLAN `vid` (0: the bond
+    /// itself) that the data path handed to control.
+    pub fn handle_host_frame(&mut self, vid: u16, frame: &[u8]) {
+        let Some(a) = &mut self.alb else { return };
+        if let Some((member, out)) = a.host_arp(vid, frame) {
+            self.actions.push_back(Action::SendFrame {
+                member,
+                frame: crate::probe::frame_on(vid, out),
+            });
+        }
+        self.after_alb();
+    }
+
+    /// Send what balance-tlb/alb asked for, and publish changed tables.
+    fn after_alb(&mut self) {
+        let Some(a) = &mut self.alb else { return };
+        while let Some(f) = a.poll_frame() {
+            self.actions.push_back(Action::SendFrame {
+                member: f.member,
+                frame: crate::probe::frame_on(f.vid, f.frame),
+            });
+        }
+        self.publish_if_changed();
     }
 
     /// 802.3ad port priorities by member name, for members added later.
@@ -214,8 +335,21 @@ impl BondCore {
                 info.full_duplex,
             );
         }
+        if let Some(a) = &mut self.alb {
+            let up = self.links[idx] == LinkState::Up;
+            if let Err(e) = a.add_member(
+                now,
+                idx as MemberId,
+                info.perm_mac,
+                info.speed.unwrap_or(0),
+                up,
+            ) {
+                tracing::error!(bond = %self.name, "{}: {e}", info.name);
+            }
+        }
         self.members.push(Some(info));
         self.reselect(now);
+        self.after_alb();
         self.after_lacp();
         self.publish_if_changed();
         idx as MemberId
@@ -247,8 +381,12 @@ impl BondCore {
         if let Some(l) = &mut self.lacp {
             l.remove_port(now, id);
         }
+        if let Some(a) = &mut self.alb {
+            a.remove_member(id);
+        }
         self.after_lacp();
         self.reselect(now);
+        self.after_alb();
         self.publish_if_changed();
         Some(info)
     }
@@ -341,6 +479,10 @@ impl BondCore {
     /// An ARP, NS or NA frame a member received (a copy from the data
     /// path). Anything else, or a frame too short, is ignored.
     pub fn handle_probe_frame(&mut self, now: Instant, id: MemberId, frame: &[u8]) {
+        if let Some(a) = &mut self.alb {
+            a.received_arp(frame);
+            self.after_alb();
+        }
         let Some(rx) = probe_received(frame, self.bond_mac) else {
             return;
         };
@@ -370,6 +512,10 @@ impl BondCore {
             l.handle_timeout(now);
         }
         self.after_lacp();
+        if let Some(a) = &mut self.alb {
+            a.handle_tick(now, &self.tx_load);
+        }
+        self.after_alb();
         self.publish_if_changed();
         if let Some(n) = &mut self.notify {
             if n.next <= now {
@@ -387,10 +533,16 @@ impl BondCore {
     pub fn next_deadline(&self) -> Option<Instant> {
         let n = self.notify.as_ref().map(|n| n.next);
         let l = self.lacp.as_ref().and_then(Lacp::next_deadline);
-        [self.mii.next_deadline(), n, l, self.arp_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.mii.next_deadline(),
+            n,
+            l,
+            self.arp_deadline(),
+            self.lb_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// A slow-protocol frame (LACPDU, marker PDU, or another subtype) from a
@@ -509,6 +661,9 @@ impl BondCore {
                 continue;
             }
             self.links[i] = new;
+            if let Some(a) = &mut self.alb {
+                a.set_link(i as MemberId, new == LinkState::Up);
+            }
             let by = match (self.opts.miimon > 0, self.arp.is_some()) {
                 (true, true) => "link",
                 (false, true) => "ARP",
@@ -598,6 +753,9 @@ impl BondCore {
         if let Some(a) = &mut self.arp {
             a.set_active(now, sel.new);
         }
+        if let Some(a) = &mut self.alb {
+            a.set_active(sel.new.map(|n| n as MemberId));
+        }
         self.publish_if_changed();
         self.notify = None;
         // Peers are told of a new active member in active-backup only
@@ -635,13 +793,21 @@ impl BondCore {
             BondMode::BalanceRr => Mode::RoundRobin,
             BondMode::BalanceXor => Mode::Xor,
             BondMode::Broadcast => Mode::Broadcast,
+            BondMode::BalanceTlb => Mode::Tlb,
+            BondMode::BalanceAlb => Mode::Alb,
             _ => Mode::ActiveBackup,
         });
+        if let Some(a) = &self.alb {
+            s.bond_mac = self.bond_mac;
+            s.macs = a.macs();
+            s.lb = Some(Box::new(a.tables()));
+        }
         s.active = self.active();
         s.all_slaves_active = o.all_slaves_active.number() == 1;
         s.hash_policy = hash_policy(o.xmit_hash_policy);
         s.packets_per_slave = u32::from(o.packets_per_slave);
-        s.copy_probes = self.arp.is_some();
+        // The ARP monitor reads probe replies; balance-alb every ARP.
+        s.copy_probes = self.arp.is_some() || o.mode == BondMode::BalanceAlb;
         for (id, _) in self.members() {
             let state = self.links[id as usize];
             // bond_slave_can_tx(): link up. The usable array of balance-xor
@@ -828,7 +994,7 @@ impl BondCore {
                         } else {
                             "backup"
                         }
-                    } else if active == Some(i) || !o.mode.uses_primary() {
+                    } else if active == Some(i) || !o.mode.uses_primary() || o.mode.is_lb() {
                         "active"
                     } else {
                         "backup"

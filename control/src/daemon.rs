@@ -452,6 +452,8 @@ impl BondRuntime {
             let port = self.make_vlan_port(v)?;
             self.vlans.push(port);
         }
+        self.core
+            .set_vlans(self.vlans.iter().map(|v| v.id).collect());
         let mut ports: Vec<PortSpec> = self
             .core
             .members()
@@ -615,6 +617,8 @@ impl BondRuntime {
         self.seen_links.insert(port.hidden_index);
         let name = port.name.clone();
         self.vlans.push(port);
+        self.core
+            .set_vlans(self.vlans.iter().map(|v| v.id).collect());
         if let Some(e) = &self.engine {
             e.publish(self.snapshot());
         }
@@ -633,6 +637,8 @@ impl BondRuntime {
             .position(|p| p.id == id)
             .with_context(|| format!("{} has no VLAN {id}", self.core.name))?;
         let port = self.vlans.remove(i);
+        self.core
+            .set_vlans(self.vlans.iter().map(|v| v.id).collect());
         let snap = self.snapshot();
         let mut released = Ok(0);
         if let Some(e) = self.engine.as_mut() {
@@ -693,6 +699,11 @@ impl BondRuntime {
             if self.core.arp_deadline().is_some_and(|d| now >= d) {
                 self.refresh_probe_sources();
                 self.sample_rx(now);
+            }
+            if self.core.lb_deadline().is_some_and(|d| now >= d) {
+                if let Some(e) = &self.engine {
+                    self.core.set_tx_load(e.tx_load());
+                }
             }
             self.core.handle_timeout(now);
             self.run_actions();
@@ -856,19 +867,19 @@ impl BondRuntime {
     }
 
     fn control_frame(&mut self, f: ControlFrame) {
-        if f.member == MemberId::MAX {
-            return;
-        }
         let now = Instant::now();
         let bytes = f.bytes();
-        // Slow-protocol frames (LACP, marker) never reach the host
-        // interface; 802.3ad runs them through its machines, the other
-        // modes count them. Everything else here is a copy of an ARP or
-        // NS/NA frame for the ARP/NS monitor.
-        if bytes.get(12..14) == Some(&[0x88, 0x09]) {
-            self.core.handle_slow_frame(now, f.member, bytes);
-        } else {
-            self.core.handle_probe_frame(now, f.member, bytes);
+        match f.from {
+            // Slow-protocol frames (LACP, marker) never reach the host
+            // interface; 802.3ad runs them through its machines, the other
+            // modes count them. Everything else from a member is a copy of
+            // an ARP or NS/NA frame (the ARP/NS monitor, balance-alb).
+            Role::Member(m) if bytes.get(12..14) == Some(&[0x88, 0x09]) => {
+                self.core.handle_slow_frame(now, m, bytes)
+            }
+            Role::Member(m) => self.core.handle_probe_frame(now, m, bytes),
+            // balance-alb: ARP the host sent that changes the client table.
+            Role::Host(vid) => self.core.handle_host_frame(vid, bytes),
         }
         self.run_actions();
     }
@@ -1000,6 +1011,17 @@ impl BondRuntime {
                 Err(e) => Response::err(format!("vlan del: {e:#}")),
             },
             Request::VlanList => Response::ok(self.vlan_list()),
+            Request::Alb => match self.core.alb_view() {
+                Some(v) => match serde_json::to_value(v) {
+                    Ok(v) => Response::ok(v),
+                    Err(e) => Response::err(e.to_string()),
+                },
+                None => Response::err(format!(
+                    "{} is in mode {}: only balance-tlb and balance-alb have these tables",
+                    self.core.name,
+                    self.core.options().mode.name()
+                )),
+            },
             Request::Set { key, value } if key == "slaves" => match self.set_slaves(&value) {
                 Ok(msg) => Response::ok(serde_json::Value::String(msg)),
                 Err(e) => Response::err(format!("slaves: {e:#}")),
@@ -1054,6 +1076,9 @@ impl BondRuntime {
             .nl
             .link_by_name(name)?
             .with_context(|| format!("{name}: no such interface"))?;
+        self.core
+            .can_add_member(member_info(&l).perm_mac)
+            .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
         let ipv6 = set_disable_ipv6(&l.name, "1");
         let restore = MemberRestore {
             index: l.index,
@@ -1174,12 +1199,24 @@ impl BondRuntime {
                 }));
             }
         }
+        let alb = self.core.alb().map(|a| {
+            let c = a.counters();
+            let fast = self.engine.as_ref().map_or(0, |e| e.tx_load().arp_replies);
+            crate::stats::AlbStats {
+                arp_replies_rewritten: c.arp_rewritten + fast,
+                arp_updates_sent: c.arp_updates,
+                tx_rebalances: c.tx_rebalances,
+                rx_rebalances: c.rx_rebalances,
+                learning_packets: c.learning_packets,
+            }
+        });
         serde_json::json!({
             "bond": self.core.name,
             "ports": ports,
             "control": { "foreign_slow_protocol_frames": self.core.foreign_slow_frames() },
             "lacp": lacp,
             "arp_monitor": arp_rows,
+            "alb": alb,
         })
     }
 

@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use crossbeam::channel::{bounded, Sender};
 use std::sync::Arc;
 use xbond_dataplane::counters::PortCounters;
+use xbond_dataplane::lb::{LoadTotals, TxLoad};
 use xbond_dataplane::snapshot::{BondSnapshot, MemberId, Shared};
 use xbond_dataplane::sys::bpf::{AttachMode, XdpAction, XdpLink, XdpProgram, XskMap};
 use xbond_dataplane::sys::waker::Waker;
@@ -52,6 +53,8 @@ pub struct Engine {
     pub queues: Vec<QueueStats>,
     /// For each member, the workers that can transmit on it.
     member_workers: Vec<Vec<usize>>,
+    /// Each worker's balance-tlb/alb transmit counts.
+    tx_loads: Vec<Arc<TxLoad>>,
     xsk_cfg: XskConfig,
     attach: AttachMode,
 }
@@ -99,6 +102,7 @@ impl Engine {
 
         let mut queues = Vec::new();
         let mut member_workers: Vec<Vec<usize>> = Vec::new();
+        let mut tx_loads = Vec::new();
         let mut pending = Vec::new();
         for w in 0..nworkers {
             let mine: Vec<(usize, u32)> = ports
@@ -142,6 +146,7 @@ impl Engine {
                 waker,
                 wcfg.clone(),
             );
+            tx_loads.push(worker.tx_load());
             for (s, &(pi, q)) in sockets.into_iter().zip(&mine) {
                 let p = &ports[pi];
                 let counters = Arc::new(PortCounters::default());
@@ -209,9 +214,19 @@ impl Engine {
             ports: attached,
             queues,
             member_workers,
+            tx_loads,
             xsk_cfg,
             attach: mode,
         })
+    }
+
+    /// What every worker has sent per balance-tlb/alb transmit bucket.
+    pub fn tx_load(&self) -> LoadTotals {
+        let mut t = LoadTotals::default();
+        for l in &self.tx_loads {
+            l.add_to(&mut t);
+        }
+        t
     }
 
     /// Serve a port added at runtime (a member, or a VLAN's host port): a

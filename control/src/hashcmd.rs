@@ -6,6 +6,7 @@ use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use xbond_dataplane::hash;
+use xbond_dataplane::schedule::{self, TxPlan, TxState};
 use xbond_dataplane::snapshot::{BondSnapshot, Mode};
 use xbond_dataplane::wire::MacAddr;
 
@@ -177,6 +178,31 @@ pub fn explain(snap: &BondSnapshot, name: &dyn Fn(u16) -> String, frame: &[u8]) 
             r.explanation = format!(
                 "balance-rr: frames take the members in turn ({} per member); flows are not pinned\n",
                 snap.packets_per_slave
+            );
+        }
+        Mode::Tlb | Mode::Alb => {
+            r.mode = if snap.mode == Mode::Tlb {
+                "balance-tlb"
+            } else {
+                "balance-alb"
+            }
+            .into();
+            let dynamic = snap.lb.as_ref().is_some_and(|l| l.dynamic);
+            r.member = match schedule::plan(snap, &mut TxState::new(1), frame, None) {
+                TxPlan::Member(m) | TxPlan::ArpReply(m) => Some(name(m)),
+                _ => None,
+            };
+            r.explanation = format!(
+                "{}: {}; this frame -> {}\n",
+                r.mode,
+                if dynamic {
+                    "unicast IP by the transmit table, which control balances by measured load (`xbond alb` lists it); unplaced and other traffic on the active member"
+                } else {
+                    "unicast IP by the transmit hash modulo the usable members; other traffic on the active member"
+                },
+                r.member
+                    .as_deref()
+                    .unwrap_or("none (control places it, or no member can send)")
             );
         }
         Mode::Broadcast => {

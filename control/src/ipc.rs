@@ -40,6 +40,8 @@ pub enum Request {
     },
     /// The VLANs: id, interface, MTU.
     VlanList,
+    /// balance-tlb/alb: member MACs, the client and transmit tables.
+    Alb,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 //! bonding mode logic (all sans-IO), and the daemon and CLI that drive them.
 #![forbid(unsafe_code)]
 
+pub mod albview;
 pub mod bond;
 pub mod config;
 pub mod daemon;

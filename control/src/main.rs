@@ -78,6 +78,13 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// balance-tlb/alb: each member's MAC and load, the client table
+    /// (peer IP, peer MAC, assigned member) and the transmit table.
+    Alb {
+        bond: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// 802.1Q VLAN sub-interfaces of a running bond.
     Vlan {
         #[command(subcommand)]
@@ -281,6 +288,19 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             } else {
                 let r: HashReport = serde_json::from_value(v).context("hash reply")?;
                 print!("{}", r.explanation);
+            }
+            Ok(())
+        }
+        Cmd::Alb { bond, json } => {
+            let dir = run_dir(&cli.run_dir, None);
+            let bond = bond_name(&dir, bond)?;
+            let v = ipc::call(&dir, &bond, &Request::Alb)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let view: xbond_control::albview::AlbView =
+                    serde_json::from_value(v).context("alb reply")?;
+                print!("{}", xbond_control::albview::format_alb(&view));
             }
             Ok(())
         }

@@ -37,6 +37,19 @@ pub struct ArpRow {
     pub counters: ArpCounters,
 }
 
+/// balance-tlb/alb: what the balancing did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlbStats {
+    /// ARP replies of the host sent with a member's MAC (by the data path
+    /// or control).
+    pub arp_replies_rewritten: u64,
+    /// ARP replies sent to move peers to their members.
+    pub arp_updates_sent: u64,
+    pub tx_rebalances: u64,
+    pub rx_rebalances: u64,
+    pub learning_packets: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StatsView {
     pub bond: String,
@@ -46,6 +59,8 @@ pub struct StatsView {
     pub lacp: Vec<LacpRow>,
     #[serde(default)]
     pub arp_monitor: Vec<ArpRow>,
+    #[serde(default)]
+    pub alb: Option<AlbStats>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -199,6 +214,13 @@ pub fn format_stats(s: &StatsView, rates: Option<&[Rate]>) -> String {
             );
         }
     }
+    if let Some(a) = &s.alb {
+        let _ = writeln!(
+            out,
+            "alb: {} ARP replies rewritten, {} ARP updates sent, {} tx rebalances, {} rx rebalances, {} learning packets",
+            a.arp_replies_rewritten, a.arp_updates_sent, a.tx_rebalances, a.rx_rebalances, a.learning_packets
+        );
+    }
     for (k, v) in &s.control {
         let _ = writeln!(out, "control {k}: {v}");
     }
@@ -233,6 +255,7 @@ mod tests {
             control: BTreeMap::new(),
             lacp: Vec::new(),
             arp_monitor: Vec::new(),
+            alb: None,
         };
         let b = StatsView {
             bond: "b".into(),
@@ -240,6 +263,7 @@ mod tests {
             control: BTreeMap::new(),
             lacp: Vec::new(),
             arp_monitor: Vec::new(),
+            alb: None,
         };
         let r = b.rates_since(&a, 2.0);
         assert_eq!(r[0].rx_pps, 1000.0);
@@ -266,6 +290,7 @@ mod tests {
             control: BTreeMap::new(),
             lacp: Vec::new(),
             arp_monitor: Vec::new(),
+            alb: None,
         };
         let mut v = v;
         v.lacp.push(LacpRow {

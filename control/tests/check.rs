@@ -46,7 +46,7 @@ fn bad_configs_fail_and_name_the_key() {
             "bond.bond0.arp_interval: option arp_interval: cannot be used together with miimon=100",
         ),
         ("[bond.bond0]\noptions=\"mode=1\"\n", "bond.bond0.members: a bond needs at least one member"),
-        ("[bond.bond0]\nmembers=[\"eth0\"]\noptions=\"mode=balance-tlb\"\n", "bond.bond0.mode: option mode: mode balance-tlb (5) is not implemented in this version of xbond"),
+        ("[bond.bond0]\nmembers=[\"eth0\"]\noptions=\"mode=balance-tlb tlb_rebalance_interval=0\"\n", "bond.bond0.tlb_rebalance_interval: option tlb_rebalance_interval: invalid value '0'"),
         ("[bond.bond0]\nmembers=[\"eth0\"]\noptions=\"mode=802.3ad\"\nactor_port_prio={ eth1 = 10 }\n", "bond.bond0.actor_port_prio.eth1: eth1 is not a member of bond0"),
         ("[bond.bond0]\nmembers=[\"eth0\"]\noptions=\"mode=802.3ad\"\nactor_port_prio={ eth0 = 0 }\n", "bond.bond0.actor_port_prio.eth0: 0 is out of range 1-65535"),
         ("[bond.bond0]\nmembers=[\"eth0\"]\noptions=\"mode=1\"\nactor_port_prio={ eth0 = 10 }\n", "bond.bond0.actor_port_prio: a port priority is an 802.3ad setting"),

@@ -18,9 +18,13 @@ pub enum Verdict {
     },
     /// Out of this member.
     ToMember(MemberId),
+    /// balance-alb: an ARP reply out of this member, its sender MAC
+    /// rewritten to the member's.
+    ArpReplyVia(MemberId),
     /// Out of every member that can transmit (broadcast).
     ToAllMembers,
-    /// To the control thread (slow protocols).
+    /// To the control thread (slow protocols; balance-alb's ARP from the
+    /// host).
     ToControl,
     Drop(DropReason),
 }
@@ -65,6 +69,11 @@ pub fn from_member(snap: &BondSnapshot, member: MemberId, frame: &[u8]) -> Verdi
         // 802.3ad: a member that is not collecting is not part of the
         // aggregation (the kernel drops on its inactive slaves).
         Mode::Lacp => snap.all_slaves_active || snap.collecting.contains(&member),
+        // balance-tlb receives on the active member; balance-alb also takes
+        // unicast on the others (peers were given their MACs), as the
+        // kernel's inactive slaves deliver only exact matches.
+        Mode::Tlb => snap.active == Some(member) || snap.all_slaves_active,
+        Mode::Alb => snap.active == Some(member) || snap.all_slaves_active || frame[0] & 1 == 0,
     };
     if !accepted {
         return Verdict::Drop(DropReason::InactiveMember);
@@ -126,6 +135,8 @@ pub fn from_host(snap: &BondSnapshot, tx: &mut TxState, frame: &[u8], vid: u16) 
     match schedule::plan(snap, tx, frame, tci) {
         TxPlan::Member(m) => Verdict::ToMember(m),
         TxPlan::AllMembers => Verdict::ToAllMembers,
+        TxPlan::ArpReply(m) => Verdict::ArpReplyVia(m),
+        TxPlan::Control => Verdict::ToControl,
         TxPlan::Drop(r) => Verdict::Drop(r),
     }
 }

@@ -11,6 +11,7 @@ pub mod sys;
 pub mod counters;
 pub mod forward;
 pub mod hash;
+pub mod lb;
 pub mod port;
 pub mod schedule;
 pub mod snapshot;

@@ -5,7 +5,9 @@
 
 use crate::counters::DropReason;
 use crate::hash;
+use crate::lb::{self, TxLoad};
 use crate::snapshot::{BondSnapshot, MemberId, Mode};
+use std::sync::Arc;
 
 /// What the scheduler decided for one frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +15,12 @@ pub enum TxPlan {
     Member(MemberId),
     /// A copy out of every member that can transmit (broadcast).
     AllMembers,
+    /// balance-alb: an ARP reply to a peer of the client table, out of the
+    /// peer's member with that member's MAC in it.
+    ArpReply(MemberId),
+    /// balance-alb: an ARP packet that changes the client table; control
+    /// places and sends it.
+    Control,
     Drop(DropReason),
 }
 
@@ -61,6 +69,8 @@ impl Divisor {
 pub struct TxState {
     rr_counter: u32,
     rng: u64,
+    /// balance-tlb/alb: the bytes this worker sent per transmit bucket.
+    load: Arc<TxLoad>,
 }
 
 impl TxState {
@@ -69,7 +79,13 @@ impl TxState {
             rr_counter: 0,
             // xorshift must not start at zero.
             rng: seed | 1,
+            load: Arc::default(),
         }
+    }
+
+    /// The transmit load this worker counts, for control to read.
+    pub fn load(&self) -> Arc<TxLoad> {
+        Arc::clone(&self.load)
     }
 
     /// xorshift64*: `packets_per_slave=0` wants a random member per frame,
@@ -102,6 +118,7 @@ pub fn plan(snap: &BondSnapshot, st: &mut TxState, frame: &[u8], tci: Option<u16
                 TxPlan::Drop(DropReason::NoUsableMember)
             }
         }
+        Mode::Tlb | Mode::Alb => lb::plan(snap, &st.load, frame, tci),
     }
 }
 

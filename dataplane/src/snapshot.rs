@@ -2,8 +2,10 @@
 //! by an atomic pointer swap and workers load once per batch.
 
 use crate::hash::HashPolicy;
+use crate::lb::LbTables;
 use crate::schedule::Divisor;
 use crate::wire::vlan::VidSet;
+use crate::wire::MacAddr;
 use arc_swap::ArcSwap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -25,6 +27,13 @@ pub enum Mode {
     /// Mode 4 (802.3ad): the transmit hash modulo the distributing members
     /// (`usable`); frames are received only from collecting members.
     Lacp,
+    /// Mode 5 (balance-tlb): IP traffic by the transmit table (`lb`),
+    /// received on the active member only.
+    Tlb,
+    /// Mode 6 (balance-alb): as balance-tlb, and the host's ARP replies
+    /// balanced by the client table so peers send to different members;
+    /// unicast is received on every member.
+    Alb,
 }
 
 /// A member in the bond's order, as the round-robin and broadcast paths
@@ -67,6 +76,13 @@ pub struct BondSnapshot {
     /// and Neighbor Advertisement a member receives to control (the frame
     /// itself goes on as any other).
     pub copy_probes: bool,
+    /// balance-tlb/alb: the bond's MAC, which the host interfaces have.
+    pub bond_mac: MacAddr,
+    /// balance-tlb/alb: each member's MAC by member id (the active member
+    /// has the bond's); empty in the other modes.
+    pub macs: Vec<MacAddr>,
+    /// balance-tlb/alb: the transmit and client tables.
+    pub lb: Option<Box<LbTables>>,
     /// The three divisors of the scheduler, prepared once per publish so
     /// that no frame pays for a division instruction.
     pub(crate) divisors: Divisors,
@@ -106,6 +122,9 @@ impl BondSnapshot {
             vlans: VidSet::default(),
             qinq_pass: false,
             copy_probes: false,
+            bond_mac: MacAddr::ZERO,
+            macs: Vec::new(),
+            lb: None,
             divisors: Divisors::default(),
         }
     }

@@ -5,6 +5,7 @@
 
 use crate::counters::{BatchCounters, DropReason, PortCounters};
 use crate::forward::{self, Verdict};
+use crate::lb::{self, TxLoad};
 use crate::port::Port;
 use crate::schedule::TxState;
 use crate::snapshot::{MemberId, Shared};
@@ -42,33 +43,26 @@ pub enum PollPolicy {
 /// can go straight back to the pool. Fixed size: no allocation per frame.
 #[derive(Clone)]
 pub struct ControlFrame {
-    pub member: MemberId,
+    /// The port it came from: a member, or a host port (balance-alb's ARP
+    /// from the host, untagged as the host sent it).
+    pub from: Role,
     len: u16,
     data: [u8; CONTROL_FRAME_MAX],
 }
 
 impl ControlFrame {
-    pub fn new(member: MemberId, bytes: &[u8]) -> Option<Self> {
-        if bytes.len() > CONTROL_FRAME_MAX {
-            return None;
-        }
-        let mut data = [0u8; CONTROL_FRAME_MAX];
-        data[..bytes.len()].copy_from_slice(bytes);
-        Some(ControlFrame {
-            member,
-            len: bytes.len() as u16,
-            data,
-        })
+    pub fn new(from: Role, bytes: &[u8]) -> Option<Self> {
+        (bytes.len() <= CONTROL_FRAME_MAX).then(|| Self::prefix(from, bytes))
     }
 
     /// The first [`CONTROL_FRAME_MAX`] bytes of a frame: enough of a probe
     /// reply for the headers the monitor reads.
-    pub fn prefix(member: MemberId, bytes: &[u8]) -> Self {
+    pub fn prefix(from: Role, bytes: &[u8]) -> Self {
         let n = bytes.len().min(CONTROL_FRAME_MAX);
         let mut data = [0u8; CONTROL_FRAME_MAX];
         data[..n].copy_from_slice(&bytes[..n]);
         ControlFrame {
-            member,
+            from,
             len: n as u16,
             data,
         }
@@ -81,11 +75,7 @@ impl ControlFrame {
 
 impl std::fmt::Debug for ControlFrame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "ControlFrame(member {}, {} bytes)",
-            self.member, self.len
-        )
+        write!(f, "ControlFrame({:?}, {} bytes)", self.from, self.len)
     }
 }
 
@@ -213,6 +203,11 @@ impl Worker {
 
     pub fn pool(&self) -> &FramePool {
         &self.pool
+    }
+
+    /// The bytes this worker sent per balance-tlb/alb transmit bucket.
+    pub fn tx_load(&self) -> Arc<TxLoad> {
+        self.tx.load()
     }
 
     /// A new AF_XDP socket on `ifindex`/`queue` sharing this worker's UMEM,
@@ -403,9 +398,9 @@ impl Worker {
         for mut f in rxbuf.drain(..) {
             let data = pool.data(&f);
             slots[i].batch.rx(f.len());
-            if let (Role::Member(m), true) = (role, snap.copy_probes) {
+            if let (Role::Member(_), true) = (role, snap.copy_probes) {
                 if forward::is_probe(data) {
-                    match to_control.try_send(ControlFrame::prefix(m, data)) {
+                    match to_control.try_send(ControlFrame::prefix(role, data)) {
                         Ok(()) => slots[i].batch.control(),
                         Err(_) => slots[i].batch.drop(DropReason::ControlQueueFull, 1),
                     }
@@ -415,6 +410,20 @@ impl Worker {
                 Role::Member(m) => forward::from_member(snap, m, data),
                 Role::Host(vid) => forward::from_host(snap, tx, data, vid),
             };
+            if snap.lb.is_some() {
+                // balance-tlb/alb: members have MACs of their own.
+                match verdict {
+                    Verdict::ToMember(m) => {
+                        lb::rewrite_for_member(snap, m, pool.data_mut(&mut f), false)
+                    }
+                    Verdict::ArpReplyVia(m) => {
+                        lb::rewrite_for_member(snap, m, pool.data_mut(&mut f), true);
+                        verdict = Verdict::ToMember(m);
+                    }
+                    Verdict::ToHost { .. } => lb::adopt_for_host(snap, pool.data_mut(&mut f)),
+                    _ => {}
+                }
+            }
             match (role, verdict) {
                 (Role::Host(vid), Verdict::ToMember(_) | Verdict::ToAllMembers) if vid != 0 => {
                     let tag = forward::egress_tag(pool.data(&f), vid);
@@ -431,17 +440,13 @@ impl Worker {
                     .copied()
                     .flatten()
                     .ok_or(DropReason::NoTxQueue),
-                Verdict::ToMember(m) => member_slot
+                Verdict::ToMember(m) | Verdict::ArpReplyVia(m) => member_slot
                     .get(m as usize)
                     .copied()
                     .flatten()
                     .ok_or(DropReason::NoTxQueue),
                 Verdict::ToControl => {
-                    let member = match role {
-                        Role::Member(m) => m,
-                        Role::Host(_) => MemberId::MAX,
-                    };
-                    match ControlFrame::new(member, pool.data(&f)) {
+                    match ControlFrame::new(role, pool.data(&f)) {
                         Some(cf) => match to_control.try_send(cf) {
                             Ok(()) => slots[i].batch.control(),
                             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
@@ -758,7 +763,7 @@ mod tests {
         r.members[1].inject(&lacp);
         r.worker.round();
         let cf = r.control_rx.try_recv().unwrap();
-        assert_eq!((cf.member, cf.bytes()), (1, &lacp[..]));
+        assert_eq!((cf.from, cf.bytes()), (Role::Member(1), &lacp[..]));
         assert!(r.host.take_sent().is_empty());
     }
 

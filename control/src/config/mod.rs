@@ -700,8 +700,8 @@ mod tests {
             "test.toml: bond.bond0.primary: b is not a member of bond0"
         );
         assert_eq!(
-            err("[bond.bond0]\nmembers=[\"a\"]\nmode=\"balance-tlb\"\n"),
-            "test.toml: bond.bond0.mode: option mode: mode balance-tlb (5) is not implemented in this version of xbond"
+            err("[bond.bond0]\nmembers=[\"a\"]\noptions=\"mode=4 broadcast_neighbor=1\"\n"),
+            "test.toml: bond.bond0.broadcast_neighbor: option broadcast_neighbor: broadcasting ARP/ND over every 802.3ad member is not implemented in this version of xbond"
         );
         assert!(
             err("[bond.b0]\nmembers=[\"a\"]\nmode=1\n[bond.b1]\nmembers=[\"a\"]\nmode=1\n")

@@ -124,6 +124,11 @@ impl BondMode {
         )
     }
 
+    /// balance-tlb and balance-alb.
+    pub fn is_lb(self) -> bool {
+        matches!(self, BondMode::BalanceTlb | BondMode::BalanceAlb)
+    }
+
     pub fn uses_xmit_hash(self) -> bool {
         matches!(
             self,
@@ -205,6 +210,9 @@ pub struct BondOptions {
     pub packets_per_slave: u16,
     pub tlb_dynamic_lb: OnOff,
     pub lp_interval: u32,
+    /// Seconds between rebalances of balance-tlb/alb's transmit table
+    /// (xbond's; the kernel's is fixed at 10).
+    pub tlb_rebalance_interval: u32,
     pub active_slave: Option<String>,
     /// Options given explicitly, in order (for mode checks and messages).
     #[serde(skip)]
@@ -247,6 +255,7 @@ impl Default for BondOptions {
             packets_per_slave: 1,
             tlb_dynamic_lb: OnOff::On,
             lp_interval: 1,
+            tlb_rebalance_interval: 10,
             active_slave: None,
             explicit: Vec::new(),
         }
@@ -318,6 +327,10 @@ pub const OPTIONS: &[(&str, u8)] = &[
     ),
     ("lp_interval", ALL_MODES),
     ("active_slave", PRIMARY_MODES),
+    (
+        "tlb_rebalance_interval",
+        only(&[BondMode::BalanceTlb, BondMode::BalanceAlb]),
+    ),
 ];
 
 /// The canonical name of an option, if it is one.
@@ -511,6 +524,9 @@ impl BondOptions {
                 self.tlb_dynamic_lb = table(key, raw, OnOff::lookup, OnOff::names())?
             }
             "lp_interval" => self.lp_interval = int(key, raw, 1, INT_MAX, Some(1))? as u32,
+            "tlb_rebalance_interval" => {
+                self.tlb_rebalance_interval = int(key, raw, 1, 3600, Some(10))? as u32
+            }
             "active_slave" => self.active_slave = iface(key, raw)?,
             _ => return Err(OptionError::Unknown(key.into())),
         }
@@ -622,19 +638,6 @@ impl BondOptions {
 
     /// Refuse what this version of xbond does not implement yet, naming it.
     pub fn check_implemented(&self) -> Result<(), OptionError> {
-        if !matches!(
-            self.mode,
-            BondMode::BalanceRr
-                | BondMode::ActiveBackup
-                | BondMode::BalanceXor
-                | BondMode::Broadcast
-                | BondMode::Ieee8023ad
-        ) {
-            return Err(OptionError::NotImplemented {
-                key: "mode".into(),
-                reason: format!("mode {} ({})", self.mode.name(), self.mode as u8),
-            });
-        }
         if self.broadcast_neighbor == OnOff::On {
             return Err(OptionError::NotImplemented {
                 key: "broadcast_neighbor".into(),
@@ -838,19 +841,31 @@ mod tests {
     }
 
     #[test]
-    fn modes_not_built_yet_say_so() {
-        let o = parse("mode=balance-alb").unwrap();
-        let e = o.check_implemented().unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "option mode: mode balance-alb (6) is not implemented in this version of xbond"
-        );
-        for m in ["0", "1", "2", "3", "4"] {
+    fn every_mode_is_built_and_what_is_not_says_so() {
+        for m in ["0", "1", "2", "3", "4", "5", "6"] {
             assert!(parse(&format!("mode={m}"))
                 .unwrap()
                 .check_implemented()
                 .is_ok());
         }
+        let o = parse("mode=802.3ad broadcast_neighbor=1").unwrap();
+        assert_eq!(
+            o.check_implemented().unwrap_err().to_string(),
+            "option broadcast_neighbor: broadcasting ARP/ND over every 802.3ad member is not implemented in this version of xbond"
+        );
+    }
+
+    #[test]
+    fn tlb_rebalance_interval_is_for_tlb_and_alb() {
+        assert_eq!(
+            parse("mode=balance-tlb tlb_rebalance_interval=2")
+                .unwrap()
+                .tlb_rebalance_interval,
+            2
+        );
+        assert_eq!(parse("mode=6").unwrap().tlb_rebalance_interval, 10);
+        assert!(parse("mode=6 tlb_rebalance_interval=0").is_err());
+        assert!(parse("mode=1 tlb_rebalance_interval=2").is_err());
     }
 
     #[test]
@@ -900,8 +915,8 @@ mod tests {
             }
             o.finish().unwrap_or_else(|e| panic!("{k}={v}: {e}"));
         }
-        // The kernel's 33 options, xbond's two LACP fallback options and
-        // link_watch_policy.
-        assert_eq!(OPTIONS.len(), 36);
+        // The kernel's 33 options, xbond's two LACP fallback options,
+        // link_watch_policy and tlb_rebalance_interval.
+        assert_eq!(OPTIONS.len(), 37);
     }
 }

@@ -473,7 +473,6 @@ options = "mode=balance-tlb miimon=100"
                 "ifcfg-bond1: IPADDR1=10.0.0.1 has no PREFIX or NETMASK; left out",
                 "ifcfg-eth4.5: VLAN 5 is on eth4, which is not a bond; not imported",
                 "ifcfg-eth2: eth2 is a member of bond9, which has no bond file here",
-                "xbond would refuse this as it is: the imported configuration: bond.bond1.mode: option mode: mode balance-tlb (5) is not implemented in this version of xbond",
             ]
         );
     }

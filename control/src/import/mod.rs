@@ -129,11 +129,15 @@ mod tests {
         let b = BondDraft {
             name: "bond0".into(),
             members: vec![MemberSpec::Name("eth0".into())],
-            options: vec![("mode".into(), "balance-alb".into())],
+            options: vec![
+                ("mode".into(), "802.3ad".into()),
+                ("broadcast_neighbor".into(), "1".into()),
+            ],
             ..Default::default()
         };
         render("x", &[b], &mut w);
         assert_eq!(w.len(), 1);
-        assert!(w[0].contains("balance-alb (6) is not implemented"), "{w:?}");
+        assert!(w[0].contains("broadcast_neighbor"), "{w:?}");
+        assert!(w[0].contains("is not implemented"), "{w:?}");
     }
 }

@@ -183,19 +183,25 @@ impl Repr {
     /// bond has no address), with a zero target MAC, padded to 60 bytes: the
     /// probe of the ARP monitor, as the kernel's `arp_create` builds it.
     pub fn request_frame(mac: MacAddr, sender: Ipv4Addr, target: Ipv4Addr) -> [u8; 60] {
-        let mut frame = [0u8; 60];
-        let mut eth = super::ethernet::Packet::new_unchecked(&mut frame[..]);
-        eth.set_dst(MacAddr::BROADCAST);
-        eth.set_src(mac);
-        eth.set_ethertype(super::ethernet::EtherType::Arp);
-        let repr = Repr {
+        Repr {
             operation: Operation::Request,
             sender_hw: mac,
             sender_ip: sender,
             target_hw: MacAddr::ZERO,
             target_ip: target,
-        };
-        repr.emit(&mut Packet::new_unchecked(
+        }
+        .frame(MacAddr::BROADCAST, mac)
+    }
+
+    /// This packet in an Ethernet frame from `src` to `dst`, padded to the
+    /// 60-byte minimum.
+    pub fn frame(&self, dst: MacAddr, src: MacAddr) -> [u8; 60] {
+        let mut frame = [0u8; 60];
+        let mut eth = super::ethernet::Packet::new_unchecked(&mut frame[..]);
+        eth.set_dst(dst);
+        eth.set_src(src);
+        eth.set_ethertype(super::ethernet::EtherType::Arp);
+        self.emit(&mut Packet::new_unchecked(
             &mut eth.payload_mut()[..PACKET_LEN],
         ));
         frame

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Build or remove the xbond netns testbed (DESIGN.md section 4).
 #
-#   topo.sh up PREFIX [MEMBERS] [SWITCH] [VLANPEER]
+#   topo.sh up PREFIX [MEMBERS] [SWITCH] [VLANPEER] [PEERS]
 #                                 namespaces PREFIX-h (xbond host), PREFIX-s (switch),
 #                                 PREFIX-p (peer); MEMBERS veth pairs mN <-> sN (default 2);
 #                                 SWITCH is `bridge` (default: a Linux bridge joins sN and sp)
 #                                 or `none` (the caller puts a switch there: Open vSwitch,
 #                                 or a second xbond); VLANPEER `vlan` adds PREFIX-q, a peer
-#                                 for a VLAN (q0 <-> sq, left for the switch to tag)
+#                                 for a VLAN (q0 <-> sq, left for the switch to tag);
+#                                 PEERS (default 1) peers on the bridge: PREFIX-p, then
+#                                 PREFIX-p1.. (p0 = 198.18.0.(2+i)/24, MAC 02:00:00:00:02:0i)
 #   topo.sh down PREFIX           remove them (safe to run twice)
 #
 # host  PREFIX-h: m0..mN-1 (one queue each, MAC 02:00:00:00:01:0N), no addresses;
@@ -22,10 +24,11 @@ P=${2:?usage: topo.sh up|down PREFIX [MEMBERS]}
 N=${3:-2}
 SWITCH=${4:-bridge}
 VLANPEER=${5:-}
+PEERS=${6:-1}
 H="$P-h" S="$P-s" R="$P-p" Q="$P-q"
 
 down() {
-    for ns in "$H" "$S" "$R" "$Q"; do
+    for ns in "$H" "$S" "$R" "$Q" "$R"1 "$R"2 "$R"3 "$R"4 "$R"5 "$R"6 "$R"7; do
         ip netns del "$ns" 2>/dev/null || true
     done
 }
@@ -64,6 +67,20 @@ up() {
     # Frames from the peer enter an XSK on the host side: send them with full
     # checksums (AFXDP.md gotcha 14).
     ip netns exec "$R" ethtool -K p0 tx off >/dev/null
+    for i in $(seq 1 $((PEERS - 1))); do
+        # More peers on the bridge, for the load-balancing modes.
+        ip netns add "$R$i"
+        ip -n "$R$i" link set lo up
+        ip netns exec "$R$i" sysctl -qw net.ipv4.conf.all.arp_ignore=1
+        ip -n "$R$i" link add p0 numtxqueues 1 numrxqueues 1 address "02:00:00:00:02:0$i" \
+            type veth peer name "sp$i" numtxqueues 1 numrxqueues 1 netns "$S"
+        [ "$SWITCH" = bridge ] && ip -n "$S" link set "sp$i" master br0
+        ip -n "$S" link set "sp$i" up
+        ip netns exec "$S" ethtool -K "sp$i" tx off >/dev/null
+        ip -n "$R$i" addr add "198.18.0.$((2 + i))/24" dev p0
+        ip -n "$R$i" link set p0 up
+        ip netns exec "$R$i" ethtool -K p0 tx off >/dev/null
+    done
     if [ "$VLANPEER" = vlan ]; then
         # q0 = 198.18.87.2/24, MAC 02:00:00:00:02:87: untagged here; the
         # switch puts sq in the VLAN.

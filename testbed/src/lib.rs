@@ -111,6 +111,9 @@ pub struct Topo {
     /// The VLAN peer's namespace (`with_vlan_peer`).
     pub vlan_peer: String,
     pub members: usize,
+    /// Every peer's namespace on the bridge, `peer` first (`with_peers`);
+    /// peer `i` is 198.18.0.(2+i).
+    pub peers: Vec<String>,
 }
 
 impl Topo {
@@ -121,22 +124,42 @@ impl Topo {
     /// `switch` is `bridge` (a Linux bridge) or `none` (the test brings its
     /// own: Open vSwitch, or a second xbond on s0..sN).
     pub fn with_switch(tag: &str, members: usize, switch: &str) -> anyhow::Result<Topo> {
-        Topo::build(tag, members, switch, "")
+        Topo::build(tag, members, switch, "", 1)
     }
 
     /// No switch (the test brings Open vSwitch), plus a second peer
     /// namespace `vlan_peer` (q0 = 198.18.87.2/24) behind switch port `sq`.
     pub fn with_vlan_peer(tag: &str, members: usize) -> anyhow::Result<Topo> {
-        Topo::build(tag, members, "none", "vlan")
+        Topo::build(tag, members, "none", "vlan", 1)
     }
 
-    fn build(tag: &str, members: usize, switch: &str, vlan: &str) -> anyhow::Result<Topo> {
+    /// A bridge with `peers` peers behind it (at most 8).
+    pub fn with_peers(tag: &str, members: usize, peers: usize) -> anyhow::Result<Topo> {
+        Topo::build(tag, members, "bridge", "", peers)
+    }
+
+    /// Peer `i`'s address.
+    pub fn peer_ip(i: usize) -> Ipv4Addr {
+        Ipv4Addr::new(198, 18, 0, 2 + i as u8)
+    }
+
+    fn build(
+        tag: &str,
+        members: usize,
+        switch: &str,
+        vlan: &str,
+        peers: usize,
+    ) -> anyhow::Result<Topo> {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let prefix = format!("xb{tag}{}-{n}", std::process::id() % 100_000);
+        let peer = format!("{prefix}-p");
         let t = Topo {
             host: format!("{prefix}-h"),
             switch: format!("{prefix}-s"),
-            peer: format!("{prefix}-p"),
+            peers: std::iter::once(peer.clone())
+                .chain((1..peers).map(|i| format!("{peer}{i}")))
+                .collect(),
+            peer,
             vlan_peer: format!("{prefix}-q"),
             prefix,
             members,
@@ -147,6 +170,7 @@ impl Topo {
             &members.to_string(),
             switch,
             vlan,
+            &peers.to_string(),
         ]))?;
         Ok(t)
     }

@@ -545,6 +545,7 @@ impl Alb {
     /// What the workers sent since the last reading: destinations seen for
     /// the first time get a member.
     fn take_load(&mut self, load: &LoadTotals) {
+        let mut new = Vec::new();
         for b in 0..BUCKETS {
             let d = load.bytes[b].saturating_sub(self.seen.bytes[b]);
             if d == 0 {
@@ -552,14 +553,16 @@ impl Alb {
             }
             self.tx_bytes[b] += d;
             if self.cfg.dynamic && self.tx[b] == UNASSIGNED {
-                let weight = if self.history[b] > 0 {
-                    self.history[b]
-                } else {
-                    1 + d * TICKS_PER_SEC
-                };
-                self.history[b] = weight;
-                self.assign(b, weight);
+                if self.history[b] == 0 {
+                    self.history[b] = 1 + d * TICKS_PER_SEC;
+                }
+                new.push(b);
             }
+        }
+        // Heaviest first, as at a rebalance.
+        new.sort_by_key(|&b| std::cmp::Reverse(self.history[b]));
+        for b in new {
+            self.assign(b, self.history[b]);
         }
         self.unbalanced += load.unbalanced.saturating_sub(self.seen.unbalanced);
         self.seen = load.clone();

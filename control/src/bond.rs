@@ -686,6 +686,8 @@ impl BondCore {
         if changed || reselect {
             self.after_lacp();
             self.reselect(now);
+            // balance-tlb/alb: learning packets and ARP updates go now.
+            self.after_alb();
         }
     }
 
@@ -1096,6 +1098,40 @@ mod tests {
 
     fn drain(b: &mut BondCore) -> Vec<Action> {
         std::iter::from_fn(|| b.poll_action()).collect()
+    }
+
+    #[test]
+    fn alb_failover_moves_the_bond_mac_in_the_snapshot_and_reads_like_the_kernel() {
+        let t0 = Instant::now();
+        let bond = MacAddr([2, 0, 0, 0, 0, 1]);
+        let mut b = BondCore::new("bond0", "bond0", opts("mode=balance-alb miimon=100"), bond);
+        let m0 = b.add_member(t0, info("m0", 1), true);
+        let m1 = b.add_member(t0, info("m1", 2), true);
+        let s = b.snapshot();
+        assert_eq!((s.mode, s.active, s.bond_mac), (Mode::Alb, Some(m0), bond));
+        assert_eq!(s.macs, vec![bond, MacAddr([2, 0, 0, 0, 0, 2])]);
+        assert!(s.copy_probes, "received ARP reaches the client table");
+        drain(&mut b);
+        b.handle_carrier(t0, m0, false);
+        let s = b.snapshot();
+        assert_eq!(s.active, Some(m1));
+        assert_eq!(s.macs, vec![MacAddr([2, 0, 0, 0, 0, 2]), bond], "swapped");
+        // No gratuitous ARP in alb: learning packets with the bond's MAC
+        // out of the new active member instead.
+        let acts = drain(&mut b);
+        assert!(!acts.iter().any(|a| matches!(a, Action::NotifyPeers { .. })));
+        assert!(acts.iter().any(|a| matches!(a,
+            Action::SendFrame { member, frame } if *member == m1 && frame[..12] == [bond.0, bond.0].concat()[..])));
+        let proc = b.status(t0).to_proc();
+        for line in [
+            "Bonding Mode: adaptive load balancing",
+            "Primary Slave: None",
+            "Currently Active Slave: m1",
+        ] {
+            assert!(proc.contains(line), "{line}\n{proc}");
+        }
+        assert!(b.status(t0).members.iter().all(|m| m.state == "active"));
+        assert!(b.alb_view().is_some());
     }
 
     #[test]

@@ -175,6 +175,19 @@ impl Topo {
         Ok(t)
     }
 
+    /// Packets the switch port of member `i` (sI) received from it (`rx`)
+    /// or sent to it (`tx`), as the switch's kernel counts them:
+    /// independent of xbond's own counters.
+    pub fn switch_packets(&self, i: usize, dir: &str) -> anyhow::Result<u64> {
+        let port = format!("s{i}");
+        let out =
+            run(Command::new("ip").args(["-n", &self.switch, "-s", "-j", "link", "show", &port]))?;
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        v[0]["stats64"][dir]["packets"]
+            .as_u64()
+            .ok_or_else(|| anyhow::anyhow!("no {dir} counter for {port}"))
+    }
+
     /// Take the switch side of member `i` down (carrier loss on `mi`) or up.
     pub fn switch_port(&self, i: usize, up: bool) -> anyhow::Result<()> {
         run(Command::new("ip").args([

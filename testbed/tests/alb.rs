@@ -19,26 +19,8 @@ fn start(tag: &str, options: &str) -> anyhow::Result<(Topo, Daemon)> {
     Ok((t, d))
 }
 
-/// Packets the switch port of member `i` received from it (`rx`) or sent
-/// to it (`tx`), as the switch's kernel counts them.
-fn switch_count(t: &Topo, i: usize, dir: &str) -> anyhow::Result<u64> {
-    let out = run(std::process::Command::new("ip").args([
-        "-n",
-        &t.switch,
-        "-s",
-        "-j",
-        "link",
-        "show",
-        &format!("s{i}"),
-    ]))?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    v[0]["stats64"][dir]["packets"]
-        .as_u64()
-        .ok_or_else(|| anyhow::anyhow!("no {dir} counter for s{i}"))
-}
-
 fn counts(t: &Topo, dir: &str) -> anyhow::Result<[u64; 2]> {
-    Ok([switch_count(t, 0, dir)?, switch_count(t, 1, dir)?])
+    Ok([t.switch_packets(0, dir)?, t.switch_packets(1, dir)?])
 }
 
 /// `pps` datagrams of `size` bytes per second for `dur` from namespace

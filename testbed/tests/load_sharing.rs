@@ -16,24 +16,6 @@ fn config(options: &str) -> String {
     bond_config(M0_M1, options, "")
 }
 
-/// Frames the switch received from member `i` (its port sI), as the kernel
-/// counts them: independent of xbond's own counters.
-fn switch_rx(t: &Topo, i: usize) -> anyhow::Result<u64> {
-    let out = run(std::process::Command::new("ip").args([
-        "-n",
-        &t.switch,
-        "-s",
-        "-j",
-        "link",
-        "show",
-        &format!("s{i}"),
-    ]))?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    v[0]["stats64"]["rx"]["packets"]
-        .as_u64()
-        .ok_or_else(|| anyhow::anyhow!("no rx counter for s{i}"))
-}
-
 fn warm_up(t: &Topo) -> anyhow::Result<()> {
     // Resolves the peer's MAC in the host stack before counting starts.
     run(&mut ns(
@@ -158,9 +140,9 @@ fn balance_rr_spreads_tx_evenly_over_the_members() -> anyhow::Result<()> {
     let t = Topo::new("rr", 2)?;
     let d = Daemon::start(&t, &config("mode=balance-rr miimon=100"))?;
     warm_up(&t)?;
-    let before = [switch_rx(&t, 0)?, switch_rx(&t, 1)?];
+    let before = [t.switch_packets(0, "rx")?, t.switch_packets(1, "rx")?];
     let r = udp_stream(&t.host, &t.peer, PEER_IP, PORT, 5000, 10_000, |_| {})?;
-    let after = [switch_rx(&t, 0)?, switch_rx(&t, 1)?];
+    let after = [t.switch_packets(0, "rx")?, t.switch_packets(1, "rx")?];
     let (a, b) = (after[0] - before[0], after[1] - before[1]);
     let skew = (a as f64 - b as f64).abs() / (a + b) as f64;
     println!(
@@ -256,10 +238,10 @@ fn broadcast_sends_one_copy_out_of_every_member() -> anyhow::Result<()> {
     let d = Daemon::start(&t, &config("mode=broadcast miimon=100"))?;
     warm_up(&t)?;
     // Counted by the switch's kernel, not by xbond.
-    let before = [switch_rx(&t, 0)?, switch_rx(&t, 1)?];
+    let before = [t.switch_packets(0, "rx")?, t.switch_packets(1, "rx")?];
     send_flows(&t, &[41000], 200)?;
     std::thread::sleep(Duration::from_millis(200));
-    let after = [switch_rx(&t, 0)?, switch_rx(&t, 1)?];
+    let after = [t.switch_packets(0, "rx")?, t.switch_packets(1, "rx")?];
     let got = [after[0] - before[0], after[1] - before[1]];
     println!(
         "broadcast: 200 datagrams, {} frames left m0 and {} left m1",
@@ -402,11 +384,11 @@ fn members_join_and_leave_a_running_bond() -> anyhow::Result<()> {
     warm_up(&t)?;
     println!("{}", d.cli(&["set", "bond0", "slaves", "+m2"])?);
     let before: Vec<u64> = (0..3)
-        .map(|i| switch_rx(&t, i))
+        .map(|i| t.switch_packets(i, "rx"))
         .collect::<anyhow::Result<_>>()?;
     let r = udp_stream(&t.host, &t.peer, PEER_IP, PORT, 3000, 3000, |_| {})?;
     let after: Vec<u64> = (0..3)
-        .map(|i| switch_rx(&t, i))
+        .map(|i| t.switch_packets(i, "rx"))
         .collect::<anyhow::Result<_>>()?;
     let got: Vec<u64> = (0..3).map(|i| after[i] - before[i]).collect();
     println!(
@@ -419,7 +401,7 @@ fn members_join_and_leave_a_running_bond() -> anyhow::Result<()> {
     }
 
     // Release m0 in the middle of a stream.
-    let before0 = switch_rx(&t, 0)?;
+    let before0 = t.switch_packets(0, "rx")?;
     let dd = &d;
     let r = udp_stream(&t.host, &t.peer, PEER_IP, PORT, 2000, 2000, |start| {
         std::thread::sleep(
@@ -428,7 +410,7 @@ fn members_join_and_leave_a_running_bond() -> anyhow::Result<()> {
         let out = dd.cli(&["set", "bond0", "slaves", "-m0"]);
         println!("{out:?}");
     })?;
-    let tail0 = switch_rx(&t, 0)?;
+    let tail0 = t.switch_packets(0, "rx")?;
     println!(
         "m0 released mid-stream: {} of 2000 arrived, m0 carried {}",
         r.received,
@@ -437,7 +419,11 @@ fn members_join_and_leave_a_running_bond() -> anyhow::Result<()> {
     assert_eq!(r.lost(), 0, "frames lost while releasing a member");
     assert_eq!(d.member_names()?, vec!["m1", "m2"]);
     send_flows(&t, &[43000], 50)?;
-    assert_eq!(switch_rx(&t, 0)?, tail0, "nothing leaves a released member");
+    assert_eq!(
+        t.switch_packets(0, "rx")?,
+        tail0,
+        "nothing leaves a released member"
+    );
 
     // Add and release it a few times: the pool gets its frames back.
     for _ in 0..4 {
@@ -516,9 +502,9 @@ options = "mode=balance-rr miimon=100"
         "m7 enslaved {} ms after it appeared",
         t0.elapsed().as_millis()
     );
-    let before = switch_rx(&t, 7)?;
+    let before = t.switch_packets(7, "rx")?;
     send_flows(&t, &[44000], 60)?;
-    let used = switch_rx(&t, 7)? - before;
+    let used = t.switch_packets(7, "rx")? - before;
     assert!(
         used >= 18,
         "m7 should carry a third of 60 frames, carried {used}"

@@ -26,7 +26,8 @@
 //!   the VLAN rate as a ratio to the untagged rate measured in the same run.
 //!
 //! Usage: xbond-e2e [--secs S] [--reps N] [--sizes 64,1500] [--members 1,2]
-//!                  [--modes active-backup,balance-rr,balance-xor,broadcast] [--dirs rx,tx]
+//!                  [--modes active-backup,balance-rr,balance-xor,broadcast,balance-tlb,balance-alb]
+//!                  [--dirs rx,tx]
 //!                  [--no-vlan]
 
 use anyhow::{bail, Context};
@@ -361,7 +362,7 @@ fn bond(
     let dir = std::env::temp_dir().join(format!("{}-run", ns.host));
     std::fs::create_dir_all(&dir)?;
     let list: Vec<String> = (0..members).map(|i| format!("\"m{i}\"")).collect();
-    let hash = if mode == "balance-xor" {
+    let hash = if matches!(mode, "balance-xor" | "balance-tlb" | "balance-alb") {
         " xmit_hash_policy=layer3+4"
     } else {
         ""
@@ -449,7 +450,7 @@ fn main() -> anyhow::Result<()> {
     let modes = names(
         &args,
         "--modes",
-        "active-backup,balance-rr,balance-xor,broadcast",
+        "active-backup,balance-rr,balance-xor,broadcast,balance-tlb,balance-alb",
     );
     let dirs: Vec<Dir> = names(&args, "--dirs", "rx,tx")
         .iter()

@@ -2,6 +2,7 @@
 //! decision and every transmit hash policy never panic, and the VLAN demux
 //! and tagging never corrupt a frame: an untagged delivery is the frame
 //! minus exactly its outer tag, a tagged transmission carries the port's VID.
+//! balance-tlb/alb's placement and MAC rewrites take any frame too.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -9,7 +10,8 @@ use xbond_dataplane::hash::{xmit_hash, HashPolicy};
 use xbond_dataplane::schedule::TxState;
 use xbond_dataplane::snapshot::{BondSnapshot, Mode, TxMember};
 use xbond_dataplane::forward::{self, EgressTag, Verdict};
-use xbond_dataplane::wire::vlan;
+use xbond_dataplane::lb::{self, LbTables};
+use xbond_dataplane::wire::{vlan, MacAddr};
 
 fuzz_target!(|data: &[u8]| {
     for p in [
@@ -23,8 +25,23 @@ fuzz_target!(|data: &[u8]| {
         let _ = xmit_hash(p, data, None);
         let _ = xmit_hash(p, data, Some(0x0057));
     }
-    for mode in [Mode::RoundRobin, Mode::ActiveBackup, Mode::Xor, Mode::Broadcast, Mode::Lacp] {
+    for mode in [
+        Mode::RoundRobin,
+        Mode::ActiveBackup,
+        Mode::Xor,
+        Mode::Broadcast,
+        Mode::Lacp,
+        Mode::Tlb,
+        Mode::Alb,
+    ] {
         let mut s = BondSnapshot::new(mode);
+        if matches!(mode, Mode::Tlb | Mode::Alb) {
+            let mut t = LbTables::new(data.first().is_some_and(|b| b & 1 == 0));
+            t.tx[usize::from(data.get(1).copied().unwrap_or(0))] = 1;
+            s.lb = Some(Box::new(t));
+            s.bond_mac = MacAddr([2, 0, 0, 0, 1, 0]);
+            s.macs = vec![s.bond_mac, MacAddr([2, 0, 0, 0, 1, 1])];
+        }
         s.members = (0..2).map(|id| TxMember { id, can_tx: true }).collect();
         s.usable = vec![0, 1];
         s.collecting = vec![1];
@@ -46,7 +63,20 @@ fuzz_target!(|data: &[u8]| {
                 panic!("a VLAN port gets frames untagged");
             }
         }
-        let _ = forward::from_host(&s, &mut tx, data, 0);
+        match forward::from_host(&s, &mut tx, data, 0) {
+            Verdict::ToMember(m) | Verdict::ArpReplyVia(m) if s.lb.is_some() => {
+                let mut buf = data.to_vec();
+                let arp = matches!(forward::from_host(&s, &mut tx, data, 0), Verdict::ArpReplyVia(_));
+                lb::rewrite_for_member(&s, m, &mut buf, arp);
+                assert_eq!(buf.len(), data.len());
+            }
+            _ => {}
+        }
+        if let Verdict::ToHost { .. } = forward::from_member(&s, 1, data) {
+            let mut buf = data.to_vec();
+            lb::adopt_for_host(&s, &mut buf);
+            assert_eq!(&buf[6..], &data[6..]);
+        }
         if let Verdict::ToMember(_) | Verdict::ToAllMembers = forward::from_host(&s, &mut tx, data, 87) {
             let mut buf = vec![0u8; 4];
             buf.extend_from_slice(data);

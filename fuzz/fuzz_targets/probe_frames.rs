@@ -1,7 +1,9 @@
 //! Frames an ARP/NS-monitored member receives, as copies reach control: the
 //! data path's probe test and the ND parser never panic, and the bond's
 //! ARP monitor takes anything (tagged or not, truncated, lying about its
-//! lengths) without panicking, before and after its rounds run.
+//! lengths) without panicking, before and after its rounds run; so does a
+//! balance-alb bond's client table, with the frame as one a member received
+//! and as ARP the host sent.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -45,4 +47,28 @@ fuzz_target!(|data: &[u8]| {
         while b.poll_action().is_some() {}
     }
     let _ = b.status(t0 + Duration::from_secs(1)).to_proc();
+
+    let mut o = BondOptions::default();
+    o.parse_kernel_string("mode=balance-alb miimon=100").unwrap();
+    o.finish().unwrap();
+    let mut a = BondCore::new("bond0", "bond0", o, MacAddr([2, 0, 0, 0, 1, 0]));
+    for i in 0..2u8 {
+        let info = MemberInfo {
+            name: format!("m{i}"),
+            ifindex: u32::from(i) + 1,
+            perm_mac: MacAddr([2, 0, 0, 0, 1, i]),
+            speed: Some(10000),
+            full_duplex: Some(true),
+            rx_queues: 1,
+        };
+        a.add_member(t0, info, true);
+    }
+    for step in 0..4u32 {
+        let now = t0 + Duration::from_millis(100) * step;
+        a.handle_probe_frame(now, (step % 2) as u16, data);
+        a.handle_host_frame((step % 2) as u16 * 87, data);
+        a.handle_timeout(now);
+        while a.poll_action().is_some() {}
+    }
+    let _ = a.alb_view();
 });

@@ -13,21 +13,12 @@ use xbond_control::config::options::BondOptions;
 use xbond_dataplane::forward;
 use xbond_dataplane::wire::{ndisc, MacAddr};
 
-fuzz_target!(|data: &[u8]| {
-    let _ = forward::is_probe(data);
-    if data.len() > 14 {
-        let _ = ndisc::parse(&data[14..]);
-    }
+/// A bond with `options` and two members with carrier, as of `t0`.
+fn two_member_bond(options: &str, mac: MacAddr, t0: Instant) -> BondCore {
     let mut o = BondOptions::default();
-    o.parse_kernel_string(
-        "mode=1 arp_interval=100 arp_ip_target=198.18.0.2 ns_ip6_target=2001:db8::2 arp_validate=all arp_all_targets=all",
-    )
-    .unwrap();
+    o.parse_kernel_string(options).unwrap();
     o.finish().unwrap();
-    let mac = MacAddr([2, 0, 0, 0, 0, 1]);
     let mut b = BondCore::new("bond0", "bond0", o, mac);
-    b.set_own_addresses(vec!["198.18.0.1".parse().unwrap(), "2001:db8::1".parse().unwrap()]);
-    let t0 = Instant::now();
     for i in 0..2u8 {
         let info = MemberInfo {
             name: format!("m{i}"),
@@ -39,6 +30,21 @@ fuzz_target!(|data: &[u8]| {
         };
         b.add_member(t0, info, true);
     }
+    b
+}
+
+fuzz_target!(|data: &[u8]| {
+    let _ = forward::is_probe(data);
+    if data.len() > 14 {
+        let _ = ndisc::parse(&data[14..]);
+    }
+    let t0 = Instant::now();
+    let mut b = two_member_bond(
+        "mode=1 arp_interval=100 arp_ip_target=198.18.0.2 ns_ip6_target=2001:db8::2 arp_validate=all arp_all_targets=all",
+        MacAddr([2, 0, 0, 0, 0, 1]),
+        t0,
+    );
+    b.set_own_addresses(vec!["198.18.0.1".parse().unwrap(), "2001:db8::1".parse().unwrap()]);
     for step in 0..6u32 {
         let now = t0 + Duration::from_millis(100) * step;
         b.handle_timeout(now);
@@ -48,21 +54,7 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = b.status(t0 + Duration::from_secs(1)).to_proc();
 
-    let mut o = BondOptions::default();
-    o.parse_kernel_string("mode=balance-alb miimon=100").unwrap();
-    o.finish().unwrap();
-    let mut a = BondCore::new("bond0", "bond0", o, MacAddr([2, 0, 0, 0, 1, 0]));
-    for i in 0..2u8 {
-        let info = MemberInfo {
-            name: format!("m{i}"),
-            ifindex: u32::from(i) + 1,
-            perm_mac: MacAddr([2, 0, 0, 0, 1, i]),
-            speed: Some(10000),
-            full_duplex: Some(true),
-            rx_queues: 1,
-        };
-        a.add_member(t0, info, true);
-    }
+    let mut a = two_member_bond("mode=balance-alb miimon=100", MacAddr([2, 0, 0, 0, 1, 0]), t0);
     for step in 0..4u32 {
         let now = t0 + Duration::from_millis(100) * step;
         a.handle_probe_frame(now, (step % 2) as u16, data);

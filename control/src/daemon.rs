@@ -452,8 +452,7 @@ impl BondRuntime {
             let port = self.make_vlan_port(v)?;
             self.vlans.push(port);
         }
-        self.core
-            .set_vlans(self.vlans.iter().map(|v| v.id).collect());
+        self.core.set_vlans(self.vlan_ids());
         let mut ports: Vec<PortSpec> = self
             .core
             .members()
@@ -588,6 +587,11 @@ impl BondRuntime {
         })
     }
 
+    /// The VLAN ids the bond has now.
+    fn vlan_ids(&self) -> Vec<u16> {
+        self.vlans.iter().map(|v| v.id).collect()
+    }
+
     fn vlan_list(&self) -> serde_json::Value {
         self.vlans
             .iter()
@@ -617,8 +621,7 @@ impl BondRuntime {
         self.seen_links.insert(port.hidden_index);
         let name = port.name.clone();
         self.vlans.push(port);
-        self.core
-            .set_vlans(self.vlans.iter().map(|v| v.id).collect());
+        self.core.set_vlans(self.vlan_ids());
         if let Some(e) = &self.engine {
             e.publish(self.snapshot());
         }
@@ -637,8 +640,7 @@ impl BondRuntime {
             .position(|p| p.id == id)
             .with_context(|| format!("{} has no VLAN {id}", self.core.name))?;
         let port = self.vlans.remove(i);
-        self.core
-            .set_vlans(self.vlans.iter().map(|v| v.id).collect());
+        self.core.set_vlans(self.vlan_ids());
         let snap = self.snapshot();
         let mut released = Ok(0);
         if let Some(e) = self.engine.as_mut() {

@@ -9,7 +9,7 @@
 
 use crate::counters::DropReason;
 use crate::hash;
-use crate::schedule::TxPlan;
+use crate::schedule::{self, TxPlan};
 use crate::snapshot::{BondSnapshot, MemberId, Mode};
 use crate::wire::{arp, MacAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -210,16 +210,10 @@ pub(crate) fn plan(snap: &BondSnapshot, load: &TxLoad, frame: &[u8], tci: Option
     let bucket = match kind {
         Kind::Balanced(_) if !lb.dynamic => {
             // As balance-xor over the usable members.
-            let n = snap.usable.len() as u32;
-            if n == 0 {
-                return via_active(snap);
-            }
-            let h = hash::xmit_hash(snap.hash_policy, frame, tci);
-            let i = snap.divisors.usable.rem(h, n) as usize;
-            return snap
-                .usable
-                .get(i)
-                .map_or(via_active(snap), |&m| TxPlan::Member(m));
+            return match schedule::xor(snap, frame, tci) {
+                TxPlan::Drop(_) => via_active(snap),
+                p => p,
+            };
         }
         Kind::Balanced(b) if alb => b,
         Kind::Balanced(_) => hash::xmit_hash(snap.hash_policy, frame, tci) as u8,

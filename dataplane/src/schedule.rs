@@ -124,7 +124,7 @@ pub fn plan(snap: &BondSnapshot, st: &mut TxState, frame: &[u8], tci: Option<u16
 
 /// balance-xor: the kernel's hash modulo the usable members.
 #[inline]
-fn xor(snap: &BondSnapshot, frame: &[u8], tci: Option<u16>) -> TxPlan {
+pub(crate) fn xor(snap: &BondSnapshot, frame: &[u8], tci: Option<u16>) -> TxPlan {
     let n = snap.usable.len() as u32;
     if n == 0 {
         return TxPlan::Drop(DropReason::NoUsableMember);

@@ -115,6 +115,60 @@ fn lacp_config(o: &BondOptions, bond_mac: MacAddr) -> LacpConfig {
     }
 }
 
+/// A runtime `arp_ip_target`/`ns_ip6_target` value as the kernel's sysfs
+/// file takes it: `+ADDR` adds one target, `-ADDR` removes one; anything
+/// else replaces the whole list. Returns the new list for the parser.
+fn edit_targets<T>(current: &[T], key: &str, value: &str) -> Result<String, String>
+where
+    T: std::fmt::Display + std::str::FromStr + PartialEq,
+{
+    let Some(op) = value.chars().next().filter(|c| matches!(c, '+' | '-')) else {
+        return Ok(value.to_string());
+    };
+    let addr = value[1..].trim();
+    let t: T = addr
+        .parse()
+        .map_err(|_| format!("{key}: invalid address '{addr}'"))?;
+    let keep = match (op, current.contains(&t)) {
+        ('+', true) => return Err(format!("{key}: {addr} is already a target")),
+        ('-', false) => return Err(format!("{key}: {addr} is not a target, nothing to remove")),
+        _ => current.iter().filter(|c| **c != t),
+    };
+    let mut out: Vec<String> = keep.map(ToString::to_string).collect();
+    if op == '+' {
+        out.push(t.to_string());
+    }
+    Ok(out.join(","))
+}
+
+/// At runtime, as the kernel's sysfs does, turning on ARP monitoring turns
+/// MII monitoring off and the other way round, unless `link_watch_policy`
+/// asks for both. Returns what was turned off, for the answer.
+fn one_link_monitor(o: &mut BondOptions, key: &str) -> Vec<String> {
+    let mut notes = Vec::new();
+    if o.link_watch_policy.is_none() {
+        if key == "arp_interval" && o.arp_interval > 0 && o.miimon > 0 {
+            o.miimon = 0;
+            let delays = o.updelay + o.downdelay + o.peer_notif_delay > 0;
+            (o.updelay, o.downdelay, o.peer_notif_delay) = (0, 0, 0);
+            notes.push(format!(
+                "MII monitoring disabled, ARP monitoring replaces it{} (set link_watch_policy to run both)",
+                if delays { "; updelay, downdelay and peer_notif_delay are 0 without it" } else { "" }
+            ));
+        }
+        if key == "miimon" && o.miimon > 0 && o.arp_interval > 0 {
+            o.arp_interval = 0;
+            notes.push("ARP monitoring disabled, MII monitoring replaces it".into());
+        }
+    }
+    // The kernel's miimon=100 default applies when the bond is created, not
+    // when a monitor is switched off later.
+    if !o.explicit.contains(&"miimon") {
+        o.explicit.push("miimon");
+    }
+    notes
+}
+
 /// The ARP monitor's settings, from the bond's options.
 fn arp_config(o: &BondOptions) -> ArpConfig {
     let mut targets: Vec<IpAddr> = o.arp_ip_target.iter().map(|&a| a.into()).collect();
@@ -452,6 +506,7 @@ impl BondCore {
             a.set_carrier(id as usize, carrier);
         }
         if self.opts.miimon == 0 {
+            self.mii.set_carrier(id as usize, carrier);
             return;
         }
         self.mii.handle_carrier(now, id as usize, carrier);
@@ -892,12 +947,19 @@ impl BondCore {
             }
             "primary_reselect" | "miimon" | "updelay" | "downdelay" | "peer_notif_delay" | "num_grat_arp"
             | "num_unsol_na" | "all_slaves_active" | "xmit_hash_policy" | "packets_per_slave" | "lacp_rate"
-            | "min_links" => {
+            | "min_links" | "arp_interval" | "arp_ip_target" | "ns_ip6_target" | "arp_validate"
+            | "arp_all_targets" | "arp_missed_max" => {
                 let mut o = self.opts.clone();
                 let canon = if key == "num_unsol_na" { "num_grat_arp" } else { key };
                 o.explicit.retain(|k| *k != canon);
-                o.set(key, value).map_err(|e| e.to_string())?;
-                let warnings = o.finish().map_err(|e| e.to_string())?;
+                let value = match key {
+                    "arp_ip_target" => edit_targets(&o.arp_ip_target, key, value)?,
+                    "ns_ip6_target" => edit_targets(&o.ns_ip6_target, key, value)?,
+                    _ => value.to_string(),
+                };
+                o.set(key, &value).map_err(|e| e.to_string())?;
+                let mut warnings = one_link_monitor(&mut o, key);
+                warnings.extend(o.finish().map_err(|e| e.to_string())?);
                 self.opts = o;
                 self.ab.reselect = self.opts.primary_reselect;
                 self.mii.set_delays(ms(self.opts.updelay), ms(self.opts.downdelay));
@@ -911,6 +973,7 @@ impl BondCore {
                     }
                 }
                 self.after_lacp();
+                self.reconfigure_arp(now);
                 self.reselect(now);
                 self.publish_if_changed();
                 let mut msg = format!("{key} set to {value}");
@@ -928,6 +991,50 @@ impl BondCore {
             }
             other => Err(format!("unknown bonding option '{other}'")),
         }
+    }
+
+    /// Start, stop or retune the ARP monitor after a runtime change.
+    /// Members pass between it and the MII monitor in the state they are
+    /// in, as the kernel's two monitors share one link state.
+    fn reconfigure_arp(&mut self, now: Instant) {
+        let cfg = (self.opts.arp_interval > 0).then(|| arp_config(&self.opts));
+        match (self.arp.take(), cfg) {
+            (Some(a), Some(cfg)) if *a.config() == cfg => {
+                self.arp = Some(a);
+                return;
+            }
+            (Some(mut a), Some(cfg)) => {
+                a.reconfigure(now, cfg);
+                self.arp = Some(a);
+            }
+            (Some(_), None) => {
+                for (i, m) in self.members.iter().enumerate() {
+                    if m.is_some() {
+                        self.mii.take_over(i, self.links[i] == LinkState::Up);
+                        if self.opts.miimon > 0 {
+                            let carrier = self.mii.carrier(i);
+                            self.mii.handle_carrier(now, i, carrier);
+                        }
+                    }
+                }
+            }
+            (None, Some(cfg)) => {
+                let mut a = ArpMonitor::new(cfg);
+                for (i, m) in self.members.iter().enumerate() {
+                    // A member starts as up as it is now, judged from the
+                    // first round on.
+                    a.add(now, self.links[i] == LinkState::Up);
+                    a.set_carrier(i, self.mii.carrier(i));
+                    if m.is_none() {
+                        a.remove(i);
+                    }
+                }
+                a.set_active(now, self.ab.active);
+                self.arp = Some(a);
+            }
+            (None, None) => return,
+        }
+        self.after_monitors(now);
     }
 
     pub fn miimon(&self) -> Duration {
@@ -1548,5 +1655,109 @@ mod tests {
         assert_eq!(b.active(), Some(m0), "ARP still says up");
         arp_ticks(&mut b, &mut now, 5, &[]);
         assert_eq!(b.link_state(m0), LinkState::Down, "both say down");
+    }
+
+    #[test]
+    fn arp_monitoring_is_switched_on_retuned_and_off_at_runtime() {
+        let t0 = Instant::now();
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let mut b = BondCore::new("bond0", "bond0", opts("mode=1 miimon=100 updelay=200"), mac);
+        let m0 = b.add_member(t0, info("m0", 1), true);
+        let m1 = b.add_member(t0, info("m1", 2), true);
+        let mut now = t0;
+        b.handle_timeout(now + ms(200));
+        assert_eq!(b.active(), Some(m0));
+        assert!(!b.snapshot().copy_probes);
+
+        // ARP monitoring replaces MII monitoring, as the kernel's sysfs does.
+        let msg = b.set_option(now, "arp_interval", "100").unwrap();
+        assert!(msg.contains("MII monitoring disabled"), "{msg}");
+        assert!(msg.contains("updelay"), "{msg}");
+        assert_eq!((b.options().miimon, b.options().updelay), (0, 0));
+        assert!(b.snapshot().copy_probes, "workers copy ARP to control");
+        assert_eq!(b.link_state(m0), LinkState::Up, "members keep their state");
+        // The daemon reads the bond's addresses before every round.
+        b.set_own_addresses(vec!["198.18.0.1".parse().unwrap()]);
+        b.set_option(now, "arp_ip_target", "+198.18.0.2").unwrap();
+        let err = b
+            .set_option(now, "arp_ip_target", "+198.18.0.2")
+            .unwrap_err();
+        assert!(err.contains("already a target"), "{err}");
+        let err = b
+            .set_option(now, "arp_ip_target", "-198.18.0.9")
+            .unwrap_err();
+        assert!(err.contains("not a target"), "{err}");
+        let err = b.set_option(now, "arp_validate", "sometimes").unwrap_err();
+        assert!(err.contains("arp_validate"), "{err}");
+        b.set_option(now, "arp_validate", "all").unwrap();
+        let cfg = b.arp_monitor().unwrap().config().clone();
+        assert_eq!(cfg.targets, vec!["198.18.0.2".parse::<IpAddr>().unwrap()]);
+        assert_eq!(cfg.validate, crate::config::options::ArpValidate::All);
+
+        // Carrier changes are not acted on any more: the path is.
+        b.handle_carrier(now, m1, false);
+        assert_eq!(b.link_state(m1), LinkState::Up);
+        b.handle_carrier(now, m1, true);
+        let acts = arp_ticks(&mut b, &mut now, 5, &[m0, m1]);
+        assert!(acts.contains(&Action::Probe { member: m0 }));
+        arp_ticks(&mut b, &mut now, 5, &[m1]);
+        assert_eq!(b.active(), Some(m1), "m0's replies stopped");
+        assert_eq!(b.link_state(m0), LinkState::Down);
+
+        // A second target that never answers, with arp_all_targets=all: a
+        // new target counts as answered when added, so nothing goes down at
+        // once; after arp_missed_max intervals the active member does.
+        b.set_option(now, "arp_all_targets", "all").unwrap();
+        b.set_option(now, "arp_ip_target", "+198.18.0.3").unwrap();
+        arp_ticks(&mut b, &mut now, 1, &[m1]);
+        assert_eq!(b.link_state(m1), LinkState::Up);
+        arp_ticks(&mut b, &mut now, 4, &[m1]);
+        assert_ne!(b.link_state(m1), LinkState::Up, "198.18.0.3 never answered");
+        assert_eq!(b.active(), None);
+        b.set_option(now, "arp_ip_target", "-198.18.0.3").unwrap();
+        arp_ticks(&mut b, &mut now, 5, &[m1]);
+        assert_eq!(
+            b.link_state(m1),
+            LinkState::Up,
+            "back without the silent target"
+        );
+
+        // MII monitoring takes over from the state ARP left: m0 has
+        // carrier, so it comes back (updelay was cleared with miimon); the
+        // ARP monitor and the probe copies are gone.
+        let err = b.set_option(now, "updelay", "200").unwrap_err();
+        assert!(err.contains("miimon"), "{err}");
+        assert_eq!(b.link_state(m0), LinkState::Down);
+        let msg = b.set_option(now, "miimon", "100").unwrap();
+        assert!(msg.contains("ARP monitoring disabled"), "{msg}");
+        assert!(b.arp_monitor().is_none());
+        assert!(!b.snapshot().copy_probes);
+        assert_eq!(b.link_state(m0), LinkState::Up);
+        assert_eq!(b.active(), Some(m1));
+        b.handle_carrier(now, m1, false);
+        assert_eq!(b.active(), Some(m0), "carrier counts again");
+    }
+
+    #[test]
+    fn runtime_arp_options_keep_the_kernels_mode_rules() {
+        let t0 = Instant::now();
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let mut ad = BondCore::new("bond0", "bond0", opts("mode=802.3ad"), mac);
+        ad.add_member(t0, info("m0", 1), true);
+        let err = ad.set_option(t0, "arp_interval", "100").unwrap_err();
+        assert!(err.contains("mode dependency"), "{err}");
+        assert!(ad.arp_monitor().is_none());
+
+        // With link_watch_policy, both monitors run.
+        let o = opts("mode=1 miimon=100 link_watch_policy=all");
+        let mut b = BondCore::new("bond0", "bond0", o, mac);
+        b.add_member(t0, info("m0", 1), true);
+        let msg = b.set_option(t0, "arp_interval", "200").unwrap();
+        assert!(!msg.contains("disabled"), "{msg}");
+        assert_eq!(b.options().miimon, 100);
+        assert_eq!(b.arp_monitor().unwrap().config().interval, ms(200));
+        b.set_option(t0, "arp_interval", "0").unwrap();
+        assert!(b.arp_monitor().is_none());
+        assert_eq!(b.options().miimon, 100);
     }
 }

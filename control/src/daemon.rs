@@ -660,15 +660,17 @@ impl BondRuntime {
     fn run(&mut self, stop: Receiver<()>) {
         let miimon = self.core.miimon();
         let mut next_poll = (miimon > Duration::ZERO).then(|| Instant::now() + miimon);
-        // Receive counters are read four times per ARP interval: traffic
-        // other than probe replies counts as of that reading.
-        let sample_every = self
-            .core
-            .arp_monitor()
-            .map(|a| (a.config().interval / 4).max(Duration::from_millis(1)));
-        let mut next_sample = sample_every.map(|d| Instant::now() + d);
+        let mut next_sample = None;
         loop {
+            // Receive counters are read four times per ARP interval: traffic
+            // other than probe replies counts as of that reading. The
+            // interval may change at runtime.
+            let sample_every = self
+                .core
+                .arp_monitor()
+                .map(|a| (a.config().interval / 4).max(Duration::from_millis(1)));
             let now = Instant::now();
+            next_sample = sample_every.map(|d| next_sample.unwrap_or(now + d).min(now + d));
             let deadline = [self.core.next_deadline(), next_poll, next_sample]
                 .into_iter()
                 .flatten()

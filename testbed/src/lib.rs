@@ -302,7 +302,7 @@ impl Daemon {
     /// Read `read` every 5 ms until `done` accepts it; returns how long
     /// that took, or fails after `timeout` with the last reading and the
     /// bond's status.
-    fn poll_until<T: std::fmt::Debug>(
+    pub fn poll_until<T: std::fmt::Debug>(
         &self,
         timeout: Duration,
         read: impl Fn(&Self) -> anyhow::Result<T>,

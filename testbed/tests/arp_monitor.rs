@@ -290,3 +290,96 @@ fn every_arp_validate_value_keeps_a_healthy_bond_up() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Both members' paths die; then the path of the last member heals. In
+/// active-backup without an active member the monitor tries one member at
+/// a time; the one whose path works must come up and carry traffic.
+#[test]
+fn after_both_paths_die_the_member_whose_path_heals_comes_back() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("arpto", 2)?;
+    let d = Daemon::start(
+        &t,
+        &bond_config(M0_M1, &arp_opts("arp_validate=active"), ""),
+    )?;
+    settled(&d)?;
+    let h0 = BlackHole::new(&t.switch, "s0", true)?;
+    let h1 = BlackHole::new(&t.switch, "s1", true)?;
+    d.poll_until(
+        Duration::from_secs(3),
+        Daemon::active,
+        Option::is_none,
+        "no active member",
+    )?;
+    // A few rounds of trying candidates in turn.
+    std::thread::sleep(Duration::from_millis(6 * INTERVAL_MS));
+    assert_ne!(d.member_status("m0")?, "up");
+    assert_ne!(d.member_status("m1")?, "up");
+    h1.remove()?;
+    let back = d.wait_active("m1", Duration::from_secs(3))?;
+    println!("total outage: m1 active again {back:?} after its path healed");
+    // It stays up: the monitor probes it as the active member from now on.
+    std::thread::sleep(Duration::from_millis(10 * INTERVAL_MS));
+    assert_eq!(d.member_status("m1")?, "up");
+    assert_eq!(d.active()?.as_deref(), Some("m1"));
+    assert_ne!(d.member_status("m0")?, "up", "m0's path is still dead");
+    ping(&t.host, PEER_IP, 3)?;
+    drop(h0);
+    Ok(())
+}
+
+/// `xbond set` switches ARP monitoring on, changes its targets and turns it
+/// off again, as the kernel's sysfs files do: ARP monitoring replaces MII
+/// monitoring and the other way round.
+#[test]
+fn arp_monitoring_is_switched_on_and_off_at_runtime() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("arprt", 2)?;
+    let d = Daemon::start(&t, &bond_config(M0_M1, "mode=active-backup miimon=100", ""))?;
+    d.wait_members_up(Duration::from_secs(5))?;
+    d.wait_active("m0", Duration::from_secs(5))?;
+
+    let msg = d.cli(&["set", "bond0", "arp_ip_target", "+198.18.0.2"])?;
+    assert!(msg.contains("arp_interval is 0"), "{msg}");
+    let msg = d.cli(&["set", "bond0", "arp_interval", &INTERVAL_MS.to_string()])?;
+    assert!(msg.contains("MII monitoring disabled"), "{msg}");
+    d.cli(&["set", "bond0", "arp_validate", "active"])?;
+    let err = d
+        .cli(&["set", "bond0", "arp_ip_target", "-198.18.0.9"])
+        .unwrap_err();
+    assert!(err.to_string().contains("not a target"), "{err}");
+    let proc_text = d.cli(&["status"])?;
+    assert!(
+        proc_text.contains("MII Polling Interval (ms): 0\n")
+            && proc_text.contains("ARP Polling Interval (ms): 100\n")
+            && proc_text.contains("ARP IP target/s (n.n.n.n form): 198.18.0.2\n"),
+        "{proc_text}"
+    );
+    settled(&d)?;
+
+    // The path dies with carrier up: only the ARP monitor can see it.
+    let hole = BlackHole::new(&t.switch, "s0", true)?;
+    let failover = d.wait_active("m1", Duration::from_secs(3))?;
+    println!("ARP monitoring switched on at runtime: black hole -> failover after {failover:?}");
+    assert!(failover <= Duration::from_millis(400), "{failover:?}");
+    hole.remove()?;
+    d.wait_member("m0", "up", Duration::from_secs(3))?;
+
+    // Back to MII monitoring: carrier loss is acted on at once again, and
+    // the members' ARP state is gone from the status.
+    let msg = d.cli(&["set", "bond0", "miimon", "100"])?;
+    assert!(msg.contains("ARP monitoring disabled"), "{msg}");
+    let st = d.status()?;
+    assert!(st["members"][1]["arp"].is_null(), "{st}");
+    let sw = t.switch.clone();
+    run(std::process::Command::new("ip").args(["-n", &sw, "link", "set", "s1", "down"]))?;
+    let carrier = d.wait_active("m0", Duration::from_secs(2))?;
+    println!("MII monitoring switched back on: carrier loss -> failover after {carrier:?}");
+    assert!(carrier <= Duration::from_millis(150), "{carrier:?}");
+    ping(&t.host, PEER_IP, 3)?;
+    Ok(())
+}

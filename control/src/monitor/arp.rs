@@ -187,6 +187,27 @@ impl ArpMonitor {
         self.members[idx].last_valid
     }
 
+    /// New settings while running, as the kernel takes them from sysfs. A
+    /// target that stays keeps every member's last reply from it; a new
+    /// target counts as answered now (`bond_option_arp_ip_target_add`), so
+    /// adding one never takes a member down at once. A new interval applies
+    /// from the next round on.
+    pub fn reconfigure(&mut self, now: Instant, cfg: ArpConfig) {
+        let old = &self.cfg.targets;
+        for m in &mut self.members {
+            m.target_rx = cfg
+                .targets
+                .iter()
+                .map(|t| {
+                    old.iter()
+                        .position(|o| o == t)
+                        .map_or(now, |i| m.target_rx[i])
+                })
+                .collect();
+        }
+        self.cfg = cfg;
+    }
+
     pub fn set_carrier(&mut self, idx: usize, carrier: bool) {
         if let Some(m) = self.members.get_mut(idx) {
             m.carrier = carrier;
@@ -482,8 +503,18 @@ impl ArpMonitor {
 
     /// Probe the active member; with none, try the next member with carrier
     /// after the last one tried (wrapping), marking it "going back".
+    ///
+    /// A member that came up in this round while there is no active member
+    /// is the one the bond is about to choose (the kernel chooses it inside
+    /// the commit, before probing): it is probed, and no other member is
+    /// tried — trying it again would put it back to "going back".
     fn ab_probe(&mut self, now: Instant) {
-        if let Some(a) = self.active {
+        let chosen = self.active.or_else(|| {
+            self.members
+                .iter()
+                .position(|m| m.present && m.link == LinkState::Up)
+        });
+        if let Some(a) = chosen {
             if self.members.get(a).is_some_and(|m| m.present) {
                 self.probe(now, a);
                 return;

@@ -186,6 +186,28 @@ impl MiiMonitor {
         }
     }
 
+    /// Record a carrier reading without acting on it: what the bond does
+    /// while MII monitoring is off, so that the monitor knows the carrier
+    /// when it is switched on.
+    pub fn set_carrier(&mut self, idx: usize, carrier: bool) {
+        if let Some(l) = self.links.get_mut(idx) {
+            l.carrier = carrier;
+        }
+    }
+
+    /// Take a member over from another monitor (the ARP monitor, switched
+    /// off at runtime) in the state that monitor left it; no delay is
+    /// pending. The next carrier reading moves it on from there, as the
+    /// kernel's MII monitor does with the link the ARP monitor set.
+    pub fn take_over(&mut self, idx: usize, up: bool) {
+        if let Some(l) = self.links.get_mut(idx) {
+            if l.present {
+                l.state = if up { LinkState::Up } else { LinkState::Down };
+                l.deadline = None;
+            }
+        }
+    }
+
     /// Bring a member that is going back up now, skipping the rest of its
     /// updelay — what the kernel does when no member is up at all.
     pub fn force_up(&mut self, idx: usize) {

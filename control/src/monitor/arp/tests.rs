@@ -451,6 +451,29 @@ fn without_an_active_member_candidates_are_tried_in_turn() {
 }
 
 #[test]
+fn after_a_total_outage_the_last_member_comes_back_too() {
+    // Two members, both paths dead: the candidates alternate. The second
+    // member's path heals: once tried it comes up and stays up, although
+    // the rotation would start again from the first member.
+    let mut n = Net::new(cfg(ArpValidate::Active, 2, true), 2);
+    n.path = vec![false, false];
+    n.run(8);
+    assert_eq!(n.mon.active, None);
+    n.path[1] = true;
+    n.run(4);
+    assert_eq!(n.mon.active, Some(1));
+    assert_eq!(n.mon.state(1), LinkState::Up);
+    n.run(10);
+    assert_eq!(n.mon.state(1), LinkState::Up, "stays up");
+    assert_ne!(n.mon.state(0), LinkState::Up, "its path is still dead");
+    let late: Vec<usize> = n.probes.iter().filter(|p| p.0 >= 14).map(|p| p.1).collect();
+    assert!(
+        late.iter().all(|&m| m == 1),
+        "only the active member is probed: {late:?}"
+    );
+}
+
+#[test]
 fn a_member_without_carrier_is_not_tried_and_is_taken_down() {
     let mut n = Net::new(cfg(ArpValidate::Active, 2, true), 3);
     n.path = vec![false, false, false];

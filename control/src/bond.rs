@@ -90,6 +90,9 @@ pub struct BondCore {
     alb: Option<Alb>,
     /// balance-tlb/alb: what the workers have sent, as last read.
     tx_load: LoadTotals,
+    /// The carrier last asked of the host interface (outside 802.3ad,
+    /// whose machines decide it). The daemon starts it on.
+    carrier: bool,
 }
 
 /// The LACP settings of an 802.3ad bond, from its options.
@@ -228,6 +231,7 @@ impl BondCore {
             port_priorities: Vec::new(),
             alb,
             tx_load: LoadTotals::default(),
+            carrier: true,
         }
     }
 
@@ -839,6 +843,28 @@ impl BondCore {
             self.published = Some(s);
             self.actions.push_back(Action::Publish);
         }
+        self.update_carrier();
+    }
+
+    /// Outside 802.3ad the bond has carrier while a member is up, as the
+    /// kernel's `bond_set_carrier`: with every member down, the host
+    /// interface (and its VLANs) shows NO-CARRIER.
+    fn update_carrier(&mut self) {
+        if self.lacp.is_some() {
+            return;
+        }
+        let up = self.any_member_up();
+        if up != self.carrier {
+            self.carrier = up;
+            tracing::info!(bond = %self.name, "bond carrier {}", if up { "on" } else { "off: no member is up" });
+            self.actions.push_back(Action::Carrier(up));
+        }
+    }
+
+    fn any_member_up(&self) -> bool {
+        self.ab.active.is_some()
+            || (0..self.members.len())
+                .any(|i| self.members[i].is_some() && self.links[i] == LinkState::Up)
     }
 
     pub fn snapshot(&self) -> BondSnapshot {
@@ -1065,10 +1091,7 @@ impl BondCore {
                 } else {
                     "down"
                 }
-            } else if active.is_some()
-                || (0..self.members.len())
-                    .any(|i| self.members[i].is_some() && self.links[i] == LinkState::Up)
-            {
+            } else if self.any_member_up() {
                 "up"
             } else {
                 "down"
@@ -1759,5 +1782,47 @@ mod tests {
         b.set_option(t0, "arp_interval", "0").unwrap();
         assert!(b.arp_monitor().is_none());
         assert_eq!(b.options().miimon, 100);
+    }
+
+    #[test]
+    fn outside_802_3ad_the_bond_has_carrier_while_a_member_is_up() {
+        let t0 = Instant::now();
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        for mode in ["active-backup", "balance-xor", "balance-alb"] {
+            let mut b = BondCore::new(
+                "bond0",
+                "bond0",
+                opts(&format!("mode={mode} miimon=100")),
+                mac,
+            );
+            let m0 = b.add_member(t0, info("m0", 1), true);
+            let m1 = b.add_member(t0, info("m1", 2), false);
+            let carrier = |acts: Vec<Action>| -> Vec<Action> {
+                acts.into_iter()
+                    .filter(|a| matches!(a, Action::Carrier(_)))
+                    .collect()
+            };
+            assert_eq!(carrier(drain(&mut b)), vec![], "{mode}: on from the start");
+            b.handle_carrier(t0, m0, false);
+            assert_eq!(
+                carrier(drain(&mut b)),
+                vec![Action::Carrier(false)],
+                "{mode}"
+            );
+            assert_eq!(b.status(t0).mii_status, "down");
+            b.handle_carrier(t0, m0, false);
+            assert_eq!(carrier(drain(&mut b)), vec![], "{mode}: said once");
+            b.handle_carrier(t0, m1, true);
+            assert_eq!(
+                carrier(drain(&mut b)),
+                vec![Action::Carrier(true)],
+                "{mode}"
+            );
+            assert_eq!(b.status(t0).mii_status, "up");
+        }
+        // Without members at all there is no carrier either.
+        let mut b = BondCore::new("bond0", "bond0", opts("mode=1 miimon=100"), mac);
+        b.handle_timeout(t0);
+        assert!(drain(&mut b).contains(&Action::Carrier(false)));
     }
 }

@@ -431,3 +431,51 @@ fn a_member_with_a_foreign_xdp_program_is_refused_by_name() -> anyhow::Result<()
     ping(&t.host, PEER_IP, 2)?;
     Ok(())
 }
+
+/// With every member down the bond has no carrier, as the kernel's
+/// (`bond_set_carrier`): `ip link` shows NO-CARRIER on bond0 and on its
+/// VLAN interfaces; the first member back brings it back, and traffic with
+/// it.
+#[test]
+fn with_no_member_up_the_bond_has_no_carrier() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("nocar", 2)?;
+    let d = Daemon::start(
+        &t,
+        &bond_config(
+            M0_M1,
+            "mode=active-backup miimon=100",
+            "[[bond.bond0.vlan]]\nid = 87\naddresses = [\"198.18.87.1/24\"]",
+        ),
+    )?;
+    d.wait_members_up(Duration::from_secs(5))?;
+    ping(&t.host, PEER_IP, 2)?;
+    assert!(!no_carrier(&t.host, "bond0")?);
+    t.switch_port(0, false)?;
+    assert!(!no_carrier(&t.host, "bond0")?, "m1 is still up");
+    t.switch_port(1, false)?;
+    let off = wait_for("bond0 carrier off", Duration::from_secs(2), || {
+        no_carrier(&t.host, "bond0")
+    })?;
+    assert!(
+        no_carrier(&t.host, "bond0.87")?,
+        "the VLAN follows the bond"
+    );
+    assert_eq!(d.status()?["mii_status"], "down");
+    t.switch_port(1, true)?;
+    let on = wait_for("bond0 carrier on", Duration::from_secs(2), || {
+        Ok(!no_carrier(&t.host, "bond0")?)
+    })?;
+    println!(
+        "all members down: bond0 carrier off after {off:?}; on {on:?} after m1's carrier returned"
+    );
+    assert!(!no_carrier(&t.host, "bond0.87")?);
+    wait_for("bond0 operstate up", Duration::from_secs(5), || {
+        oper_up(&t.host, "bond0")
+    })?;
+    d.wait_active("m1", Duration::from_secs(2))?;
+    ping(&t.host, PEER_IP, 3)?;
+    Ok(())
+}

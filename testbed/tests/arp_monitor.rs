@@ -317,9 +317,18 @@ fn after_both_paths_die_the_member_whose_path_heals_comes_back() -> anyhow::Resu
     std::thread::sleep(Duration::from_millis(6 * INTERVAL_MS));
     assert_ne!(d.member_status("m0")?, "up");
     assert_ne!(d.member_status("m1")?, "up");
+    // With no member up the bond has no carrier, as the kernel's.
+    assert!(no_carrier(&t.host, "bond0")?, "bond0 keeps its carrier");
+    assert_eq!(d.status()?["mii_status"], "down");
     h1.remove()?;
     let back = d.wait_active("m1", Duration::from_secs(3))?;
     println!("total outage: m1 active again {back:?} after its path healed");
+    wait_for("bond0 carrier on", Duration::from_secs(1), || {
+        Ok(!no_carrier(&t.host, "bond0")?)
+    })?;
+    wait_for("bond0 operstate up", Duration::from_secs(5), || {
+        oper_up(&t.host, "bond0")
+    })?;
     // It stays up: the monitor probes it as the active member from now on.
     std::thread::sleep(Duration::from_millis(10 * INTERVAL_MS));
     assert_eq!(d.member_status("m1")?, "up");
@@ -381,5 +390,47 @@ fn arp_monitoring_is_switched_on_and_off_at_runtime() -> anyhow::Result<()> {
     println!("MII monitoring switched back on: carrier loss -> failover after {carrier:?}");
     assert!(carrier <= Duration::from_millis(150), "{carrier:?}");
     ping(&t.host, PEER_IP, 3)?;
+    Ok(())
+}
+
+/// The kernel's bond-lladdr-target.sh: with an IPv6 link-local
+/// `ns_ip6_target` (a neighbour's fe80 address) and a link-local address on
+/// the bond, the bond comes up (LOWER_UP) and stays up on validated
+/// Advertisements.
+#[test]
+fn a_link_local_ns_target_brings_the_bond_up() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("nsll", 2)?;
+    run(&mut ns(
+        &t.peer,
+        &["ip", "addr", "add", "fe80::2/64", "dev", "p0", "nodad"],
+    ))?;
+    let opts = format!(
+        "mode=active-backup arp_interval={INTERVAL_MS} ns_ip6_target=fe80::2 arp_validate=all"
+    );
+    let cfg = bond_config(M0_M1, &opts, "").replace(
+        "addresses = [\"198.18.0.1/24\"]",
+        "addresses = [\"198.18.0.1/24\", \"fe80::beef/64\"]",
+    );
+    let d = Daemon::start(&t, &cfg)?;
+    settled(&d)?;
+    let up = wait_for("bond0 LOWER_UP", Duration::from_secs(5), || {
+        let out = run(&mut ns(&t.host, &["ip", "link", "show", "bond0"]))?;
+        Ok(String::from_utf8_lossy(&out.stdout).contains("LOWER_UP"))
+    })?;
+    println!("link-local NS target: bond0 LOWER_UP {up:?} after the members were up");
+    // Several more rounds: the Advertisements keep validating.
+    let (_, before) = stats_arp(&d, "m0")?;
+    std::thread::sleep(Duration::from_millis(5 * INTERVAL_MS));
+    let (_, after) = stats_arp(&d, "m0")?;
+    assert!(after >= before + 3, "valid replies {before} -> {after}");
+    assert_eq!(d.member_status("m0")?, "up");
+    assert_eq!(d.active()?.as_deref(), Some("m0"));
+    // The backup is not asserted: with arp_validate=all it is validated only
+    // by Advertisements that reach it. The kernel does not take the active
+    // member's flooded Solicitations for it (their destination is the
+    // solicited-node group, not a target), and neither does xbond.
     Ok(())
 }

@@ -339,35 +339,6 @@ fn lacpdus_keep_time_under_full_rate_traffic() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `ip link show` flags of `ifname` in `ns_name` contain NO-CARRIER.
-fn no_carrier(ns_name: &str, ifname: &str) -> anyhow::Result<bool> {
-    let out = run(&mut ns(ns_name, &["ip", "link", "show", ifname]))?;
-    Ok(String::from_utf8_lossy(&out.stdout).contains("NO-CARRIER"))
-}
-
-/// The operational state is UP: the kernel's link watch has processed the
-/// carrier (up to a second after it, as for any netdev) and the device
-/// transmits again.
-fn oper_up(ns_name: &str, ifname: &str) -> anyhow::Result<bool> {
-    let out = run(&mut ns(ns_name, &["ip", "link", "show", ifname]))?;
-    Ok(String::from_utf8_lossy(&out.stdout).contains("state UP"))
-}
-
-fn wait_for(
-    what: &str,
-    timeout: Duration,
-    mut f: impl FnMut() -> anyhow::Result<bool>,
-) -> anyhow::Result<Duration> {
-    let t0 = Instant::now();
-    while !f()? {
-        if t0.elapsed() > timeout {
-            anyhow::bail!("{what}: not within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Ok(t0.elapsed())
-}
-
 #[test]
 fn below_min_links_the_bond_loses_carrier() -> anyhow::Result<()> {
     if !require_root() {

@@ -188,24 +188,40 @@ fn arp_all_targets_all_needs_every_target_any_needs_one() -> anyhow::Result<()> 
     Ok(())
 }
 
+/// The peer gets IPv6 address `peer`/64 (no DAD), the bond `bond`/64 next
+/// to its IPv4 address; the daemon runs with `opts`.
+fn start_ipv6(t: &Topo, peer: &str, bond: &str, opts: &str) -> anyhow::Result<Daemon> {
+    run(&mut ns(
+        &t.peer,
+        &[
+            "ip",
+            "addr",
+            "add",
+            &format!("{peer}/64"),
+            "dev",
+            "p0",
+            "nodad",
+        ],
+    ))?;
+    let cfg = bond_config(M0_M1, opts, "").replace(
+        "addresses = [\"198.18.0.1/24\"]",
+        &format!("addresses = [\"198.18.0.1/24\", \"{bond}/64\"]"),
+    );
+    Daemon::start(t, &cfg)
+}
+
 #[test]
 fn ns_monitor_black_hole_over_ipv6() -> anyhow::Result<()> {
     if !require_root() {
         return Ok(());
     }
     let t = Topo::new("nsbh", 2)?;
-    run(&mut ns(
-        &t.peer,
-        &["ip", "addr", "add", "2001:db8::2/64", "dev", "p0", "nodad"],
-    ))?;
-    let opts = format!(
-        "mode=active-backup arp_interval={INTERVAL_MS} arp_missed_max=2 ns_ip6_target=2001:db8::2 arp_validate=active"
-    );
-    let cfg = bond_config(M0_M1, &opts, "").replace(
-        "addresses = [\"198.18.0.1/24\"]",
-        "addresses = [\"198.18.0.1/24\", \"2001:db8::1/64\"]",
-    );
-    let d = Daemon::start(&t, &cfg)?;
+    let d = start_ipv6(
+        &t,
+        "2001:db8::2",
+        "2001:db8::1",
+        &format!("mode=active-backup arp_interval={INTERVAL_MS} arp_missed_max=2 ns_ip6_target=2001:db8::2 arp_validate=active"),
+    )?;
     settled(&d)?;
     let st = d.cli(&["status"])?;
     assert!(
@@ -403,18 +419,14 @@ fn a_link_local_ns_target_brings_the_bond_up() -> anyhow::Result<()> {
         return Ok(());
     }
     let t = Topo::new("nsll", 2)?;
-    run(&mut ns(
-        &t.peer,
-        &["ip", "addr", "add", "fe80::2/64", "dev", "p0", "nodad"],
-    ))?;
-    let opts = format!(
-        "mode=active-backup arp_interval={INTERVAL_MS} ns_ip6_target=fe80::2 arp_validate=all"
-    );
-    let cfg = bond_config(M0_M1, &opts, "").replace(
-        "addresses = [\"198.18.0.1/24\"]",
-        "addresses = [\"198.18.0.1/24\", \"fe80::beef/64\"]",
-    );
-    let d = Daemon::start(&t, &cfg)?;
+    let d = start_ipv6(
+        &t,
+        "fe80::2",
+        "fe80::beef",
+        &format!(
+            "mode=active-backup arp_interval={INTERVAL_MS} ns_ip6_target=fe80::2 arp_validate=all"
+        ),
+    )?;
     settled(&d)?;
     let up = wait_for("bond0 LOWER_UP", Duration::from_secs(5), || {
         let out = run(&mut ns(&t.host, &["ip", "link", "show", "bond0"]))?;

@@ -157,6 +157,23 @@ fn main() {
     }
 }
 
+/// Print a daemon's reply: as JSON with `--json`, else as the text `show`
+/// makes of it (`what` names the reply in an error).
+fn print_reply<T: serde::de::DeserializeOwned>(
+    v: serde_json::Value,
+    json: bool,
+    what: &str,
+    show: impl FnOnce(T) -> String,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        let r: T = serde_json::from_value(v).with_context(|| format!("{what} reply"))?;
+        print!("{}", show(r));
+    }
+    Ok(())
+}
+
 fn run_dir(cli_dir: &Option<PathBuf>, config: Option<&Config>) -> PathBuf {
     cli_dir
         .clone()
@@ -198,13 +215,7 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             let dir = run_dir(&cli.run_dir, None);
             let bond = bond_name(&dir, bond)?;
             let v = ipc::call(&dir, &bond, &Request::Status)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                let st: BondStatus = serde_json::from_value(v).context("status reply")?;
-                print!("{}", st.to_proc());
-            }
-            Ok(())
+            print_reply(v, json, "status", |st: BondStatus| st.to_proc())
         }
         Cmd::Stats {
             bond,
@@ -283,26 +294,15 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                 }
             };
             let v = ipc::call(&dir, &bond, &Request::Hash { frame })?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                let r: HashReport = serde_json::from_value(v).context("hash reply")?;
-                print!("{}", r.explanation);
-            }
-            Ok(())
+            print_reply(v, json, "hash", |r: HashReport| r.explanation)
         }
         Cmd::Alb { bond, json } => {
             let dir = run_dir(&cli.run_dir, None);
             let bond = bond_name(&dir, bond)?;
             let v = ipc::call(&dir, &bond, &Request::Alb)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                let view: xbond_control::albview::AlbView =
-                    serde_json::from_value(v).context("alb reply")?;
-                print!("{}", xbond_control::albview::format_alb(&view));
-            }
-            Ok(())
+            print_reply(v, json, "alb", |view: xbond_control::albview::AlbView| {
+                xbond_control::albview::format_alb(&view)
+            })
         }
         Cmd::Vlan { op } => {
             let dir = run_dir(&cli.run_dir, None);

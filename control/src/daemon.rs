@@ -6,7 +6,6 @@ use crate::bond::{Action, BondCore, MemberInfo};
 use crate::config::members::{self, Candidate, Reserved, Selector};
 use crate::config::options::FailOverMac;
 use crate::config::{parse_prefix, BondConfig, Config, MemberSpec, Qinq, VlanConfig};
-use crate::engine::{Engine, PortSpec};
 use crate::ipc::{self, Call, Request, Response};
 use crate::netlink::{spawn_link_listener, Link, LinkEvent, Netlink};
 use crate::probe;
@@ -14,8 +13,9 @@ use anyhow::{bail, Context};
 use crossbeam::channel::{bounded, select, unbounded, Receiver};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
+use xbond_dataplane::engine::{AttachMode, Engine, PortSpec};
+use xbond_dataplane::nic;
 use xbond_dataplane::snapshot::{BondSnapshot, MemberId};
-use xbond_dataplane::sys::ethtool;
 use xbond_dataplane::wire::vlan::{self as vlanwire, VidSet};
 use xbond_dataplane::wire::{arp, MacAddr};
 use xbond_dataplane::worker::{ControlFrame, Role};
@@ -221,7 +221,7 @@ fn reserved_for(config: &Config, me: &str) -> Vec<Reserved> {
 fn candidate(l: &Link, all: &[Link]) -> Candidate {
     Candidate {
         name: l.name.clone(),
-        driver: ethtool::driver(&l.name),
+        driver: nic::driver(&l.name),
         mac: l.perm_mac.or(l.mac),
         master: l.master.map(|m| {
             all.iter()
@@ -270,7 +270,7 @@ fn host_pair(
     };
     let done = (|| -> anyhow::Result<()> {
         // Partial checksums would leave the members corrupt (gotcha 14).
-        ethtool::set_tx_checksum(name, false)?;
+        nic::set_tx_checksum(name, false)?;
         set_disable_ipv6(hidden, "1");
         nl.set_up(peer.index, true)?;
         nl.set_up(host.index, true)?;
@@ -331,7 +331,7 @@ impl BondRuntime {
                     );
                 }
             }
-            if cfg.engine.xdp_mode == crate::config::XdpMode::Native && l.mtu > 3506 {
+            if cfg.engine.xdp_mode == AttachMode::Native && l.mtu > 3506 {
                 tracing::warn!(bond = %cfg.name, "{} has MTU {}: native XDP on veth needs <= 3506 (AFXDP.md gotcha 3)", l.name, l.mtu);
             }
         }
@@ -610,7 +610,7 @@ impl BondRuntime {
         }
         let port = self.make_vlan_port(v)?;
         let added = match self.engine.as_mut() {
-            Some(e) => e.add_port(&port.port_spec()),
+            Some(e) => e.add_port(&port.port_spec()).map_err(anyhow::Error::from),
             None => Err(anyhow::anyhow!("the dataplane is not running")),
         };
         if let Err(e) = added {
@@ -1107,7 +1107,8 @@ impl BondRuntime {
                 ifindex: l.index,
                 name: l.name.clone(),
                 queues: rx_queues(&l),
-            })
+            })?;
+            Ok(())
         })();
         if let Err(e) = prepared {
             restore_members(&mut self.nl, std::slice::from_ref(&restore));
@@ -1175,7 +1176,7 @@ impl BondRuntime {
         if let Some(e) = &self.engine {
             for q in &e.queues {
                 let c = q.counters.snapshot();
-                let x = q.socket.read().unwrap_or_default();
+                let x = q.socket_stats().unwrap_or_default();
                 let drops: serde_json::Map<String, serde_json::Value> = c
                     .drops
                     .iter()
@@ -1252,7 +1253,7 @@ impl BondRuntime {
 /// What the bond keeps of a member link: the address it joined with (the
 /// kernel's perm_hwaddr), speed, duplex and queues.
 fn member_info(l: &Link) -> MemberInfo {
-    let settings = ethtool::link_settings(&l.name).unwrap_or_default();
+    let settings = nic::link_settings(&l.name).unwrap_or_default();
     MemberInfo {
         name: l.name.clone(),
         ifindex: l.index,
@@ -1267,7 +1268,7 @@ fn member_info(l: &Link) -> MemberInfo {
 /// reports them (a veth made without `numrxqueues` reports 1 active of 2
 /// allocated), else what netlink says.
 fn rx_queues(l: &Link) -> u32 {
-    ethtool::rx_channels(&l.name).unwrap_or(l.rx_queues).max(1)
+    nic::rx_channels(&l.name).unwrap_or(l.rx_queues).max(1)
 }
 
 fn restore_members(nl: &mut Netlink, list: &[MemberRestore]) {

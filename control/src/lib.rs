@@ -6,7 +6,6 @@ pub mod albview;
 pub mod bond;
 pub mod config;
 pub mod daemon;
-pub mod engine;
 pub mod hashcmd;
 pub mod import;
 pub mod ipc;

@@ -6,15 +6,18 @@
 #![deny(unsafe_code)]
 
 #[allow(unsafe_code)]
-pub mod sys;
+pub(crate) mod sys;
 
 pub mod counters;
+pub mod engine;
 pub mod forward;
 pub mod hash;
 pub mod lb;
+pub mod nic;
 pub mod port;
 pub mod schedule;
 pub mod snapshot;
+pub mod tools;
 pub mod wire;
 pub mod worker;
 

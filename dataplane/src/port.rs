@@ -29,10 +29,6 @@ pub trait Port: Send {
     fn close(&mut self, _pool: &mut FramePool) -> u32 {
         0
     }
-    /// The AF_XDP socket, for sharing its UMEM with a socket added later.
-    fn as_xsk(&self) -> Option<&XskSocket> {
-        None
-    }
 }
 
 impl Port for XskSocket {
@@ -62,10 +58,6 @@ impl Port for XskSocket {
 
     fn close(&mut self, pool: &mut FramePool) -> u32 {
         self.reclaim(pool)
-    }
-
-    fn as_xsk(&self) -> Option<&XskSocket> {
-        Some(self)
     }
 }
 

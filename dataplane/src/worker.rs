@@ -11,8 +11,10 @@ use crate::schedule::TxState;
 use crate::snapshot::{MemberId, Shared};
 use crate::sys::area::{Frame, FramePool};
 use crate::sys::waker::{PollSet, Waker};
+use crate::sys::xsk::{XskConfig, XskSocket};
 use crate::wire::vlan;
 use crossbeam::channel::{Receiver, Sender, TrySendError};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,7 +30,8 @@ const ADAPTIVE_SPINS: u32 = 512;
 const MAX_SLEEP: Duration = Duration::from_millis(100);
 
 /// How a worker waits when there is nothing to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PollPolicy {
     /// Spin without ever sleeping (dedicated cores).
     Busy,
@@ -113,6 +116,9 @@ pub enum Role {
 
 struct Slot {
     port: Box<dyn Port>,
+    /// An AF_XDP port's socket (a second descriptor of it), through which a
+    /// socket added later shares this worker's UMEM.
+    umem: Option<OwnedFd>,
     role: Role,
     counters: Arc<PortCounters>,
     batch: BatchCounters,
@@ -191,9 +197,33 @@ impl Worker {
     /// Serve `port` in `role`. The first port of a member is the one its
     /// frames are sent on.
     pub fn add_port(&mut self, port: Box<dyn Port>, role: Role, counters: Arc<PortCounters>) {
+        self.push_slot(port, None, role, counters);
+    }
+
+    /// Serve an AF_XDP socket in `role`; later sockets of this worker may
+    /// share the UMEM through it.
+    pub(crate) fn add_xsk(
+        &mut self,
+        socket: XskSocket,
+        role: Role,
+        counters: Arc<PortCounters>,
+    ) -> std::io::Result<()> {
+        let umem = socket.borrow_fd().try_clone_to_owned()?;
+        self.push_slot(Box::new(socket), Some(umem), role, counters);
+        Ok(())
+    }
+
+    fn push_slot(
+        &mut self,
+        port: Box<dyn Port>,
+        umem: Option<OwnedFd>,
+        role: Role,
+        counters: Arc<PortCounters>,
+    ) {
         self.index_slot(self.slots.len(), role);
         self.slots.push(Slot {
             port,
+            umem,
             role,
             counters,
             batch: BatchCounters::default(),
@@ -212,14 +242,14 @@ impl Worker {
 
     /// A new AF_XDP socket on `ifindex`/`queue` sharing this worker's UMEM,
     /// for a port added at runtime (add it with [`add_port`](Self::add_port)).
-    pub fn new_socket(
+    pub(crate) fn new_socket(
         &self,
         ifindex: u32,
         queue: u32,
-        cfg: &crate::sys::xsk::XskConfig,
-    ) -> std::io::Result<crate::sys::xsk::XskSocket> {
-        let owner = self.slots.iter().find_map(|s| s.port.as_xsk());
-        crate::sys::xsk::XskSocket::new(&self.pool, owner, ifindex, queue, cfg)
+        cfg: &XskConfig,
+    ) -> std::io::Result<XskSocket> {
+        let owner = self.slots.iter().find_map(|s| s.umem.as_ref());
+        XskSocket::new(&self.pool, owner.map(AsFd::as_fd), ifindex, queue, cfg)
     }
 
     /// Take the ports of `role` (a member, or a VLAN's host port) out of

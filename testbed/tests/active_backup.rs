@@ -393,12 +393,14 @@ fn a_member_with_a_foreign_xdp_program_is_refused_by_name() -> anyhow::Result<()
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<()>>();
     let holder = in_ns(&t.host, move || {
-        use xbond_dataplane::sys::bpf::{AttachMode, XdpAction, XdpLink, XdpProgram};
+        use xbond_dataplane::tools::{AttachMode, FixedVerdict, XdpAction};
         let idx = nix::net::if_::if_nametoindex("m1").map_err(anyhow::Error::from);
         let attached = idx.and_then(|i| {
-            let p = XdpProgram::constant(XdpAction::Pass)?;
-            let l = XdpLink::attach(&p, i, AttachMode::Native)?;
-            Ok((p, l))
+            Ok(FixedVerdict::attach(
+                XdpAction::Pass,
+                &[i],
+                AttachMode::Native,
+            )?)
         });
         let keep = match attached {
             Ok(k) => {

@@ -36,9 +36,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use xbond_bench::udp_frame;
-use xbond_dataplane::sys::bpf::{AttachMode, XdpAction, XdpLink, XdpProgram, XskMap};
-use xbond_dataplane::sys::xsk::{XskConfig, XskSocket};
-use xbond_dataplane::{FrameArea, FramePool};
+use xbond_dataplane::tools::{AttachMode, FixedVerdict, LiveFrames, RawForwarder, XdpAction};
 use xbond_testbed::{in_ns, run};
 
 const BOND_MAC: [u8; 6] = [2, 0, 0, 0, 1, 0];
@@ -163,9 +161,9 @@ fn generator(
         if let Some(c) = core(0) {
             core_affinity::set_for_current(c);
         }
-        let prog = XdpProgram::constant(XdpAction::Tx)?;
+        let gen = LiveFrames::new()?;
         while !stop.load(Ordering::Relaxed) {
-            prog.run_live_frames(ifindex, &frame, 20_000, 64)
+            gen.send(ifindex, &frame, 20_000, 64)
                 .context("live frames")?;
         }
         Ok(())
@@ -192,11 +190,7 @@ fn sink(
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (tx, rx) = std::sync::mpsc::channel();
     let h = in_ns(sns, move || -> anyhow::Result<()> {
-        let prog = XdpProgram::constant(XdpAction::Drop)?;
-        let _links = ifindexes
-            .iter()
-            .map(|&i| XdpLink::attach(&prog, i, AttachMode::Native))
-            .collect::<std::io::Result<Vec<_>>>()?;
+        let _sink = FixedVerdict::attach(XdpAction::Drop, &ifindexes, AttachMode::Native)?;
         let _ = tx.send(());
         while !stop.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(20));
@@ -264,33 +258,11 @@ fn raw_forwarder(
         if let Some(c) = core(1) {
             core_affinity::set_for_current(c);
         }
-        let cfg = XskConfig::default();
-        let mut pool = FramePool::new(FrameArea::mmap(8192, 4096)?);
-        let mut a = XskSocket::new(&pool, None, m0, 0, &cfg)?;
-        let mut b = XskSocket::new(&pool, Some(&a), hx, 0, &cfg)?;
-        let (ma, mb) = (XskMap::new(1)?, XskMap::new(1)?);
-        ma.set(0, a.fd())?;
-        mb.set(0, b.fd())?;
-        let (pa, pb) = (
-            XdpProgram::redirect_to(&ma, XdpAction::Drop)?,
-            XdpProgram::redirect_to(&mb, XdpAction::Drop)?,
-        );
-        a.refill(&mut pool, 1024);
-        b.refill(&mut pool, 1024);
-        let _la = XdpLink::attach(&pa, m0, AttachMode::Native)?;
-        let _lb = XdpLink::attach(&pb, hx, AttachMode::Native)?;
+        let mut fwd = RawForwarder::new(m0, hx, AttachMode::Native)?;
         let _ = ready_tx.send(());
-        let mut buf = Vec::with_capacity(64);
         let mut local = 0u64;
         while !s2.load(Ordering::Relaxed) {
-            a.recv(&mut pool, &mut buf, 64);
-            local += u64::from(b.send(&mut buf).0);
-            for f in buf.drain(..) {
-                pool.free(f);
-            }
-            b.kick_tx()?;
-            b.complete(&mut pool);
-            a.refill(&mut pool, 1024);
+            local += u64::from(fwd.round()?);
             f2.store(local, Ordering::Relaxed);
         }
         Ok(())

@@ -8,7 +8,10 @@ pub mod options;
 pub use members::{MemberSpec, Selector};
 use options::{BondOptions, OptionError};
 use std::path::{Path, PathBuf};
+pub use xbond_dataplane::engine::EngineConfig;
+use xbond_dataplane::engine::{AttachMode, BindMode};
 use xbond_dataplane::wire::MacAddr;
+use xbond_dataplane::worker::PollPolicy;
 
 /// A config error: which file, which key, what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -17,74 +20,6 @@ pub struct ConfigError {
     pub file: String,
     pub key: String,
     pub message: String,
-}
-
-/// Where XDP programs run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum XdpMode {
-    #[default]
-    Native,
-    Generic,
-}
-
-/// How AF_XDP sockets bind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum XdpBind {
-    #[default]
-    Auto,
-    Copy,
-    Zerocopy,
-}
-
-/// Engine settings of one bond (not kernel options).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct EngineConfig {
-    pub xdp_mode: XdpMode,
-    pub xdp_bind: XdpBind,
-    /// Remove an XDP program someone else attached to a member instead of
-    /// refusing to start.
-    pub replace_xdp: bool,
-    pub poll: Poll,
-    pub workers: u32,
-    /// Cores to pin workers to, in order; empty: the last cores.
-    pub cpus: Vec<usize>,
-    pub ring_size: u32,
-    pub frame_count: u32,
-    pub frame_size: u32,
-    pub busy_poll_usecs: Option<u32>,
-    pub busy_poll_budget: Option<u32>,
-    pub tx_skb_budget: Option<u32>,
-}
-
-/// How workers wait for frames (`poll`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Poll {
-    Busy,
-    #[default]
-    Adaptive,
-    Interrupt,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig {
-            xdp_mode: XdpMode::Native,
-            xdp_bind: XdpBind::Auto,
-            replace_xdp: false,
-            poll: Poll::Adaptive,
-            workers: 1,
-            cpus: Vec::new(),
-            ring_size: 2048,
-            frame_count: 0,
-            frame_size: 4096,
-            busy_poll_usecs: None,
-            busy_poll_budget: None,
-            tx_skb_budget: None,
-        }
-    }
 }
 
 /// An 802.1Q VLAN sub-interface of a bond (`[[bond.NAME.vlan]]`).
@@ -557,16 +492,16 @@ fn parse_engine(
     match k {
         "xdp_mode" => {
             e.xdp_mode = if pick(&["native", "generic"])? == "native" {
-                XdpMode::Native
+                AttachMode::Native
             } else {
-                XdpMode::Generic
+                AttachMode::Generic
             }
         }
         "xdp_bind" => {
             e.xdp_bind = match pick(&["auto", "copy", "zerocopy"])?.as_str() {
-                "copy" => XdpBind::Copy,
-                "zerocopy" => XdpBind::Zerocopy,
-                _ => XdpBind::Auto,
+                "copy" => BindMode::Copy,
+                "zerocopy" => BindMode::ZeroCopy,
+                _ => BindMode::Auto,
             }
         }
         "replace_xdp" => {
@@ -576,9 +511,9 @@ fn parse_engine(
         }
         "poll" => {
             e.poll = match pick(&["busy", "adaptive", "interrupt"])?.as_str() {
-                "busy" => Poll::Busy,
-                "interrupt" => Poll::Interrupt,
-                _ => Poll::Adaptive,
+                "busy" => PollPolicy::Busy,
+                "interrupt" => PollPolicy::Interrupt,
+                _ => PollPolicy::Adaptive,
             }
         }
         "workers" => {

@@ -22,7 +22,8 @@ pub enum XdpAction {
 }
 
 /// Where the program runs: in the driver (native) or in the generic skb path.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AttachMode {
     #[default]
     Native,
@@ -55,7 +56,6 @@ fn owned(fd: RawFd) -> OwnedFd {
 /// A `BPF_MAP_TYPE_XSKMAP`: queue id -> AF_XDP socket.
 pub struct XskMap {
     fd: OwnedFd,
-    entries: u32,
 }
 
 impl XskMap {
@@ -70,14 +70,7 @@ impl XskMap {
         attr.map_name[..9].copy_from_slice(b"xbond_xsk");
         let fd = bpf(BPF_MAP_CREATE, &mut attr)
             .map_err(|e| io::Error::new(e.kind(), format!("create XSKMAP: {e}")))?;
-        Ok(XskMap {
-            fd: owned(fd),
-            entries,
-        })
-    }
-
-    pub fn entries(&self) -> u32 {
-        self.entries
+        Ok(XskMap { fd: owned(fd) })
     }
 
     /// Route frames of RX queue `queue` to socket `xsk_fd`.
@@ -91,16 +84,6 @@ impl XskMap {
             ..Default::default()
         };
         bpf(BPF_MAP_UPDATE_ELEM, &mut attr).map(drop)
-    }
-
-    pub fn remove(&self, queue: u32) -> io::Result<()> {
-        let key = queue;
-        let mut attr = BpfMapElemAttr {
-            map_fd: self.fd.as_raw_fd() as u32,
-            key: &key as *const u32 as u64,
-            ..Default::default()
-        };
-        bpf(BPF_MAP_DELETE_ELEM, &mut attr).map(drop)
     }
 }
 
@@ -219,8 +202,6 @@ impl XdpProgram {
 /// (or the process dying) detaches the program.
 pub struct XdpLink {
     _fd: OwnedFd,
-    ifindex: u32,
-    mode: AttachMode,
 }
 
 impl XdpLink {
@@ -251,19 +232,7 @@ impl XdpLink {
                 format!("attach XDP program to ifindex {ifindex} ({mode:?}): {e}{hint}"),
             )
         })?;
-        Ok(XdpLink {
-            _fd: owned(fd),
-            ifindex,
-            mode,
-        })
-    }
-
-    pub fn ifindex(&self) -> u32 {
-        self.ifindex
-    }
-
-    pub fn mode(&self) -> AttachMode {
-        self.mode
+        Ok(XdpLink { _fd: owned(fd) })
     }
 }
 

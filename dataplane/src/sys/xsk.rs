@@ -7,12 +7,13 @@ use super::cvt;
 use super::ring::{ConsumerRing, ProducerRing, RingLayout};
 use std::io;
 use std::mem::size_of;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
 /// How the socket binds: let the kernel pick, or force copy / zero-copy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BindMode {
     #[default]
     Auto,
@@ -108,7 +109,6 @@ pub struct XskSocket {
     _maps: [RingMap; 4],
     fd: OwnedFd,
     ifindex: u32,
-    queue: u32,
     /// Frames the kernel holds in our fill ring (given minus received).
     in_fill: u32,
     /// Frames in the TX ring not yet completed.
@@ -136,10 +136,10 @@ fn setsockopt<T>(fd: RawFd, level: libc::c_int, name: libc::c_int, val: &T) -> i
 impl XskSocket {
     /// Create a socket on `ifindex`/`queue`. The first socket of a pool
     /// (`umem_owner == None`) registers the pool's area as the UMEM; later ones
-    /// share it through the owner's descriptor.
+    /// share it through the descriptor of a socket that already has it.
     pub fn new(
         pool: &FramePool,
-        umem_owner: Option<&XskSocket>,
+        umem_owner: Option<BorrowedFd<'_>>,
         ifindex: u32,
         queue: u32,
         cfg: &XskConfig,
@@ -251,7 +251,7 @@ impl XskSocket {
             // A socket sharing a UMEM inherits the owner's bind mode and
             // need_wakeup; the kernel refuses any other flag with EINVAL.
             flags = XDP_SHARED_UMEM;
-            shared_fd = owner.fd.as_raw_fd() as u32;
+            shared_fd = owner.as_raw_fd() as u32;
         }
         let sa = SockaddrXdp {
             sxdp_family: AF_XDP as u16,
@@ -294,7 +294,6 @@ impl XskSocket {
             _maps: [rx_map, tx_map, fr_map, cr_map],
             fd,
             ifindex,
-            queue,
             in_fill: 0,
             in_tx: 0,
             ring_size: size,
@@ -305,6 +304,11 @@ impl XskSocket {
         self.fd.as_raw_fd()
     }
 
+    /// The socket, for sharing its UMEM with a socket made later.
+    pub fn borrow_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
     /// A duplicate of the descriptor, for reading statistics from another thread.
     pub fn stats_handle(&self) -> io::Result<StatsHandle> {
         Ok(StatsHandle(self.fd.try_clone()?))
@@ -312,10 +316,6 @@ impl XskSocket {
 
     pub fn ifindex(&self) -> u32 {
         self.ifindex
-    }
-
-    pub fn queue(&self) -> u32 {
-        self.queue
     }
 
     /// Received frames, at most `max`, appended to `out`. Descriptors that do
@@ -357,11 +357,6 @@ impl XskSocket {
         let sent = r.commit();
         self.in_tx += sent;
         (sent, bytes)
-    }
-
-    /// Frames queued for TX and not completed yet.
-    pub fn tx_in_flight(&self) -> u32 {
-        self.in_tx
     }
 
     /// Tell the kernel to process the TX ring, when it asks to be told.
@@ -454,16 +449,6 @@ impl XskSocket {
         self.in_fill = 0;
         n
     }
-
-    /// Frames the kernel holds for RX.
-    pub fn in_fill(&self) -> u32 {
-        self.in_fill
-    }
-
-    /// True when the kernel asks for a wakeup to pick up fill-ring entries.
-    pub fn fill_needs_wakeup(&self) -> bool {
-        self.fill.needs_wakeup()
-    }
 }
 
 /// A duplicate descriptor of a socket, for `XDP_STATISTICS` from any thread.
@@ -487,8 +472,6 @@ impl StatsHandle {
         Ok(st)
     }
 }
-
-pub use super::abi::XdpStatistics as SocketStats;
 
 fn annotate(e: io::Error, what: &str) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {e}"))

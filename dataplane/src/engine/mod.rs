@@ -2,20 +2,67 @@
 //! queue), an XSKMAP and redirect program per interface attached through a BPF
 //! link, and the workers that serve them.
 
-use crate::config::{EngineConfig, Poll, XdpBind, XdpMode};
-use anyhow::{bail, Context};
-use crossbeam::channel::{bounded, Sender};
-use std::sync::Arc;
-use xbond_dataplane::counters::PortCounters;
-use xbond_dataplane::lb::{LoadTotals, TxLoad};
-use xbond_dataplane::snapshot::{BondSnapshot, MemberId, Shared};
-use xbond_dataplane::sys::bpf::{AttachMode, XdpAction, XdpLink, XdpProgram, XskMap};
-use xbond_dataplane::sys::waker::Waker;
-use xbond_dataplane::sys::xsk::{BindMode, StatsHandle, XskConfig, XskSocket};
-use xbond_dataplane::worker::{
-    ControlFrame, PollPolicy, Role, Worker, WorkerCommand, WorkerConfig, WorkerHandle,
+mod error;
+
+pub use crate::sys::abi::XdpStatistics;
+pub use crate::sys::bpf::AttachMode;
+pub use crate::sys::xsk::BindMode;
+pub use error::EngineError;
+
+use crate::counters::PortCounters;
+use crate::lb::{LoadTotals, TxLoad};
+use crate::snapshot::{BondSnapshot, MemberId, Shared};
+use crate::sys::bpf::{XdpAction, XdpLink, XdpProgram, XskMap};
+use crate::sys::waker::Waker;
+use crate::sys::xsk::{StatsHandle, XskConfig, XskSocket};
+use crate::worker::{
+    ControlFrame, PollPolicy, Role, Worker, WorkerCommand, WorkerConfig, WorkerHandle, WorkerJob,
 };
-use xbond_dataplane::{FrameArea, FramePool};
+use crate::{FrameArea, FramePool};
+use crossbeam::channel::{bounded, Sender};
+use error::Context;
+use std::sync::Arc;
+
+/// How the engine runs (`[bond.NAME]` engine keys; not kernel options).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EngineConfig {
+    /// Native (driver) or generic (skb) XDP.
+    pub xdp_mode: AttachMode,
+    pub xdp_bind: BindMode,
+    /// Remove an XDP program someone else attached to a member instead of
+    /// refusing to start.
+    pub replace_xdp: bool,
+    pub poll: PollPolicy,
+    pub workers: u32,
+    /// Cores to pin workers to, in order; empty: the last cores.
+    pub cpus: Vec<usize>,
+    pub ring_size: u32,
+    /// Frames per worker; 0: enough for every ring of its ports.
+    pub frame_count: u32,
+    pub frame_size: u32,
+    pub busy_poll_usecs: Option<u32>,
+    pub busy_poll_budget: Option<u32>,
+    pub tx_skb_budget: Option<u32>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            xdp_mode: AttachMode::Native,
+            xdp_bind: BindMode::Auto,
+            replace_xdp: false,
+            poll: PollPolicy::Adaptive,
+            workers: 1,
+            cpus: Vec::new(),
+            ring_size: 2048,
+            frame_count: 0,
+            frame_size: 4096,
+            busy_poll_usecs: None,
+            busy_poll_budget: None,
+            tx_skb_budget: None,
+        }
+    }
+}
 
 /// A port the engine serves.
 #[derive(Debug, Clone)]
@@ -34,7 +81,14 @@ pub struct QueueStats {
     pub queue: u32,
     pub worker: usize,
     pub counters: Arc<PortCounters>,
-    pub socket: StatsHandle,
+    socket: StatsHandle,
+}
+
+impl QueueStats {
+    /// The kernel's statistics of the queue's AF_XDP socket.
+    pub fn socket_stats(&self) -> std::io::Result<XdpStatistics> {
+        self.socket.read()
+    }
 }
 
 /// The XDP side of one port: its XSKMAP, redirect program and BPF link.
@@ -68,7 +122,7 @@ impl Engine {
         ports: &[PortSpec],
         initial: BondSnapshot,
         to_control: Sender<ControlFrame>,
-    ) -> anyhow::Result<Engine> {
+    ) -> Result<Engine, EngineError> {
         let min_queues = ports.iter().map(|p| p.queues).min().unwrap_or(1).max(1);
         let nworkers = cfg.workers.min(min_queues).max(1) as usize;
         if nworkers < cfg.workers as usize {
@@ -76,29 +130,21 @@ impl Engine {
         }
         let xsk_cfg = XskConfig {
             ring_size: cfg.ring_size,
-            bind: match cfg.xdp_bind {
-                XdpBind::Auto => BindMode::Auto,
-                XdpBind::Copy => BindMode::Copy,
-                XdpBind::Zerocopy => BindMode::ZeroCopy,
-            },
+            bind: cfg.xdp_bind,
             busy_poll_usecs: cfg.busy_poll_usecs,
             busy_poll_budget: cfg.busy_poll_budget,
             tx_skb_budget: cfg.tx_skb_budget,
         };
         let wcfg = WorkerConfig {
-            policy: match cfg.poll {
-                Poll::Busy => PollPolicy::Busy,
-                Poll::Adaptive => PollPolicy::Adaptive,
-                Poll::Interrupt => PollPolicy::Interrupt,
-            },
+            policy: cfg.poll,
             fill_target: cfg.ring_size / 2,
             txq_capacity: cfg.ring_size as usize,
         };
         let shared = Shared::new(initial);
         let maps: Vec<XskMap> = ports
             .iter()
-            .map(|p| XskMap::new(p.queues).with_context(|| format!("XSKMAP for {}", p.name)))
-            .collect::<anyhow::Result<_>>()?;
+            .map(|p| XskMap::new(p.queues).context(|| format!("XSKMAP for {}", p.name)))
+            .collect::<Result<_, _>>()?;
 
         let mut queues = Vec::new();
         let mut member_workers: Vec<Vec<usize>> = Vec::new();
@@ -124,20 +170,21 @@ impl Engine {
             };
             let pool = FramePool::new(
                 FrameArea::mmap(frames, cfg.frame_size)
-                    .with_context(|| format!("frame area of {frames} frames"))?,
+                    .context(|| format!("frame area of {frames} frames"))?,
             );
             let mut sockets: Vec<XskSocket> = Vec::new();
             for &(pi, q) in &mine {
                 let p = &ports[pi];
-                let s = XskSocket::new(&pool, sockets.first(), p.ifindex, q, &xsk_cfg)
-                    .with_context(|| format!("AF_XDP socket on {} queue {q}", p.name))?;
+                let owner = sockets.first().map(XskSocket::borrow_fd);
+                let s = XskSocket::new(&pool, owner, p.ifindex, q, &xsk_cfg)
+                    .context(|| format!("AF_XDP socket on {} queue {q}", p.name))?;
                 maps[pi]
                     .set(q, s.fd())
-                    .with_context(|| format!("XSKMAP entry {} queue {q}", p.name))?;
+                    .context(|| format!("XSKMAP entry {} queue {q}", p.name))?;
                 sockets.push(s);
             }
             let (cmd_tx, cmd_rx) = bounded(1024);
-            let waker = Arc::new(Waker::new()?);
+            let waker = Arc::new(Waker::new().context(|| "worker waker".into())?);
             let mut worker = Worker::new(
                 pool,
                 Arc::clone(&shared),
@@ -156,7 +203,9 @@ impl Engine {
                     queue: q,
                     worker: pending.len(),
                     counters: Arc::clone(&counters),
-                    socket: s.stats_handle()?,
+                    socket: s
+                        .stats_handle()
+                        .context(|| format!("statistics of {} queue {q}", p.name))?,
                 });
                 if let Role::Member(m) = p.role {
                     let m = m as usize;
@@ -168,17 +217,16 @@ impl Engine {
                         member_workers[m].push(wi);
                     }
                 }
-                worker.add_port(Box::new(s), p.role, counters);
+                worker
+                    .add_xsk(s, p.role, counters)
+                    .context(|| format!("AF_XDP socket on {} queue {q}", p.name))?;
             }
             worker.prime();
             pending.push((worker, cmd_tx));
         }
 
         // Sockets are in the maps and fill rings are primed: now attach.
-        let mode = match cfg.xdp_mode {
-            XdpMode::Native => AttachMode::Native,
-            XdpMode::Generic => AttachMode::Generic,
-        };
+        let mode = cfg.xdp_mode;
         let mut attached = Vec::new();
         for (p, map) in ports.iter().zip(maps) {
             attached.push(attach(p, map, mode)?);
@@ -191,22 +239,22 @@ impl Engine {
                 let id = cfg.cpus[i % cfg.cpus.len()];
                 match cores.iter().find(|c| c.id == id) {
                     Some(c) => Some(*c),
-                    None => bail!(
-                        "cpus: core {id} does not exist (this machine has {} cores)",
-                        cores.len()
-                    ),
+                    None => {
+                        return Err(EngineError::NoSuchCore {
+                            core: id,
+                            cores: cores.len(),
+                        })
+                    }
                 }
             } else if cores.is_empty() {
                 None
             } else {
                 Some(cores[cores.len() - 1 - (i % cores.len())])
             };
-            workers.push(WorkerHandle::spawn(
-                worker,
-                format!("xbond-worker{i}"),
-                core,
-                cmd_tx,
-            )?);
+            workers.push(
+                WorkerHandle::spawn(worker, format!("xbond-worker{i}"), core, cmd_tx)
+                    .context(|| format!("start worker {i}"))?,
+            );
         }
         Ok(Engine {
             shared,
@@ -234,11 +282,11 @@ impl Engine {
     /// number (sharing the worker's UMEM), the XSKMAP filled, then the
     /// program attached. The snapshot names the member or VLAN only after
     /// this returns, so no frame is sent to it before its sockets exist.
-    pub fn add_port(&mut self, spec: &PortSpec) -> anyhow::Result<()> {
-        let map = XskMap::new(spec.queues).with_context(|| format!("XSKMAP for {}", spec.name))?;
+    pub fn add_port(&mut self, spec: &PortSpec) -> Result<(), EngineError> {
+        let map = XskMap::new(spec.queues).context(|| format!("XSKMAP for {}", spec.name))?;
         let n = self.workers.len().max(1);
         let mut added = Vec::new();
-        let result = (|| -> anyhow::Result<()> {
+        let result = (|| -> Result<(), EngineError> {
             for q in 0..spec.queues {
                 let w = q as usize % n;
                 let (tx, rx) = bounded(1);
@@ -246,26 +294,26 @@ impl Engine {
                 let counters = Arc::new(PortCounters::default());
                 let c = Arc::clone(&counters);
                 let (ifindex, role) = (spec.ifindex, spec.role);
-                let job: xbond_dataplane::worker::WorkerJob = Box::new(move |wk: &mut Worker| {
+                let job: WorkerJob = Box::new(move |wk: &mut Worker| {
                     let r = wk.new_socket(ifindex, q, &cfg).and_then(|s| {
                         let fd = s.fd();
                         let stats = s.stats_handle()?;
-                        wk.add_port(Box::new(s), role, c);
+                        wk.add_xsk(s, role, c)?;
                         wk.prime();
                         Ok((fd, stats))
                     });
                     let _ = tx.send(r);
                 });
                 if !self.workers[w].send(WorkerCommand::Exec(job)) {
-                    bail!("worker {w} did not take the job");
+                    return Err(EngineError::WorkerGone(w));
                 }
                 let (fd, socket) = rx
                     .recv_timeout(WORKER_JOB_TIMEOUT)
-                    .context("worker did not answer")?
-                    .with_context(|| format!("AF_XDP socket on {} queue {q}", spec.name))?;
+                    .map_err(|_| EngineError::WorkerTimeout(w))?
+                    .context(|| format!("AF_XDP socket on {} queue {q}", spec.name))?;
                 added.push(w);
                 map.set(q, fd)
-                    .with_context(|| format!("XSKMAP entry {} queue {q}", spec.name))?;
+                    .context(|| format!("XSKMAP entry {} queue {q}", spec.name))?;
                 self.queues.push(QueueStats {
                     port: spec.name.clone(),
                     role,
@@ -305,7 +353,7 @@ impl Engine {
     /// to its own stack again), then each worker sends what it had queued
     /// for it and closes its sockets, taking every frame back. Call after a
     /// publish without the member or VLAN. Returns the frames recovered.
-    pub fn remove_port(&mut self, role: Role, ifindex: u32) -> anyhow::Result<u32> {
+    pub fn remove_port(&mut self, role: Role, ifindex: u32) -> Result<u32, EngineError> {
         let workers: Vec<usize> = match role {
             Role::Member(m) => self
                 .member_workers
@@ -331,20 +379,20 @@ impl Engine {
         role: Role,
         ifindex: u32,
         workers: Vec<usize>,
-    ) -> anyhow::Result<u32> {
+    ) -> Result<u32, EngineError> {
         self.ports.retain(|p| p.ifindex != ifindex);
         let mut recovered = 0;
         for w in workers {
             let (tx, rx) = bounded(1);
-            let job: xbond_dataplane::worker::WorkerJob = Box::new(move |wk: &mut Worker| {
+            let job: WorkerJob = Box::new(move |wk: &mut Worker| {
                 let _ = tx.send(wk.remove_ports(role));
             });
             if !self.workers[w].send(WorkerCommand::Exec(job)) {
-                bail!("worker {w} did not take the job");
+                return Err(EngineError::WorkerGone(w));
             }
             recovered += rx
                 .recv_timeout(WORKER_JOB_TIMEOUT)
-                .context("worker did not answer")?;
+                .map_err(|_| EngineError::WorkerTimeout(w))?;
         }
         self.queues.retain(|q| q.role != role);
         Ok(recovered)
@@ -384,13 +432,12 @@ impl Engine {
 }
 
 /// Load the redirect program for `map` and attach it to the port.
-fn attach(p: &PortSpec, map: XskMap, mode: AttachMode) -> anyhow::Result<PortXdp> {
+fn attach(p: &PortSpec, map: XskMap, mode: AttachMode) -> Result<PortXdp, EngineError> {
     // Frames on a queue without a socket are dropped, never passed to the
     // member's own stack (AFXDP.md, gotcha 13).
-    let prog =
-        XdpProgram::redirect_to(&map, XdpAction::Drop).context("load the redirect program")?;
-    let link =
-        XdpLink::attach(&prog, p.ifindex, mode).with_context(|| format!("XDP on {}", p.name))?;
+    let prog = XdpProgram::redirect_to(&map, XdpAction::Drop)
+        .context(|| "load the redirect program".into())?;
+    let link = XdpLink::attach(&prog, p.ifindex, mode).context(|| format!("XDP on {}", p.name))?;
     Ok(PortXdp {
         ifindex: p.ifindex,
         _link: link,

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use xbond_bench::udp_frame;
 use xbond_dataplane::counters::BatchCounters;
 use xbond_dataplane::forward;
-use xbond_dataplane::hash::HashPolicy;
+use xbond_dataplane::hash::XmitHashPolicy;
 use xbond_dataplane::schedule::{self, TxState};
-use xbond_dataplane::snapshot::{BondSnapshot, Mode, Shared, TxMember};
+use xbond_dataplane::snapshot::{BondMode, BondSnapshot, Shared, TxMember};
 
 /// Frames as a host sends them: 64 flows, mostly IPv4 TCP/UDP with varied
 /// ports, some IPv6, ICMP echo and 802.1Q-tagged frames.
@@ -64,7 +64,7 @@ fn traffic() -> Vec<Vec<u8>> {
 }
 
 /// A bond of two members, both up.
-fn two_members(mode: Mode) -> BondSnapshot {
+fn two_members(mode: BondMode) -> BondSnapshot {
     let mut snap = BondSnapshot::new(mode);
     snap.members = (0..2).map(|id| TxMember { id, can_tx: true }).collect();
     snap.usable = vec![0, 1];
@@ -96,14 +96,14 @@ fn scheduler(c: &mut Criterion) {
     let mut g = c.benchmark_group("tx_hash_and_pick");
     g.throughput(Throughput::Elements(frames.len() as u64));
     for policy in [
-        HashPolicy::Layer2,
-        HashPolicy::Layer23,
-        HashPolicy::Layer34,
-        HashPolicy::Encap23,
-        HashPolicy::Encap34,
-        HashPolicy::VlanSrcMac,
+        XmitHashPolicy::Layer2,
+        XmitHashPolicy::Layer23,
+        XmitHashPolicy::Layer34,
+        XmitHashPolicy::Encap23,
+        XmitHashPolicy::Encap34,
+        XmitHashPolicy::VlanSrcMac,
     ] {
-        let mut snap = two_members(Mode::Xor);
+        let mut snap = two_members(BondMode::BalanceXor);
         snap.hash_policy = policy;
         bench_plan(&mut g, policy.name(), snap, &frames);
     }
@@ -116,8 +116,12 @@ fn scheduler(c: &mut Criterion) {
             f
         })
         .collect();
-    for policy in [HashPolicy::Layer2, HashPolicy::Layer34, HashPolicy::Encap34] {
-        let mut snap = two_members(Mode::Xor);
+    for policy in [
+        XmitHashPolicy::Layer2,
+        XmitHashPolicy::Layer34,
+        XmitHashPolicy::Encap34,
+    ] {
+        let mut snap = two_members(BondMode::BalanceXor);
         snap.hash_policy = policy;
         bench_plan(
             &mut g,
@@ -127,9 +131,9 @@ fn scheduler(c: &mut Criterion) {
         );
     }
     for (name, mode, pps) in [
-        ("balance-rr", Mode::RoundRobin, 1),
-        ("balance-rr_pps0_random", Mode::RoundRobin, 0),
-        ("broadcast", Mode::Broadcast, 1),
+        ("balance-rr", BondMode::BalanceRr, 1),
+        ("balance-rr_pps0_random", BondMode::BalanceRr, 0),
+        ("broadcast", BondMode::Broadcast, 1),
     ] {
         let mut snap = two_members(mode);
         snap.packets_per_slave = pps;
@@ -139,7 +143,7 @@ fn scheduler(c: &mut Criterion) {
 }
 
 fn decision(c: &mut Criterion) {
-    let mut snap = BondSnapshot::new(Mode::ActiveBackup);
+    let mut snap = BondSnapshot::new(BondMode::ActiveBackup);
     snap.active = Some(1);
     let shared = Shared::new(snap);
     let mut st = TxState::new(1);
@@ -199,7 +203,7 @@ fn decision(c: &mut Criterion) {
 fn vlan(c: &mut Criterion) {
     use xbond_dataplane::wire::vlan::{self, Tci, TPID_8021Q};
     use xbond_dataplane::{FrameArea, FramePool};
-    let mut snap = BondSnapshot::new(Mode::ActiveBackup);
+    let mut snap = BondSnapshot::new(BondMode::ActiveBackup);
     snap.active = Some(1);
     snap.vlans = [10, 87, 2000].into_iter().collect();
     let shared = Shared::new(snap);

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use xbond_dataplane::hash;
 use xbond_dataplane::schedule::{self, TxPlan, TxState};
-use xbond_dataplane::snapshot::{BondSnapshot, Mode};
+use xbond_dataplane::snapshot::{BondMode, BondSnapshot};
 use xbond_dataplane::wire::MacAddr;
 
 /// A flow given by its fields instead of a whole frame.
@@ -140,14 +140,9 @@ pub fn explain(snap: &BondSnapshot, name: &dyn Fn(u16) -> String, frame: &[u8]) 
         member: None,
         explanation: String::new(),
     };
+    r.mode = snap.mode.name().to_string();
     match snap.mode {
-        Mode::Xor | Mode::Lacp => {
-            r.mode = if snap.mode == Mode::Xor {
-                "balance-xor"
-            } else {
-                "802.3ad"
-            }
-            .into();
+        BondMode::BalanceXor | BondMode::Ieee8023ad => {
             r.hash = Some(t.hash);
             r.explanation = t.to_string();
             if usable.is_empty() {
@@ -165,28 +160,20 @@ pub fn explain(snap: &BondSnapshot, name: &dyn Fn(u16) -> String, frame: &[u8]) 
                 r.member = Some(usable[i].clone());
             }
         }
-        Mode::ActiveBackup => {
-            r.mode = "active-backup".into();
+        BondMode::ActiveBackup => {
             r.member = snap.active.map(name);
             r.explanation = format!(
                 "active-backup: every frame leaves on the active member ({})\n",
                 r.member.as_deref().unwrap_or("none")
             );
         }
-        Mode::RoundRobin => {
-            r.mode = "balance-rr".into();
+        BondMode::BalanceRr => {
             r.explanation = format!(
                 "balance-rr: frames take the members in turn ({} per member); flows are not pinned\n",
                 snap.packets_per_slave
             );
         }
-        Mode::Tlb | Mode::Alb => {
-            r.mode = if snap.mode == Mode::Tlb {
-                "balance-tlb"
-            } else {
-                "balance-alb"
-            }
-            .into();
+        BondMode::BalanceTlb | BondMode::BalanceAlb => {
             let dynamic = snap.lb.as_ref().is_some_and(|l| l.dynamic);
             r.member = match schedule::plan(snap, &mut TxState::new(1), frame, None) {
                 TxPlan::Member(m) | TxPlan::ArpReply(m) => Some(name(m)),
@@ -205,8 +192,7 @@ pub fn explain(snap: &BondSnapshot, name: &dyn Fn(u16) -> String, frame: &[u8]) 
                     .unwrap_or("none (control places it, or no member can send)")
             );
         }
-        Mode::Broadcast => {
-            r.mode = "broadcast".into();
+        BondMode::Broadcast => {
             let all: Vec<String> = snap
                 .members
                 .iter()
@@ -225,11 +211,11 @@ pub fn explain(snap: &BondSnapshot, name: &dyn Fn(u16) -> String, frame: &[u8]) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use xbond_dataplane::hash::HashPolicy;
+    use xbond_dataplane::hash::XmitHashPolicy;
     use xbond_dataplane::snapshot::TxMember;
 
-    fn xor(policy: HashPolicy) -> BondSnapshot {
-        let mut s = BondSnapshot::new(Mode::Xor);
+    fn xor(policy: XmitHashPolicy) -> BondSnapshot {
+        let mut s = BondSnapshot::new(BondMode::BalanceXor);
         s.hash_policy = policy;
         s.members = vec![
             TxMember {
@@ -262,7 +248,7 @@ mod tests {
             ..Default::default()
         };
         let f = spec.frame(MacAddr([2, 0, 0, 0, 0, 1])).unwrap();
-        let r = explain(&xor(HashPolicy::Layer34), &names, &f);
+        let r = explain(&xor(XmitHashPolicy::Layer34), &names, &f);
         assert_eq!(r.hash, Some(0x29a9c0c2));
         assert_eq!(r.member.as_deref(), Some("eth0"));
         assert!(
@@ -288,12 +274,12 @@ mod tests {
 
     #[test]
     fn modes_without_a_flow_hash_say_so() {
-        let mut s = xor(HashPolicy::Layer2);
-        s.mode = Mode::RoundRobin;
+        let mut s = xor(XmitHashPolicy::Layer2);
+        s.mode = BondMode::BalanceRr;
         assert!(explain(&s, &names, &[0; 60])
             .explanation
             .contains("in turn"));
-        s.mode = Mode::Broadcast;
+        s.mode = BondMode::Broadcast;
         assert!(explain(&s, &names, &[0; 60])
             .explanation
             .contains("eth0 eth1"));

@@ -3,7 +3,7 @@
 
 use crate::counters::DropReason;
 use crate::schedule::{self, TxPlan, TxState};
-use crate::snapshot::{BondSnapshot, MemberId, Mode};
+use crate::snapshot::{BondMode, BondSnapshot, MemberId};
 use crate::wire::ndisc;
 use crate::wire::vlan::{self, Tci, TPID_8021AD, TPID_8021Q};
 
@@ -62,18 +62,20 @@ pub fn from_member(snap: &BondSnapshot, member: MemberId, frame: &[u8]) -> Verdi
         return Verdict::ToControl;
     }
     let accepted = match snap.mode {
-        Mode::ActiveBackup => snap.active == Some(member) || snap.all_slaves_active,
+        BondMode::ActiveBackup => snap.active == Some(member) || snap.all_slaves_active,
         // Every member is active in the load-sharing modes; what arrives
         // where is the switch's choice.
-        Mode::RoundRobin | Mode::Xor | Mode::Broadcast => true,
+        BondMode::BalanceRr | BondMode::BalanceXor | BondMode::Broadcast => true,
         // 802.3ad: a member that is not collecting is not part of the
         // aggregation (the kernel drops on its inactive slaves).
-        Mode::Lacp => snap.all_slaves_active || snap.collecting.contains(&member),
+        BondMode::Ieee8023ad => snap.all_slaves_active || snap.collecting.contains(&member),
         // balance-tlb receives on the active member; balance-alb also takes
         // unicast on the others (peers were given their MACs), as the
         // kernel's inactive slaves deliver only exact matches.
-        Mode::Tlb => snap.active == Some(member) || snap.all_slaves_active,
-        Mode::Alb => snap.active == Some(member) || snap.all_slaves_active || frame[0] & 1 == 0,
+        BondMode::BalanceTlb => snap.active == Some(member) || snap.all_slaves_active,
+        BondMode::BalanceAlb => {
+            snap.active == Some(member) || snap.all_slaves_active || frame[0] & 1 == 0
+        }
     };
     if !accepted {
         return Verdict::Drop(DropReason::InactiveMember);
@@ -166,7 +168,7 @@ mod tests {
 
     #[test]
     fn lacp_delivers_only_from_collecting_members_and_hashes_over_distributing() {
-        let mut s = BondSnapshot::new(Mode::Lacp);
+        let mut s = BondSnapshot::new(BondMode::Ieee8023ad);
         s.collecting = vec![0, 2];
         s.usable = vec![2];
         s.prepare();
@@ -192,7 +194,7 @@ mod tests {
 
     #[test]
     fn active_backup_delivers_only_from_the_active_member() {
-        let mut s = BondSnapshot::new(Mode::ActiveBackup);
+        let mut s = BondSnapshot::new(BondMode::ActiveBackup);
         s.active = Some(1);
         let ip = frame([0x08, 0x00]);
         assert_eq!(from_member(&s, 1, &ip), Verdict::TO_BOND);
@@ -206,7 +208,7 @@ mod tests {
 
     #[test]
     fn host_frames_follow_the_active_member() {
-        let mut s = BondSnapshot::new(Mode::ActiveBackup);
+        let mut s = BondSnapshot::new(BondMode::ActiveBackup);
         let mut tx = TxState::new(1);
         let ip = frame([0x08, 0x00]);
         assert_eq!(
@@ -251,7 +253,11 @@ mod tests {
 
     #[test]
     fn load_sharing_modes_deliver_from_every_member() {
-        for mode in [Mode::RoundRobin, Mode::Xor, Mode::Broadcast] {
+        for mode in [
+            BondMode::BalanceRr,
+            BondMode::BalanceXor,
+            BondMode::Broadcast,
+        ] {
             let s = BondSnapshot::new(mode);
             assert_eq!(from_member(&s, 3, &frame([0x08, 0x00])), Verdict::TO_BOND);
             assert_eq!(from_member(&s, 3, &frame([0x88, 0x09])), Verdict::ToControl);
@@ -260,7 +266,7 @@ mod tests {
 
     #[test]
     fn slow_protocols_go_to_control_from_any_member() {
-        let mut s = BondSnapshot::new(Mode::ActiveBackup);
+        let mut s = BondSnapshot::new(BondMode::ActiveBackup);
         s.active = Some(0);
         assert_eq!(from_member(&s, 1, &frame([0x88, 0x09])), Verdict::ToControl);
         assert_eq!(
@@ -279,7 +285,7 @@ mod tests {
     }
 
     fn with_vlans(vids: &[u16]) -> BondSnapshot {
-        let mut s = BondSnapshot::new(Mode::Xor);
+        let mut s = BondSnapshot::new(BondMode::BalanceXor);
         s.vlans = vids.iter().copied().collect();
         s
     }
@@ -346,7 +352,7 @@ mod tests {
     #[test]
     fn inactive_members_drop_before_the_demux() {
         let mut s = with_vlans(&[87]);
-        s.mode = Mode::ActiveBackup;
+        s.mode = BondMode::ActiveBackup;
         s.active = Some(0);
         assert_eq!(
             from_member(&s, 1, &tagged([0x81, 0x00], 87, [0x08, 0x00])),
@@ -373,16 +379,16 @@ mod tests {
 
     #[test]
     fn the_hash_sees_the_vlan_of_the_port() {
-        use crate::hash::HashPolicy;
+        use crate::hash::XmitHashPolicy;
         let mut s = with_vlans(&[87]);
-        s.hash_policy = HashPolicy::VlanSrcMac;
+        s.hash_policy = XmitHashPolicy::VlanSrcMac;
         s.usable = vec![0, 1, 2];
         s.prepare();
         let mut tx = TxState::new(1);
         let f = frame([0x08, 0x00]);
         let untagged = from_host(&s, &mut tx, &f, 0);
         let on_vlan = from_host(&s, &mut tx, &f, 87);
-        let h = |tci| crate::hash::xmit_hash(HashPolicy::VlanSrcMac, &f, tci) % 3;
+        let h = |tci| crate::hash::xmit_hash(XmitHashPolicy::VlanSrcMac, &f, tci) % 3;
         assert_eq!(untagged, Verdict::ToMember(h(None) as MemberId));
         assert_eq!(on_vlan, Verdict::ToMember(h(Some(87)) as MemberId));
     }

@@ -22,34 +22,15 @@
 
 use std::fmt;
 
-/// `xmit_hash_policy`, numbered as the kernel numbers it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[repr(u8)]
-pub enum HashPolicy {
-    #[default]
-    Layer2 = 0,
-    Layer34 = 1,
-    Layer23 = 2,
-    Encap23 = 3,
-    Encap34 = 4,
-    VlanSrcMac = 5,
-}
+crate::named_enum!(
+    /// `xmit_hash_policy`, named and numbered as the kernel does.
+    XmitHashPolicy { Layer2 = ("layer2", 0), Layer34 = ("layer3+4", 1), Layer23 = ("layer2+3", 2),
+        Encap23 = ("encap2+3", 3), Encap34 = ("encap3+4", 4), VlanSrcMac = ("vlan+srcmac", 5) } default Layer2);
 
-impl HashPolicy {
-    pub fn name(self) -> &'static str {
-        match self {
-            HashPolicy::Layer2 => "layer2",
-            HashPolicy::Layer34 => "layer3+4",
-            HashPolicy::Layer23 => "layer2+3",
-            HashPolicy::Encap23 => "encap2+3",
-            HashPolicy::Encap34 => "encap3+4",
-            HashPolicy::VlanSrcMac => "vlan+srcmac",
-        }
-    }
-
+impl XmitHashPolicy {
     /// The policies that drop the low bit of the folded hash.
     fn uses_ports(self) -> bool {
-        matches!(self, HashPolicy::Layer34 | HashPolicy::Encap34)
+        matches!(self, XmitHashPolicy::Layer34 | XmitHashPolicy::Encap34)
     }
 }
 
@@ -630,7 +611,7 @@ struct Computed {
 }
 
 #[inline(always)]
-fn compute(policy: HashPolicy, frame: &[u8], tci: Option<u16>) -> Computed {
+fn compute(policy: XmitHashPolicy, frame: &[u8], tci: Option<u16>) -> Computed {
     let mut c = Computed {
         l2: L2View::of(frame, tci),
         keys: None,
@@ -643,14 +624,14 @@ fn compute(policy: HashPolicy, frame: &[u8], tci: Option<u16>) -> Computed {
         return c;
     };
     let keys = match policy {
-        HashPolicy::VlanSrcMac => {
+        XmitHashPolicy::VlanSrcMac => {
             c.hash = l2.vlan_srcmac_hash(frame);
             return c;
         }
-        HashPolicy::Layer2 => None,
-        HashPolicy::Layer23 => bond_dissect(frame, &l2, false),
-        HashPolicy::Layer34 => bond_dissect(frame, &l2, true),
-        HashPolicy::Encap23 | HashPolicy::Encap34 => flow_dissect(frame, &l2),
+        XmitHashPolicy::Layer2 => None,
+        XmitHashPolicy::Layer23 => bond_dissect(frame, &l2, false),
+        XmitHashPolicy::Layer34 => bond_dissect(frame, &l2, true),
+        XmitHashPolicy::Encap23 | XmitHashPolicy::Encap34 => flow_dissect(frame, &l2),
     };
     let Some(keys) = keys else {
         c.hash = l2.eth_hash();
@@ -673,14 +654,14 @@ fn compute(policy: HashPolicy, frame: &[u8], tci: Option<u16>) -> Computed {
 /// The kernel's `bond_xmit_hash()` of `frame`, with `tci` the out-of-band
 /// VLAN tag if there is one.
 #[inline(always)]
-pub fn xmit_hash(policy: HashPolicy, frame: &[u8], tci: Option<u16>) -> u32 {
+pub fn xmit_hash(policy: XmitHashPolicy, frame: &[u8], tci: Option<u16>) -> u32 {
     compute(policy, frame, tci).hash
 }
 
 /// Every step of one hash computation, for `xbond hash` and for tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trace {
-    pub policy: HashPolicy,
+    pub policy: XmitHashPolicy,
     /// Source and destination MAC, when the frame has an Ethernet header.
     pub macs: Option<([u8; 6], [u8; 6])>,
     pub l2: Option<L2View>,
@@ -695,7 +676,7 @@ pub struct Trace {
 }
 
 /// [`xmit_hash`] with its intermediate values.
-pub fn trace(policy: HashPolicy, frame: &[u8], tci: Option<u16>) -> Trace {
+pub fn trace(policy: XmitHashPolicy, frame: &[u8], tci: Option<u16>) -> Trace {
     let c = compute(policy, frame, tci);
     let macs = bytes::<12>(frame, 0).map(|m| {
         let mut dst = [0u8; 6];
@@ -755,7 +736,7 @@ impl fmt::Display for Trace {
             Some(tci) => writeln!(f, " vlan tci 0x{tci:04x} (vid {})", tci & 0x0fff)?,
             None => writeln!(f)?,
         }
-        if self.policy == HashPolicy::VlanSrcMac {
+        if self.policy == XmitHashPolicy::VlanSrcMac {
             let oui = u32::from_be_bytes([0, src[0], src[1], src[2]]);
             let nic = u32::from_be_bytes([0, src[3], src[4], src[5]]);
             return writeln!(
@@ -773,7 +754,7 @@ impl fmt::Display for Trace {
             l2.eth_hash()
         );
         let Some(k) = &self.keys else {
-            if self.policy == HashPolicy::Layer2 {
+            if self.policy == XmitHashPolicy::Layer2 {
                 return writeln!(f, "layer2: {eth}");
             }
             return writeln!(f, "not IP as the kernel dissects it; layer2 hash: {eth}");

@@ -10,7 +10,7 @@
 use crate::counters::DropReason;
 use crate::hash;
 use crate::schedule::{self, TxPlan};
-use crate::snapshot::{BondSnapshot, MemberId, Mode};
+use crate::snapshot::{BondMode, BondSnapshot, MemberId};
 use crate::wire::{arp, MacAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -201,7 +201,7 @@ pub(crate) fn plan(snap: &BondSnapshot, load: &TxLoad, frame: &[u8], tci: Option
     let Some(lb) = snap.lb.as_deref() else {
         return via_active(snap);
     };
-    let alb = snap.mode == Mode::Alb;
+    let alb = snap.mode == BondMode::BalanceAlb;
     let kind = if alb {
         alb_kind(frame)
     } else {
@@ -331,7 +331,7 @@ mod tests {
     const BOND: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xa]);
     const M1: MacAddr = MacAddr([2, 0, 0, 0, 0, 0xb]);
 
-    fn snap(mode: Mode, dynamic: bool) -> BondSnapshot {
+    fn snap(mode: BondMode, dynamic: bool) -> BondSnapshot {
         let mut s = BondSnapshot::new(mode);
         s.members = (0..2).map(|id| TxMember { id, can_tx: true }).collect();
         s.usable = vec![0, 1];
@@ -374,7 +374,7 @@ mod tests {
 
     #[test]
     fn alb_buckets_by_destination_and_counts_bytes_only_for_balanced_frames() {
-        let mut s = snap(Mode::Alb, true);
+        let mut s = snap(BondMode::BalanceAlb, true);
         let load = TxLoad::default();
         let f = ipv4([198, 18, 0, 12]);
         let b = fold(&[198, 18, 0, 12]);
@@ -399,7 +399,7 @@ mod tests {
 
     #[test]
     fn alb_ipv6_skips_all_nodes_and_duplicate_address_detection() {
-        let s = snap(Mode::Alb, true);
+        let s = snap(BondMode::BalanceAlb, true);
         let load = TxLoad::default();
         let mut f = vec![0u8; 80];
         f[..6].copy_from_slice(&[2, 0, 0, 0, 9, 9]);
@@ -419,8 +419,8 @@ mod tests {
 
     #[test]
     fn tlb_buckets_by_the_transmit_hash_and_static_tlb_hashes_over_usable() {
-        let mut s = snap(Mode::Tlb, true);
-        s.hash_policy = hash::HashPolicy::Layer34;
+        let mut s = snap(BondMode::BalanceTlb, true);
+        s.hash_policy = hash::XmitHashPolicy::Layer34;
         let load = TxLoad::default();
         let f = ipv4([198, 18, 0, 12]);
         let b = hash::xmit_hash(s.hash_policy, &f, None) as u8;
@@ -431,8 +431,8 @@ mod tests {
             plan(&s, &load, &reply([198, 18, 0, 12], M1), None),
             TxPlan::Member(0)
         );
-        let mut st = snap(Mode::Tlb, false);
-        st.hash_policy = hash::HashPolicy::Layer34;
+        let mut st = snap(BondMode::BalanceTlb, false);
+        st.hash_policy = hash::XmitHashPolicy::Layer34;
         let h = hash::xmit_hash(st.hash_policy, &f, None);
         assert_eq!(
             plan(&st, &load, &f, None),
@@ -449,7 +449,7 @@ mod tests {
 
     #[test]
     fn arp_replies_the_table_holds_take_the_fast_path_and_the_rest_go_to_control() {
-        let mut s = snap(Mode::Alb, true);
+        let mut s = snap(BondMode::BalanceAlb, true);
         let load = TxLoad::default();
         let peer = [198, 18, 0, 12];
         let peer_mac = MacAddr([2, 0, 0, 0, 9, 9]);
@@ -479,7 +479,7 @@ mod tests {
 
     #[test]
     fn rewrites_give_the_member_its_mac_and_the_host_the_bonds() {
-        let s = snap(Mode::Alb, true);
+        let s = snap(BondMode::BalanceAlb, true);
         let mut r = reply([198, 18, 0, 12], MacAddr([2, 0, 0, 0, 9, 9]));
         rewrite_for_member(&s, 1, &mut r, true);
         assert_eq!(&r[6..12], &M1.0, "Ethernet source");

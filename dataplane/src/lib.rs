@@ -13,6 +13,8 @@ pub mod engine;
 pub mod forward;
 pub mod hash;
 pub mod lb;
+#[macro_use]
+pub mod named;
 pub mod nic;
 pub mod port;
 pub mod schedule;
@@ -23,6 +25,6 @@ pub mod worker;
 
 pub use counters::{DropReason, PortCounters};
 pub use port::{MemPort, Port};
-pub use snapshot::{BondSnapshot, MemberId, Mode, Shared};
+pub use snapshot::{BondMode, BondSnapshot, MemberId, Shared};
 pub use sys::area::{Frame, FrameArea, FramePool};
 pub use worker::{ControlFrame, PollPolicy, Worker, WorkerCommand, WorkerHandle};

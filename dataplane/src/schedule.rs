@@ -6,7 +6,7 @@
 use crate::counters::DropReason;
 use crate::hash;
 use crate::lb::{self, TxLoad};
-use crate::snapshot::{BondSnapshot, MemberId, Mode};
+use crate::snapshot::{BondMode, BondSnapshot, MemberId};
 use std::sync::Arc;
 
 /// What the scheduler decided for one frame.
@@ -105,20 +105,20 @@ impl TxState {
 #[inline(always)]
 pub fn plan(snap: &BondSnapshot, st: &mut TxState, frame: &[u8], tci: Option<u16>) -> TxPlan {
     match snap.mode {
-        Mode::ActiveBackup => match snap.active {
+        BondMode::ActiveBackup => match snap.active {
             Some(m) => TxPlan::Member(m),
             None => TxPlan::Drop(DropReason::NoActiveMember),
         },
-        Mode::RoundRobin => round_robin(snap, st, frame),
-        Mode::Xor | Mode::Lacp => xor(snap, frame, tci),
-        Mode::Broadcast => {
+        BondMode::BalanceRr => round_robin(snap, st, frame),
+        BondMode::BalanceXor | BondMode::Ieee8023ad => xor(snap, frame, tci),
+        BondMode::Broadcast => {
             if snap.members.iter().any(|m| m.can_tx) {
                 TxPlan::AllMembers
             } else {
                 TxPlan::Drop(DropReason::NoUsableMember)
             }
         }
-        Mode::Tlb | Mode::Alb => lb::plan(snap, &st.load, frame, tci),
+        BondMode::BalanceTlb | BondMode::BalanceAlb => lb::plan(snap, &st.load, frame, tci),
     }
 }
 
@@ -195,10 +195,10 @@ fn by_slot_search(snap: &BondSnapshot, slot: usize) -> TxPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::HashPolicy;
+    use crate::hash::XmitHashPolicy;
     use crate::snapshot::TxMember;
 
-    fn snap(mode: Mode, up: &[bool]) -> BondSnapshot {
+    fn snap(mode: BondMode, up: &[bool]) -> BondSnapshot {
         let mut s = BondSnapshot::new(mode);
         s.members = up
             .iter()
@@ -269,7 +269,7 @@ mod tests {
 
     #[test]
     fn round_robin_starts_after_the_first_slot_like_the_per_cpu_counter() {
-        let s = snap(Mode::RoundRobin, &[true, true, true]);
+        let s = snap(BondMode::BalanceRr, &[true, true, true]);
         let mut st = TxState::new(1);
         // this_cpu_inc_return() makes the first frame's slot 1.
         assert_eq!(picks(&s, &mut st, 6, &udp(1)), vec![1, 2, 0, 1, 2, 0]);
@@ -277,7 +277,7 @@ mod tests {
 
     #[test]
     fn packets_per_slave_sends_runs() {
-        let mut s = snap(Mode::RoundRobin, &[true, true]);
+        let mut s = snap(BondMode::BalanceRr, &[true, true]);
         s.packets_per_slave = 3;
         s.prepare();
         let mut st = TxState::new(1);
@@ -287,7 +287,7 @@ mod tests {
 
     #[test]
     fn packets_per_slave_zero_is_random_but_uses_every_member() {
-        let mut s = snap(Mode::RoundRobin, &[true, true, true]);
+        let mut s = snap(BondMode::BalanceRr, &[true, true, true]);
         s.packets_per_slave = 0;
         let mut st = TxState::new(42);
         let p = picks(&s, &mut st, 3000, &udp(1));
@@ -299,11 +299,11 @@ mod tests {
 
     #[test]
     fn a_member_that_cannot_transmit_passes_its_turn_on() {
-        let s = snap(Mode::RoundRobin, &[true, false, true]);
+        let s = snap(BondMode::BalanceRr, &[true, false, true]);
         let mut st = TxState::new(1);
         // Slots 1 2 0 1 2 0: slot 1 is down and goes to member 2.
         assert_eq!(picks(&s, &mut st, 6, &udp(1)), vec![2, 2, 0, 2, 2, 0]);
-        let none = snap(Mode::RoundRobin, &[false, false]);
+        let none = snap(BondMode::BalanceRr, &[false, false]);
         assert_eq!(
             plan(&none, &mut st, &udp(1), None),
             TxPlan::Drop(DropReason::NoUsableMember)
@@ -312,7 +312,7 @@ mod tests {
 
     #[test]
     fn igmp_stays_on_the_active_member() {
-        let mut s = snap(Mode::RoundRobin, &[true, true]);
+        let mut s = snap(BondMode::BalanceRr, &[true, true]);
         s.active = Some(1);
         let mut igmp = udp(1);
         igmp[23] = 2;
@@ -322,12 +322,12 @@ mod tests {
 
     #[test]
     fn xor_is_the_kernel_hash_modulo_the_usable_members() {
-        let mut s = snap(Mode::Xor, &[true, true, true]);
-        s.hash_policy = HashPolicy::Layer34;
+        let mut s = snap(BondMode::BalanceXor, &[true, true, true]);
+        s.hash_policy = XmitHashPolicy::Layer34;
         let mut st = TxState::new(1);
         for sport in 1000..1100 {
             let f = udp(sport);
-            let h = hash::xmit_hash(HashPolicy::Layer34, &f, None);
+            let h = hash::xmit_hash(XmitHashPolicy::Layer34, &f, None);
             assert_eq!(
                 plan(&s, &mut st, &f, None),
                 TxPlan::Member((h % 3) as MemberId)
@@ -335,14 +335,14 @@ mod tests {
         }
         // Member 1 down: the hash is taken modulo 2 over members 0 and 2.
         let s2 = {
-            let mut x = snap(Mode::Xor, &[true, false, true]);
-            x.hash_policy = HashPolicy::Layer34;
+            let mut x = snap(BondMode::BalanceXor, &[true, false, true]);
+            x.hash_policy = XmitHashPolicy::Layer34;
             x.prepare();
             x
         };
         for sport in 1000..1100 {
             let f = udp(sport);
-            let h = hash::xmit_hash(HashPolicy::Layer34, &f, None);
+            let h = hash::xmit_hash(XmitHashPolicy::Layer34, &f, None);
             let want = [0, 2][(h % 2) as usize];
             assert_eq!(plan(&s2, &mut st, &f, None), TxPlan::Member(want));
         }
@@ -353,7 +353,7 @@ mod tests {
         let mut st = TxState::new(1);
         assert_eq!(
             plan(
-                &snap(Mode::Broadcast, &[false, true]),
+                &snap(BondMode::Broadcast, &[false, true]),
                 &mut st,
                 &udp(1),
                 None
@@ -362,7 +362,7 @@ mod tests {
         );
         assert_eq!(
             plan(
-                &snap(Mode::Broadcast, &[false, false]),
+                &snap(BondMode::Broadcast, &[false, false]),
                 &mut st,
                 &udp(1),
                 None

@@ -1,7 +1,7 @@
 //! The bond as the workers see it: an immutable snapshot that control replaces
 //! by an atomic pointer swap and workers load once per batch.
 
-use crate::hash::HashPolicy;
+use crate::hash::XmitHashPolicy;
 use crate::lb::LbTables;
 use crate::schedule::Divisor;
 use crate::wire::vlan::VidSet;
@@ -13,27 +13,59 @@ use std::sync::Arc;
 /// A member's index in the bond's member table; stable for the member's life.
 pub type MemberId = u16;
 
-/// The bonding mode, as far as the data path cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// Mode 0: members in turn, `packets_per_slave` frames each.
-    RoundRobin,
-    /// Mode 1: one active member carries everything.
-    ActiveBackup,
-    /// Mode 2: the member is the transmit hash modulo the usable members.
-    Xor,
-    /// Mode 3: every frame out of every member that can transmit.
-    Broadcast,
-    /// Mode 4 (802.3ad): the transmit hash modulo the distributing members
-    /// (`usable`); frames are received only from collecting members.
-    Lacp,
-    /// Mode 5 (balance-tlb): IP traffic by the transmit table (`lb`),
-    /// received on the active member only.
-    Tlb,
-    /// Mode 6 (balance-alb): as balance-tlb, and the host's ARP replies
-    /// balanced by the client table so peers send to different members;
-    /// unicast is received on every member.
-    Alb,
+crate::named_enum!(
+    /// The kernel's bonding modes (`mode`), numbered and named as the kernel
+    /// does; the one mode enum of config, snapshot, hash and CLI.
+    ///
+    /// On the data path: balance-rr sends to members in turn,
+    /// `packets_per_slave` frames each; active-backup sends everything out of
+    /// the active member; balance-xor and 802.3ad hash modulo the usable
+    /// (802.3ad: distributing) members, and 802.3ad receives only on
+    /// collecting members; broadcast sends every frame out of every member
+    /// that can transmit; balance-tlb sends IP traffic by the transmit table
+    /// (`lb`) and receives on the active member only; balance-alb also
+    /// balances the host's ARP replies by the client table and receives
+    /// unicast on every member.
+    BondMode { BalanceRr = ("balance-rr", 0), ActiveBackup = ("active-backup", 1), BalanceXor = ("balance-xor", 2),
+        Broadcast = ("broadcast", 3), Ieee8023ad = ("802.3ad", 4), BalanceTlb = ("balance-tlb", 5),
+        BalanceAlb = ("balance-alb", 6) } default BalanceRr);
+
+impl BondMode {
+    /// The long name `/proc/net/bonding` prints (`bond_mode_name()`).
+    pub fn proc_name(self) -> &'static str {
+        match self {
+            BondMode::BalanceRr => "load balancing (round-robin)",
+            BondMode::ActiveBackup => "fault-tolerance (active-backup)",
+            BondMode::BalanceXor => "load balancing (xor)",
+            BondMode::Broadcast => "fault-tolerance (broadcast)",
+            BondMode::Ieee8023ad => "IEEE 802.3ad Dynamic link aggregation",
+            BondMode::BalanceTlb => "transmit load balancing",
+            BondMode::BalanceAlb => "adaptive load balancing",
+        }
+    }
+
+    /// Modes that have a primary and an active member.
+    pub fn uses_primary(self) -> bool {
+        matches!(
+            self,
+            BondMode::ActiveBackup | BondMode::BalanceTlb | BondMode::BalanceAlb
+        )
+    }
+
+    /// balance-tlb and balance-alb.
+    pub fn is_lb(self) -> bool {
+        matches!(self, BondMode::BalanceTlb | BondMode::BalanceAlb)
+    }
+
+    pub fn uses_xmit_hash(self) -> bool {
+        matches!(
+            self,
+            BondMode::BalanceXor
+                | BondMode::Ieee8023ad
+                | BondMode::BalanceTlb
+                | BondMode::BalanceAlb
+        )
+    }
 }
 
 /// A member in the bond's order, as the round-robin and broadcast paths
@@ -50,7 +82,7 @@ pub struct TxMember {
 pub struct BondSnapshot {
     /// Increases with every publish.
     pub generation: u64,
-    pub mode: Mode,
+    pub mode: BondMode,
     /// The member that transmits (active-backup); in round-robin the one that
     /// carries IGMP, as the kernel's `curr_active_slave`.
     pub active: Option<MemberId>,
@@ -63,7 +95,7 @@ pub struct BondSnapshot {
     pub usable: Vec<MemberId>,
     /// 802.3ad: the members whose received frames reach the host.
     pub collecting: Vec<MemberId>,
-    pub hash_policy: HashPolicy,
+    pub hash_policy: XmitHashPolicy,
     /// balance-rr: frames per member before moving on; 0 = a random member.
     pub packets_per_slave: u32,
     /// The VLANs with a host port; tagged frames of any other VLAN are
@@ -108,7 +140,7 @@ impl BondSnapshot {
 }
 
 impl BondSnapshot {
-    pub fn new(mode: Mode) -> Self {
+    pub fn new(mode: BondMode) -> Self {
         BondSnapshot {
             generation: 0,
             mode,
@@ -117,7 +149,7 @@ impl BondSnapshot {
             members: Vec::new(),
             usable: Vec::new(),
             collecting: Vec::new(),
-            hash_policy: HashPolicy::Layer2,
+            hash_policy: XmitHashPolicy::Layer2,
             packets_per_slave: 1,
             vlans: VidSet::default(),
             qinq_pass: false,

@@ -659,7 +659,7 @@ impl WorkerHandle {
 mod tests {
     use super::*;
     use crate::port::MemPort;
-    use crate::snapshot::{BondSnapshot, Mode, TxMember};
+    use crate::snapshot::{BondMode, BondSnapshot, TxMember};
     use crate::sys::area::FrameArea;
     use crossbeam::channel::bounded;
 
@@ -674,12 +674,12 @@ mod tests {
     }
 
     fn rig(active: Option<MemberId>) -> Rig {
-        let mut snap = BondSnapshot::new(Mode::ActiveBackup);
+        let mut snap = BondSnapshot::new(BondMode::ActiveBackup);
         snap.active = active;
         rig_with(snap)
     }
 
-    fn load_sharing(mode: Mode, up: [bool; 2]) -> BondSnapshot {
+    fn load_sharing(mode: BondMode, up: [bool; 2]) -> BondSnapshot {
         let mut snap = BondSnapshot::new(mode);
         snap.members = (0..2)
             .map(|i| TxMember {
@@ -838,7 +838,7 @@ mod tests {
 
     #[test]
     fn round_robin_alternates_and_skips_a_member_that_went_down() {
-        let mut r = rig_with(load_sharing(Mode::RoundRobin, [true, true]));
+        let mut r = rig_with(load_sharing(BondMode::BalanceRr, [true, true]));
         for t in 0..6 {
             r.host.inject(&ipv4(t));
         }
@@ -847,7 +847,7 @@ mod tests {
         assert_eq!(r.members[0].take_sent(), vec![ipv4(1), ipv4(3), ipv4(5)]);
         // Member 0 goes down: the next batch leaves it out.
         r.shared
-            .publish(load_sharing(Mode::RoundRobin, [false, true]));
+            .publish(load_sharing(BondMode::BalanceRr, [false, true]));
         for t in 6..10 {
             r.host.inject(&ipv4(t));
         }
@@ -861,7 +861,7 @@ mod tests {
 
     #[test]
     fn broadcast_sends_one_copy_per_member() {
-        let mut r = rig_with(load_sharing(Mode::Broadcast, [true, true]));
+        let mut r = rig_with(load_sharing(BondMode::Broadcast, [true, true]));
         for t in 0..3 {
             r.host.inject(&ipv4(t));
         }
@@ -871,7 +871,7 @@ mod tests {
         assert_eq!(r.members[1].take_sent(), want);
         assert_eq!(r.worker.pool().free_count(), 64, "copies went back too");
         r.shared
-            .publish(load_sharing(Mode::Broadcast, [false, false]));
+            .publish(load_sharing(BondMode::Broadcast, [false, false]));
         r.host.inject(&ipv4(9));
         r.worker.round();
         assert_eq!(r.counters[2].drops(DropReason::NoUsableMember), 1);
@@ -880,7 +880,7 @@ mod tests {
 
     #[test]
     fn a_member_removed_at_runtime_sends_its_queue_and_returns_every_frame() {
-        let mut r = rig_with(load_sharing(Mode::RoundRobin, [true, true]));
+        let mut r = rig_with(load_sharing(BondMode::BalanceRr, [true, true]));
         // Member 0 takes one frame per call: some of its frames stay queued.
         let slow = MemPort {
             tx_limit: Some(1),
@@ -894,7 +894,7 @@ mod tests {
         assert_eq!(slow.take_sent(), vec![ipv4(1)]);
         // Control publishes the bond without member 0, then removes it.
         r.shared
-            .publish(load_sharing(Mode::RoundRobin, [false, true]));
+            .publish(load_sharing(BondMode::BalanceRr, [false, true]));
         let (tx, rx) = bounded(1);
         r.cmd_tx
             .send(WorkerCommand::Exec(Box::new(move |w: &mut Worker| {
@@ -937,7 +937,7 @@ mod tests {
 
     #[test]
     fn vlan_ports_tag_on_the_way_out_and_the_demux_untags_on_the_way_in() {
-        let mut snap = BondSnapshot::new(Mode::ActiveBackup);
+        let mut snap = BondSnapshot::new(BondMode::ActiveBackup);
         snap.active = Some(0);
         snap.vlans = [87].into_iter().collect();
         let mut r = rig_with(snap);
@@ -981,7 +981,7 @@ mod tests {
 
     #[test]
     fn broadcast_tags_every_copy() {
-        let mut snap = load_sharing(Mode::Broadcast, [true, true]);
+        let mut snap = load_sharing(BondMode::Broadcast, [true, true]);
         snap.vlans = [5].into_iter().collect();
         let mut r = rig_with(snap);
         let vlan5 = MemPort::new();

@@ -6,36 +6,36 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xbond_dataplane::hash::{xmit_hash, HashPolicy};
+use xbond_dataplane::hash::{xmit_hash, XmitHashPolicy};
 use xbond_dataplane::schedule::TxState;
-use xbond_dataplane::snapshot::{BondSnapshot, Mode, TxMember};
+use xbond_dataplane::snapshot::{BondSnapshot, BondMode, TxMember};
 use xbond_dataplane::forward::{self, EgressTag, Verdict};
 use xbond_dataplane::lb::{self, LbTables};
 use xbond_dataplane::wire::{vlan, MacAddr};
 
 fuzz_target!(|data: &[u8]| {
     for p in [
-        HashPolicy::Layer2,
-        HashPolicy::Layer23,
-        HashPolicy::Layer34,
-        HashPolicy::Encap23,
-        HashPolicy::Encap34,
-        HashPolicy::VlanSrcMac,
+        XmitHashPolicy::Layer2,
+        XmitHashPolicy::Layer23,
+        XmitHashPolicy::Layer34,
+        XmitHashPolicy::Encap23,
+        XmitHashPolicy::Encap34,
+        XmitHashPolicy::VlanSrcMac,
     ] {
         let _ = xmit_hash(p, data, None);
         let _ = xmit_hash(p, data, Some(0x0057));
     }
     for mode in [
-        Mode::RoundRobin,
-        Mode::ActiveBackup,
-        Mode::Xor,
-        Mode::Broadcast,
-        Mode::Lacp,
-        Mode::Tlb,
-        Mode::Alb,
+        BondMode::BalanceRr,
+        BondMode::ActiveBackup,
+        BondMode::BalanceXor,
+        BondMode::Broadcast,
+        BondMode::Ieee8023ad,
+        BondMode::BalanceTlb,
+        BondMode::BalanceAlb,
     ] {
         let mut s = BondSnapshot::new(mode);
-        if matches!(mode, Mode::Tlb | Mode::Alb) {
+        if matches!(mode, BondMode::BalanceTlb | BondMode::BalanceAlb) {
             let mut t = LbTables::new(data.first().is_some_and(|b| b & 1 == 0));
             t.tx[usize::from(data.get(1).copied().unwrap_or(0))] = 1;
             s.lb = Some(Box::new(t));
@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
         s.usable = vec![0, 1];
         s.collecting = vec![1];
         s.active = Some(0);
-        s.hash_policy = HashPolicy::Encap34;
+        s.hash_policy = XmitHashPolicy::Encap34;
         s.vlans = [1, 87, 4094].into_iter().collect();
         s.qinq_pass = data.len() % 2 == 0;
         s.prepare();

@@ -57,7 +57,7 @@ fn blast(
 /// different balance-tlb buckets under layer3+4 (the kernel's hash, low
 /// byte), so the test does not depend on where hashes collide.
 fn distinct_ports() -> Vec<u16> {
-    use xbond_dataplane::hash::{xmit_hash, HashPolicy};
+    use xbond_dataplane::hash::{xmit_hash, XmitHashPolicy};
     let mut used = Vec::new();
     let mut ports = Vec::new();
     let mut sport = 20_000u16;
@@ -72,7 +72,7 @@ fn distinct_ports() -> Vec<u16> {
             f[30..34].copy_from_slice(&Topo::peer_ip(i).octets());
             f[34..36].copy_from_slice(&sport.to_be_bytes());
             f[36..38].copy_from_slice(&9999u16.to_be_bytes());
-            let bucket = xmit_hash(HashPolicy::Layer34, &f, None) as u8;
+            let bucket = xmit_hash(XmitHashPolicy::Layer34, &f, None) as u8;
             if !used.contains(&bucket) {
                 used.push(bucket);
                 ports.push(sport);

@@ -3,87 +3,21 @@
 //! combinations the kernel refuses. Names, values and defaults are those of
 //! `Documentation/networking/bonding.rst` and `bond_options.c`.
 
-use std::fmt;
+pub use crate::lacp::AdSelect;
+pub use crate::modes::active_backup::PrimaryReselect;
+pub use crate::monitor::arp::{ArpAllTargets, ArpValidate};
 use std::net::{Ipv4Addr, Ipv6Addr};
+pub use xbond_dataplane::hash::XmitHashPolicy;
+use xbond_dataplane::named_enum;
+pub use xbond_dataplane::snapshot::BondMode;
 use xbond_dataplane::wire::MacAddr;
 
-/// A named value table: (name, number) pairs, declared once and used for
-/// parsing, display and JSON.
-macro_rules! named_enum {
-    ($(#[$m:meta])* $name:ident { $($variant:ident = ($text:literal, $num:literal)),* $(,)? } default $default:ident) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-        pub enum $name { $($variant = $num),* }
-
-        impl Default for $name {
-            fn default() -> Self { $name::$default }
-        }
-
-        impl $name {
-            pub const TABLE: &'static [(&'static str, u64, $name)] = &[$(($text, $num, $name::$variant)),*];
-
-            pub fn name(self) -> &'static str {
-                match self { $($name::$variant => $text),* }
-            }
-
-            pub fn number(self) -> u64 {
-                match self { $($name::$variant => $num),* }
-            }
-
-            fn lookup(raw: &str) -> Option<Self> {
-                let raw = raw.trim();
-                if let Ok(n) = raw.parse::<u64>() {
-                    return Self::TABLE.iter().find(|t| t.1 == n).map(|t| t.2);
-                }
-                Self::TABLE.iter().find(|t| t.0 == raw).map(|t| t.2)
-            }
-
-            fn names() -> String {
-                Self::TABLE.iter().map(|t| format!("{} ({})", t.0, t.1)).collect::<Vec<_>>().join(", ")
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.name()) }
-        }
-
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> { s.serialize_str(self.name()) }
-        }
-
-        impl<'de> serde::Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = <String as serde::Deserialize>::deserialize(d)?;
-                Self::TABLE.iter().find(|t| t.0 == s).map(|t| t.2)
-                    .ok_or_else(|| serde::de::Error::custom(format!("unknown {} {s:?}", stringify!($name))))
-            }
-        }
-    };
-}
-
-named_enum!(
-    /// `xmit_hash_policy`.
-    XmitHashPolicy { Layer2 = ("layer2", 0), Layer34 = ("layer3+4", 1), Layer23 = ("layer2+3", 2),
-        Encap23 = ("encap2+3", 3), Encap34 = ("encap3+4", 4), VlanSrcMac = ("vlan+srcmac", 5) } default Layer2);
-named_enum!(
-    /// `arp_validate`.
-    ArpValidate { None = ("none", 0), Active = ("active", 1), Backup = ("backup", 2), All = ("all", 3),
-        Filter = ("filter", 4), FilterActive = ("filter_active", 5), FilterBackup = ("filter_backup", 6) } default None);
-named_enum!(
-    /// `arp_all_targets`.
-    ArpAllTargets { Any = ("any", 0), All = ("all", 1) } default Any);
 named_enum!(
     /// `fail_over_mac`.
     FailOverMac { None = ("none", 0), Active = ("active", 1), Follow = ("follow", 2) } default None);
 named_enum!(
-    /// `primary_reselect`.
-    PrimaryReselect { Always = ("always", 0), Better = ("better", 1), Failure = ("failure", 2) } default Always);
-named_enum!(
     /// `lacp_rate`.
     LacpRate { Slow = ("slow", 0), Fast = ("fast", 1) } default Slow);
-named_enum!(
-    /// `ad_select`.
-    AdSelect { Stable = ("stable", 0), Bandwidth = ("bandwidth", 1), Count = ("count", 2) } default Stable);
 named_enum!(
     /// `lacp_fallback` (xbond's, after Open vSwitch's `lacp-fallback-ab`):
     /// what an 802.3ad bond does when no partner answers.
@@ -96,53 +30,6 @@ named_enum!(
 named_enum!(
     /// The kernel's on/off options.
     OnOff { Off = ("off", 0), On = ("on", 1) } default Off);
-named_enum!(
-    /// The kernel's bonding modes (`mode`), numbered and named as the kernel does.
-    BondMode { BalanceRr = ("balance-rr", 0), ActiveBackup = ("active-backup", 1), BalanceXor = ("balance-xor", 2),
-        Broadcast = ("broadcast", 3), Ieee8023ad = ("802.3ad", 4), BalanceTlb = ("balance-tlb", 5),
-        BalanceAlb = ("balance-alb", 6) } default BalanceRr);
-
-impl BondMode {
-    /// The long name `/proc/net/bonding` prints (`bond_mode_name()`).
-    pub fn proc_name(self) -> &'static str {
-        match self {
-            BondMode::BalanceRr => "load balancing (round-robin)",
-            BondMode::ActiveBackup => "fault-tolerance (active-backup)",
-            BondMode::BalanceXor => "load balancing (xor)",
-            BondMode::Broadcast => "fault-tolerance (broadcast)",
-            BondMode::Ieee8023ad => "IEEE 802.3ad Dynamic link aggregation",
-            BondMode::BalanceTlb => "transmit load balancing",
-            BondMode::BalanceAlb => "adaptive load balancing",
-        }
-    }
-
-    /// Modes that have a primary and an active member.
-    pub fn uses_primary(self) -> bool {
-        matches!(
-            self,
-            BondMode::ActiveBackup | BondMode::BalanceTlb | BondMode::BalanceAlb
-        )
-    }
-
-    /// balance-tlb and balance-alb.
-    pub fn is_lb(self) -> bool {
-        matches!(self, BondMode::BalanceTlb | BondMode::BalanceAlb)
-    }
-
-    pub fn uses_xmit_hash(self) -> bool {
-        matches!(
-            self,
-            BondMode::BalanceXor
-                | BondMode::Ieee8023ad
-                | BondMode::BalanceTlb
-                | BondMode::BalanceAlb
-        )
-    }
-
-    fn bit(self) -> u8 {
-        1 << (self as u8)
-    }
-}
 
 /// A rejected option, always naming the option.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -564,7 +451,7 @@ impl BondOptions {
                 .iter()
                 .find(|o| o.0 == key)
                 .map_or(ALL_MODES, |o| o.1);
-            if modes & self.mode.bit() == 0 {
+            if modes & (1 << (self.mode as u8)) == 0 {
                 return Err(OptionError::ModeDependency {
                     key: key.into(),
                     mode: self.mode.name(),

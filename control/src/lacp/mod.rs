@@ -16,14 +16,18 @@ pub mod tx;
 #[cfg(test)]
 mod tests;
 
-use crate::config::options::AdSelect;
 use port::{oper_key, Port, PortCounters, Selected, System};
 use select::Aggregator;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+use xbond_dataplane::named_enum;
 use xbond_dataplane::snapshot::MemberId;
 use xbond_dataplane::wire::lacp::{self as wire, PortInfo, State};
 use xbond_dataplane::wire::{marker, MacAddr};
+
+named_enum!(
+    /// `ad_select`: how the aggregator that carries traffic is chosen.
+    AdSelect { Stable = ("stable", 0), Bandwidth = ("bandwidth", 1), Count = ("count", 2) } default Stable);
 
 /// The bond-wide LACP settings (the kernel's options of the same names).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 
 use super::mux::MuxState;
 use super::port::{Port, Selected};
-use crate::config::options::AdSelect;
+use super::AdSelect;
 use xbond_dataplane::wire::MacAddr;
 
 /// What an aggregator was formed for: ports join it only with the same

@@ -2,9 +2,14 @@
 //! `bond_find_best_slave`, `bond_choose_primary_or_current`,
 //! `bond_option_active_slave_set`).
 
-use crate::config::options::PrimaryReselect;
 use crate::monitor::mii::LinkState;
 use std::time::Duration;
+use xbond_dataplane::named_enum;
+
+named_enum!(
+    /// `primary_reselect`: when the primary takes over again from another
+    /// active member.
+    PrimaryReselect { Always = ("always", 0), Better = ("better", 1), Failure = ("failure", 2) } default Always);
 
 /// What the selection needs to know about a member.
 #[derive(Debug, Clone, Copy)]

@@ -14,11 +14,19 @@
 //! event at `t` is recent at `now` if `t - interval <= now <= t + k *
 //! interval + interval / 2`.
 
-use crate::config::options::{ArpAllTargets, ArpValidate};
 use crate::monitor::mii::LinkState;
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
+use xbond_dataplane::named_enum;
+
+named_enum!(
+    /// `arp_validate`: which received ARP/NS/NA count as proof of a link.
+    ArpValidate { None = ("none", 0), Active = ("active", 1), Backup = ("backup", 2), All = ("all", 3),
+        Filter = ("filter", 4), FilterActive = ("filter_active", 5), FilterBackup = ("filter_backup", 6) } default None);
+named_enum!(
+    /// `arp_all_targets`: a member is up when any target answers, or all.
+    ArpAllTargets { Any = ("any", 0), All = ("all", 1) } default Any);
 
 /// The monitor's settings, from the bond's options.
 #[derive(Debug, Clone, PartialEq, Eq)]

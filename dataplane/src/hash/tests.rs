@@ -9,20 +9,20 @@ pub(crate) const VECTORS: &str = include_str!("../../testdata/xmit_hash_vectors.
 #[derive(Debug)]
 struct Vector {
     name: String,
-    policy: HashPolicy,
+    policy: XmitHashPolicy,
     tci: Option<u16>,
     frame: Vec<u8>,
     hash: u32,
 }
 
-fn policy_by_name(s: &str) -> HashPolicy {
+fn policy_by_name(s: &str) -> XmitHashPolicy {
     [
-        HashPolicy::Layer2,
-        HashPolicy::Layer34,
-        HashPolicy::Layer23,
-        HashPolicy::Encap23,
-        HashPolicy::Encap34,
-        HashPolicy::VlanSrcMac,
+        XmitHashPolicy::Layer2,
+        XmitHashPolicy::Layer34,
+        XmitHashPolicy::Layer23,
+        XmitHashPolicy::Encap23,
+        XmitHashPolicy::Encap34,
+        XmitHashPolicy::VlanSrcMac,
     ]
     .into_iter()
     .find(|p| p.name() == s)
@@ -40,7 +40,7 @@ fn vectors() -> Vec<Vector> {
             out.extend(cur.take());
             cur = Some(Vector {
                 name: name.to_string(),
-                policy: HashPolicy::Layer2,
+                policy: XmitHashPolicy::Layer2,
                 tci: None,
                 frame: Vec::new(),
                 hash: 0,
@@ -111,10 +111,10 @@ fn an_out_of_band_tag_hashes_like_the_same_tag_in_the_frame() {
         .unwrap();
     let plain = v.iter().find(|v| v.name == "layer34-ipv4-udp").unwrap();
     for p in [
-        HashPolicy::Layer2,
-        HashPolicy::Layer23,
-        HashPolicy::Layer34,
-        HashPolicy::Encap34,
+        XmitHashPolicy::Layer2,
+        XmitHashPolicy::Layer23,
+        XmitHashPolicy::Layer34,
+        XmitHashPolicy::Encap34,
     ] {
         assert_eq!(
             xmit_hash(p, &tagged.frame, None),
@@ -124,8 +124,8 @@ fn an_out_of_band_tag_hashes_like_the_same_tag_in_the_frame() {
         );
     }
     assert_eq!(
-        xmit_hash(HashPolicy::VlanSrcMac, &plain.frame, Some(0x2057)),
-        xmit_hash(HashPolicy::VlanSrcMac, &tagged.frame, None)
+        xmit_hash(XmitHashPolicy::VlanSrcMac, &plain.frame, Some(0x2057)),
+        xmit_hash(XmitHashPolicy::VlanSrcMac, &tagged.frame, None)
     );
 }
 
@@ -133,12 +133,12 @@ fn an_out_of_band_tag_hashes_like_the_same_tag_in_the_frame() {
 fn the_trace_shows_the_arithmetic() {
     let v = vectors();
     let udp = v.iter().find(|v| v.name == "layer34-ipv4-udp").unwrap();
-    let text = trace(HashPolicy::Layer34, &udp.frame, None).to_string();
+    let text = trace(XmitHashPolicy::Layer34, &udp.frame, None).to_string();
     assert!(text.contains("ipv4 198.18.0.1 > 198.18.0.2"), "{text}");
     assert!(text.contains("ports 1234 > 80: start 0x5000d204"), "{text}");
     assert!(text.contains("low bit dropped"), "{text}");
     let arp = v.iter().find(|v| v.name == "layer23-arp").unwrap();
-    let text = trace(HashPolicy::Layer23, &arp.frame, None).to_string();
+    let text = trace(XmitHashPolicy::Layer23, &arp.frame, None).to_string();
     assert!(text.contains("not IP"), "{text}");
 }
 
@@ -148,7 +148,7 @@ proptest! {
     /// past its end (the result is defined for every prefix).
     #[test]
     fn any_bytes_hash_without_panic(frame in proptest::collection::vec(any::<u8>(), 0..200), tci in any::<Option<u16>>()) {
-        for p in [HashPolicy::Layer2, HashPolicy::Layer34, HashPolicy::Layer23, HashPolicy::Encap23, HashPolicy::Encap34, HashPolicy::VlanSrcMac] {
+        for p in [XmitHashPolicy::Layer2, XmitHashPolicy::Layer34, XmitHashPolicy::Layer23, XmitHashPolicy::Encap23, XmitHashPolicy::Encap34, XmitHashPolicy::VlanSrcMac] {
             for cut in [frame.len(), frame.len() / 2, 14.min(frame.len())] {
                 let _ = xmit_hash(p, &frame[..cut], tci);
             }
@@ -171,6 +171,6 @@ proptest! {
         let mut h = ports ^ u32::from_le_bytes(src) ^ u32::from_le_bytes(dst);
         h ^= h >> 16;
         h ^= h >> 8;
-        prop_assert_eq!(xmit_hash(HashPolicy::Layer34, &f, None), h >> 1);
+        prop_assert_eq!(xmit_hash(XmitHashPolicy::Layer34, &f, None), h >> 1);
     }
 }

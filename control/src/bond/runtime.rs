@@ -5,7 +5,7 @@
 use super::links::arp_config;
 use super::ms;
 use super::BondCore;
-use crate::config::options::{BondOptions, LacpRate};
+use crate::config::options::{option, BondOptions, LacpRate, Live};
 use crate::monitor::arp::ArpMonitor;
 use crate::monitor::mii::LinkState;
 use std::time::{Duration, Instant};
@@ -98,10 +98,7 @@ impl BondCore {
                 self.reselect(now);
                 Ok(format!("primary is {}", self.opts.primary.as_deref().unwrap_or("none")))
             }
-            "primary_reselect" | "miimon" | "updelay" | "downdelay" | "peer_notif_delay" | "num_grat_arp"
-            | "num_unsol_na" | "all_slaves_active" | "xmit_hash_policy" | "packets_per_slave" | "lacp_rate"
-            | "min_links" | "arp_interval" | "arp_ip_target" | "ns_ip6_target" | "arp_validate"
-            | "arp_all_targets" | "arp_missed_max" => {
+            key if option(key).is_some_and(|d| d.live == Live::Yes) => {
                 let mut o = self.opts.clone();
                 let canon = if key == "num_unsol_na" { "num_grat_arp" } else { key };
                 o.explicit.retain(|k| *k != canon);
@@ -136,13 +133,15 @@ impl BondCore {
                 }
                 Ok(msg)
             }
-            "mode" | "fail_over_mac" => Err(format!(
-                "{key} cannot be changed while the bond has members (as in the kernel); change the config and restart"
-            )),
-            other if crate::config::options::canonical(other).is_some() => {
-                Err(format!("{other} cannot be changed at runtime in this version of xbond"))
-            }
-            other => Err(format!("unknown bonding option '{other}'")),
+            other => match option(other).map(|d| d.live) {
+                Some(Live::NotWithMembers) => Err(format!(
+                    "{other} cannot be changed while the bond has members (as in the kernel); change the config and restart"
+                )),
+                Some(_) => Err(format!(
+                    "{other} cannot be changed at runtime in this version of xbond"
+                )),
+                None => Err(format!("unknown bonding option '{other}'")),
+            },
         }
     }
 

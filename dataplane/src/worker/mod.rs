@@ -1,0 +1,363 @@
+//! The worker: one busy-poll thread that owns a frame pool and a set of ports
+//! (member queues and host ports), and moves frames between them as the bond
+//! snapshot says. Per batch it loads the snapshot once; per frame it does no
+//! allocation, takes no lock and makes no syscall (TX kicks are per batch).
+//!
+//! `mod.rs` holds the worker, its port slots and its loop; `rx.rs` the
+//! receive path, `tx.rs` the transmit path and VLAN tagging, `handle.rs`
+//! what control holds of a worker thread and sends it.
+
+mod handle;
+mod rx;
+#[cfg(test)]
+mod tests;
+mod tx;
+
+pub use handle::{ControlFrame, WorkerCommand, WorkerHandle, WorkerJob};
+use tx::{broadcast, tag_frame, untag_frame};
+
+use crate::counters::{BatchCounters, DropReason, PortCounters};
+use crate::forward::{self, Verdict};
+use crate::lb::{self, TxLoad};
+use crate::port::Port;
+use crate::schedule::TxState;
+use crate::snapshot::{MemberId, Shared};
+use crate::sys::area::{Frame, FramePool};
+use crate::sys::waker::{PollSet, Waker};
+use crate::sys::xsk::{XskConfig, XskSocket};
+use crate::wire::vlan;
+use crossbeam::channel::{Receiver, Sender, TrySendError};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Frames taken from one port per round.
+pub const BATCH: u32 = 64;
+
+/// Bytes of a frame that reach control; LACPDUs (124), marker PDUs, ARP and
+/// NA replies all fit.
+pub const CONTROL_FRAME_MAX: usize = 256;
+
+/// Empty rounds an adaptive worker spins before it sleeps in poll(2).
+const ADAPTIVE_SPINS: u32 = 512;
+
+/// Longest sleep; a stop request wakes the worker sooner through its waker.
+const MAX_SLEEP: Duration = Duration::from_millis(100);
+
+/// How a worker waits when there is nothing to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PollPolicy {
+    /// Spin without ever sleeping (dedicated cores).
+    Busy,
+    /// Spin a while, then sleep in poll(2) until a frame or a wakeup arrives.
+    #[default]
+    Adaptive,
+    /// Sleep in poll(2) as soon as a round finds nothing.
+    Interrupt,
+}
+
+/// Which side of the bond a port is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Member(MemberId),
+    /// A host port: VLAN 0 is the bond's own interface, any other VLAN id
+    /// that VLAN's interface.
+    Host(u16),
+}
+
+struct Slot {
+    port: Box<dyn Port>,
+    /// An AF_XDP port's socket (a second descriptor of it), through which a
+    /// socket added later shares this worker's UMEM.
+    umem: Option<OwnedFd>,
+    role: Role,
+    counters: Arc<PortCounters>,
+    batch: BatchCounters,
+    txq: Vec<Frame>,
+}
+
+/// Settings of a worker's loop.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub policy: PollPolicy,
+    /// Frames kept in each port's fill ring (half the ring: AFXDP.md gotcha 11).
+    pub fill_target: u32,
+    /// Frames waiting for a port's TX ring before new ones are dropped.
+    pub txq_capacity: usize,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            policy: PollPolicy::Adaptive,
+            fill_target: 1024,
+            txq_capacity: 2048,
+        }
+    }
+}
+
+pub struct Worker {
+    // Ports before the pool: sockets must close before their UMEM is unmapped.
+    slots: Vec<Slot>,
+    pool: FramePool,
+    shared: Arc<Shared>,
+    to_control: Sender<ControlFrame>,
+    commands: Receiver<WorkerCommand>,
+    waker: Arc<Waker>,
+    cfg: WorkerConfig,
+    member_slot: Vec<Option<usize>>,
+    /// The slot of each VLAN's host port, by VLAN id (0: the bond's own).
+    host_slot: Vec<Option<usize>>,
+    rxbuf: Vec<Frame>,
+    tx: TxState,
+    pollset: PollSet,
+    idle_rounds: u32,
+    kick_error_logged: bool,
+}
+
+impl Worker {
+    pub fn new(
+        pool: FramePool,
+        shared: Arc<Shared>,
+        to_control: Sender<ControlFrame>,
+        commands: Receiver<WorkerCommand>,
+        waker: Arc<Waker>,
+        cfg: WorkerConfig,
+    ) -> Self {
+        // Any seed that differs between workers will do for the random
+        // member choice of packets_per_slave=0.
+        let seed = Arc::as_ptr(&waker) as u64 ^ u64::from(std::process::id());
+        Worker {
+            slots: Vec::new(),
+            pool,
+            shared,
+            to_control,
+            commands,
+            waker,
+            cfg,
+            member_slot: Vec::new(),
+            host_slot: Vec::new(),
+            rxbuf: Vec::with_capacity(BATCH as usize),
+            tx: TxState::new(seed),
+            pollset: PollSet::default(),
+            idle_rounds: 0,
+            kick_error_logged: false,
+        }
+    }
+
+    /// Serve `port` in `role`. The first port of a member is the one its
+    /// frames are sent on.
+    pub fn add_port(&mut self, port: Box<dyn Port>, role: Role, counters: Arc<PortCounters>) {
+        self.push_slot(port, None, role, counters);
+    }
+
+    /// Serve an AF_XDP socket in `role`; later sockets of this worker may
+    /// share the UMEM through it.
+    pub(crate) fn add_xsk(
+        &mut self,
+        socket: XskSocket,
+        role: Role,
+        counters: Arc<PortCounters>,
+    ) -> std::io::Result<()> {
+        let umem = socket.borrow_fd().try_clone_to_owned()?;
+        self.push_slot(Box::new(socket), Some(umem), role, counters);
+        Ok(())
+    }
+
+    pub(super) fn push_slot(
+        &mut self,
+        port: Box<dyn Port>,
+        umem: Option<OwnedFd>,
+        role: Role,
+        counters: Arc<PortCounters>,
+    ) {
+        self.index_slot(self.slots.len(), role);
+        self.slots.push(Slot {
+            port,
+            umem,
+            role,
+            counters,
+            batch: BatchCounters::default(),
+            txq: Vec::with_capacity(self.cfg.txq_capacity),
+        });
+    }
+
+    pub fn pool(&self) -> &FramePool {
+        &self.pool
+    }
+
+    /// The bytes this worker sent per balance-tlb/alb transmit bucket.
+    pub fn tx_load(&self) -> Arc<TxLoad> {
+        self.tx.load()
+    }
+
+    /// A new AF_XDP socket on `ifindex`/`queue` sharing this worker's UMEM,
+    /// for a port added at runtime (add it with [`add_port`](Self::add_port)).
+    pub(crate) fn new_socket(
+        &self,
+        ifindex: u32,
+        queue: u32,
+        cfg: &XskConfig,
+    ) -> std::io::Result<XskSocket> {
+        let owner = self.slots.iter().find_map(|s| s.umem.as_ref());
+        XskSocket::new(&self.pool, owner.map(AsFd::as_fd), ifindex, queue, cfg)
+    }
+
+    /// Take the ports of `role` (a member, or a VLAN's host port) out of
+    /// this worker. What is queued for them is sent first; then every frame
+    /// their sockets hold comes back to the pool and they close. Returns the
+    /// frames recovered. Call after the snapshot no longer names the member
+    /// or VLAN and its XDP program is detached.
+    pub fn remove_ports(&mut self, role: Role) -> u32 {
+        let mut recovered = 0;
+        let mut i = 0;
+        while i < self.slots.len() {
+            if self.slots[i].role != role {
+                i += 1;
+                continue;
+            }
+            let mut s = self.slots.remove(i);
+            // A few rounds: the TX ring may take the queue in parts.
+            for _ in 0..8 {
+                if !s.txq.is_empty() {
+                    let (sent, bytes) = s.port.send(&mut self.pool, &mut s.txq);
+                    s.batch.tx(u64::from(sent), bytes);
+                }
+                let _ = s.port.flush();
+                recovered += s.port.complete(&mut self.pool);
+                if s.txq.is_empty() {
+                    break;
+                }
+            }
+            for f in s.txq.drain(..) {
+                s.batch.drop(DropReason::UnknownMember, 1);
+                self.pool.free(f);
+            }
+            recovered += s.port.close(&mut self.pool);
+            s.batch.publish(&s.counters);
+        }
+        self.member_slot.clear();
+        self.host_slot.clear();
+        for idx in 0..self.slots.len() {
+            self.index_slot(idx, self.slots[idx].role);
+        }
+        recovered
+    }
+
+    /// Record slot `idx` as where `role`'s frames go, unless an earlier slot
+    /// already is (a member's first queue transmits).
+    pub(super) fn index_slot(&mut self, idx: usize, role: Role) {
+        match role {
+            Role::Member(m) => {
+                let m = m as usize;
+                if self.member_slot.len() <= m {
+                    self.member_slot.resize(m + 1, None);
+                }
+                self.member_slot[m].get_or_insert(idx);
+            }
+            Role::Host(vid) => {
+                let v = usize::from(vid);
+                if self.host_slot.len() <= v {
+                    self.host_slot.resize(v + 1, None);
+                }
+                self.host_slot[v].get_or_insert(idx);
+            }
+        }
+    }
+
+    /// Prime every port's fill ring before traffic starts.
+    pub fn prime(&mut self) {
+        for s in &mut self.slots {
+            s.port.refill(&mut self.pool, self.cfg.fill_target);
+        }
+    }
+
+    /// Run until control sets the stop flag.
+    pub fn run(mut self) {
+        self.prime();
+        while !self.shared.stop.load(Ordering::Relaxed) {
+            let work = self.round();
+            if work > 0 {
+                self.idle_rounds = 0;
+                continue;
+            }
+            self.idle_rounds = self.idle_rounds.saturating_add(1);
+            let sleep = match self.cfg.policy {
+                PollPolicy::Busy => false,
+                PollPolicy::Adaptive => self.idle_rounds > ADAPTIVE_SPINS,
+                PollPolicy::Interrupt => true,
+            };
+            if sleep && self.nothing_in_flight() {
+                self.sleep();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
+    pub(super) fn nothing_in_flight(&self) -> bool {
+        self.slots.iter().all(|s| s.txq.is_empty())
+    }
+
+    pub(super) fn sleep(&mut self) {
+        self.pollset.clear();
+        self.pollset.add(self.waker.fd());
+        for s in &self.slots {
+            if let Some(fd) = s.port.poll_fd() {
+                self.pollset.add(fd);
+            }
+        }
+        if let Err(e) = self.pollset.wait(MAX_SLEEP) {
+            tracing::warn!("worker poll: {e}");
+        }
+        self.waker.drain();
+    }
+
+    /// One pass over everything: control's frames, every port's RX, TX flush,
+    /// completions and refill. Returns how much work it found.
+    pub fn round(&mut self) -> u32 {
+        let snap = self.shared.snapshot.load();
+        let mut work = self.take_commands();
+        for i in 0..self.slots.len() {
+            work += self.receive(i, &snap);
+        }
+        work += self.flush();
+        for s in &mut self.slots {
+            work += s.port.complete(&mut self.pool);
+            s.port.refill(&mut self.pool, self.cfg.fill_target);
+            s.batch.publish(&s.counters);
+        }
+        work
+    }
+
+    pub(super) fn take_commands(&mut self) -> u32 {
+        let mut n = 0;
+        while let Ok(cmd) = self.commands.try_recv() {
+            n += 1;
+            match cmd {
+                WorkerCommand::Exec(job) => job(self),
+                WorkerCommand::Transmit { member, frame } => {
+                    let Some(idx) = self.member_slot.get(member as usize).copied().flatten() else {
+                        tracing::debug!(
+                            "control frame for member {member} which this worker does not serve"
+                        );
+                        continue;
+                    };
+                    let slot = &mut self.slots[idx];
+                    match self.pool.alloc_with(&frame) {
+                        // Control frames jump ahead of queued data.
+                        Some(f) if slot.txq.len() < self.cfg.txq_capacity => slot.txq.insert(0, f),
+                        Some(f) => {
+                            self.pool.free(f);
+                            slot.batch.drop(DropReason::TxRingFull, 1);
+                        }
+                        None => slot.batch.drop(DropReason::NoFreeFrame, 1),
+                    }
+                }
+            }
+        }
+        n
+    }
+}

@@ -1,0 +1,341 @@
+//! The worker on in-memory ports: forwarding, VLANs, modes, commands.
+
+use super::*;
+use crate::port::MemPort;
+use crate::snapshot::{BondMode, BondSnapshot, TxMember};
+use crate::sys::area::FrameArea;
+use crossbeam::channel::bounded;
+
+struct Rig {
+    worker: Worker,
+    shared: Arc<Shared>,
+    members: Vec<MemPort>,
+    host: MemPort,
+    control_rx: Receiver<ControlFrame>,
+    cmd_tx: Sender<WorkerCommand>,
+    counters: Vec<Arc<PortCounters>>,
+}
+
+fn rig(active: Option<MemberId>) -> Rig {
+    let mut snap = BondSnapshot::new(BondMode::ActiveBackup);
+    snap.active = active;
+    rig_with(snap)
+}
+
+fn load_sharing(mode: BondMode, up: [bool; 2]) -> BondSnapshot {
+    let mut snap = BondSnapshot::new(mode);
+    snap.members = (0..2)
+        .map(|i| TxMember {
+            id: i,
+            can_tx: up[i as usize],
+        })
+        .collect();
+    snap.usable = snap
+        .members
+        .iter()
+        .filter(|m| m.can_tx)
+        .map(|m| m.id)
+        .collect();
+    snap
+}
+
+fn rig_with(snap: BondSnapshot) -> Rig {
+    let shared = Shared::new(snap);
+    let (ctl_tx, control_rx) = bounded(16);
+    let (cmd_tx, cmd_rx) = bounded(16);
+    let pool = FramePool::new(FrameArea::heap(64, 2048).unwrap());
+    let cfg = WorkerConfig {
+        policy: PollPolicy::Busy,
+        fill_target: 8,
+        txq_capacity: 8,
+    };
+    let mut worker = Worker::new(
+        pool,
+        Arc::clone(&shared),
+        ctl_tx,
+        cmd_rx,
+        Arc::new(Waker::new().unwrap()),
+        cfg,
+    );
+    let members = vec![MemPort::new(), MemPort::new()];
+    let host = MemPort::new();
+    let counters: Vec<_> = (0..3).map(|_| Arc::new(PortCounters::default())).collect();
+    worker.add_port(
+        Box::new(members[0].clone()),
+        Role::Member(0),
+        Arc::clone(&counters[0]),
+    );
+    worker.add_port(
+        Box::new(members[1].clone()),
+        Role::Member(1),
+        Arc::clone(&counters[1]),
+    );
+    worker.add_port(
+        Box::new(host.clone()),
+        Role::Host(0),
+        Arc::clone(&counters[2]),
+    );
+    Rig {
+        worker,
+        shared,
+        members,
+        host,
+        control_rx,
+        cmd_tx,
+        counters,
+    }
+}
+
+fn ipv4(tag: u8) -> Vec<u8> {
+    let mut f = vec![0u8; 60];
+    f[12] = 0x08;
+    f[59] = tag;
+    f
+}
+
+#[test]
+fn frames_follow_the_snapshot_and_nothing_leaks() {
+    let mut r = rig(Some(0));
+    r.members[0].inject(&ipv4(1));
+    r.members[1].inject(&ipv4(2));
+    r.host.inject(&ipv4(3));
+    r.worker.round();
+    assert_eq!(
+        r.host.take_sent(),
+        vec![ipv4(1)],
+        "only the active member's frame reaches the host"
+    );
+    assert_eq!(r.members[0].take_sent(), vec![ipv4(3)]);
+    assert!(r.members[1].take_sent().is_empty());
+    assert_eq!(r.counters[1].drops(DropReason::InactiveMember), 1);
+
+    // Failover: control publishes a new snapshot; the next batch follows it.
+    let mut next = (**r.shared.snapshot.load()).clone();
+    next.active = Some(1);
+    r.shared.publish(next);
+    r.host.inject(&ipv4(4));
+    r.members[1].inject(&ipv4(5));
+    r.worker.round();
+    assert_eq!(r.members[1].take_sent(), vec![ipv4(4)]);
+    assert_eq!(r.host.take_sent(), vec![ipv4(5)]);
+    assert_eq!(
+        r.worker.pool().free_count(),
+        64,
+        "every frame went back to the pool"
+    );
+    assert_eq!(r.counters[2].snapshot().rx_packets, 2);
+    assert_eq!(r.counters[1].snapshot().tx_bytes, 60);
+}
+
+#[test]
+fn slow_protocol_frames_reach_control_not_the_host() {
+    let mut r = rig(Some(0));
+    let mut lacp = vec![0u8; 124];
+    lacp[12] = 0x88;
+    lacp[13] = 0x09;
+    r.members[1].inject(&lacp);
+    r.worker.round();
+    let cf = r.control_rx.try_recv().unwrap();
+    assert_eq!((cf.from, cf.bytes()), (Role::Member(1), &lacp[..]));
+    assert!(r.host.take_sent().is_empty());
+}
+
+#[test]
+fn control_frames_go_out_ahead_of_data() {
+    let mut r = rig(Some(0));
+    r.host.inject(&ipv4(7));
+    r.worker.round();
+    r.members[0].take_sent();
+    r.members[0].tx_limit = None;
+    r.host.inject(&ipv4(8));
+    r.cmd_tx
+        .send(WorkerCommand::Transmit {
+            member: 0,
+            frame: ipv4(99),
+        })
+        .unwrap();
+    r.worker.round();
+    assert_eq!(r.members[0].take_sent(), vec![ipv4(99), ipv4(8)]);
+}
+
+#[test]
+fn a_full_tx_ring_delays_frames_without_losing_or_duplicating() {
+    let mut r = rig(Some(0));
+    // Replace member 0's port by one that takes 2 frames per call.
+    let slow = MemPort {
+        tx_limit: Some(2),
+        ..MemPort::new()
+    };
+    r.worker.slots[0].port = Box::new(slow.clone());
+    for t in 0..5 {
+        r.host.inject(&ipv4(t));
+    }
+    r.worker.round();
+    assert_eq!(slow.take_sent().len(), 2);
+    r.worker.round();
+    r.worker.round();
+    let rest = slow.take_sent();
+    assert_eq!(rest, vec![ipv4(2), ipv4(3), ipv4(4)]);
+    assert_eq!(r.worker.pool().free_count(), 64);
+}
+
+#[test]
+fn round_robin_alternates_and_skips_a_member_that_went_down() {
+    let mut r = rig_with(load_sharing(BondMode::BalanceRr, [true, true]));
+    for t in 0..6 {
+        r.host.inject(&ipv4(t));
+    }
+    r.worker.round();
+    assert_eq!(r.members[1].take_sent(), vec![ipv4(0), ipv4(2), ipv4(4)]);
+    assert_eq!(r.members[0].take_sent(), vec![ipv4(1), ipv4(3), ipv4(5)]);
+    // Member 0 goes down: the next batch leaves it out.
+    r.shared
+        .publish(load_sharing(BondMode::BalanceRr, [false, true]));
+    for t in 6..10 {
+        r.host.inject(&ipv4(t));
+    }
+    r.members[0].inject(&ipv4(50));
+    r.worker.round();
+    assert!(r.members[0].take_sent().is_empty());
+    assert_eq!(r.members[1].take_sent().len(), 4);
+    assert_eq!(r.host.take_sent(), vec![ipv4(50)], "RX from every member");
+    assert_eq!(r.worker.pool().free_count(), 64);
+}
+
+#[test]
+fn broadcast_sends_one_copy_per_member() {
+    let mut r = rig_with(load_sharing(BondMode::Broadcast, [true, true]));
+    for t in 0..3 {
+        r.host.inject(&ipv4(t));
+    }
+    r.worker.round();
+    let want: Vec<_> = (0..3).map(ipv4).collect();
+    assert_eq!(r.members[0].take_sent(), want);
+    assert_eq!(r.members[1].take_sent(), want);
+    assert_eq!(r.worker.pool().free_count(), 64, "copies went back too");
+    r.shared
+        .publish(load_sharing(BondMode::Broadcast, [false, false]));
+    r.host.inject(&ipv4(9));
+    r.worker.round();
+    assert_eq!(r.counters[2].drops(DropReason::NoUsableMember), 1);
+    assert_eq!(r.worker.pool().free_count(), 64);
+}
+
+#[test]
+fn a_member_removed_at_runtime_sends_its_queue_and_returns_every_frame() {
+    let mut r = rig_with(load_sharing(BondMode::BalanceRr, [true, true]));
+    // Member 0 takes one frame per call: some of its frames stay queued.
+    let slow = MemPort {
+        tx_limit: Some(1),
+        ..MemPort::new()
+    };
+    r.worker.slots[0].port = Box::new(slow.clone());
+    for t in 0..6 {
+        r.host.inject(&ipv4(t));
+    }
+    r.worker.round();
+    assert_eq!(slow.take_sent(), vec![ipv4(1)]);
+    // Control publishes the bond without member 0, then removes it.
+    r.shared
+        .publish(load_sharing(BondMode::BalanceRr, [false, true]));
+    let (tx, rx) = bounded(1);
+    r.cmd_tx
+        .send(WorkerCommand::Exec(Box::new(move |w: &mut Worker| {
+            let _ = tx.send(w.remove_ports(Role::Member(0)));
+        })))
+        .unwrap();
+    r.worker.round();
+    rx.try_recv().expect("the job ran");
+    assert_eq!(
+        slow.take_sent(),
+        vec![ipv4(3), ipv4(5)],
+        "what was queued for the member left on it, once"
+    );
+    assert_eq!(r.members[1].take_sent(), vec![ipv4(0), ipv4(2), ipv4(4)]);
+    // The remaining ports still work, through rebuilt indices.
+    r.host.inject(&ipv4(7));
+    r.members[1].inject(&ipv4(8));
+    r.worker.round();
+    assert_eq!(r.members[1].take_sent(), vec![ipv4(7)]);
+    assert_eq!(r.host.take_sent(), vec![ipv4(8)]);
+    assert_eq!(r.worker.pool().free_count(), 64);
+}
+
+#[test]
+fn no_active_member_drops_and_counts() {
+    let mut r = rig(None);
+    r.host.inject(&ipv4(1));
+    r.host.inject(&[0u8; 6]);
+    r.worker.round();
+    assert_eq!(r.counters[2].drops(DropReason::NoActiveMember), 1);
+    assert_eq!(r.counters[2].drops(DropReason::Runt), 1);
+    assert_eq!(r.worker.pool().free_count(), 64);
+}
+
+fn tagged(vid: u16, tag: u8) -> Vec<u8> {
+    let mut f = ipv4(tag);
+    f.splice(12..12, [0x81, 0x00, (vid >> 8) as u8, vid as u8]);
+    f
+}
+
+#[test]
+fn vlan_ports_tag_on_the_way_out_and_the_demux_untags_on_the_way_in() {
+    let mut snap = BondSnapshot::new(BondMode::ActiveBackup);
+    snap.active = Some(0);
+    snap.vlans = [87].into_iter().collect();
+    let mut r = rig_with(snap);
+    let vlan87 = MemPort::new();
+    let c87 = Arc::new(PortCounters::default());
+    r.worker
+        .add_port(Box::new(vlan87.clone()), Role::Host(87), Arc::clone(&c87));
+    vlan87.inject(&ipv4(1));
+    r.host.inject(&ipv4(2));
+    r.worker.round();
+    assert_eq!(
+        r.members[0].take_sent(),
+        vec![ipv4(2), tagged(87, 1)],
+        "tag 87 on the VLAN's frame, none on the bond's (ports served in order)"
+    );
+    r.members[0].inject(&tagged(87, 3));
+    r.members[0].inject(&ipv4(4));
+    r.members[0].inject(&tagged(0, 5));
+    r.members[0].inject(&tagged(88, 6));
+    r.worker.round();
+    assert_eq!(vlan87.take_sent(), vec![ipv4(3)]);
+    assert_eq!(
+        r.host.take_sent(),
+        vec![ipv4(4), ipv4(5)],
+        "untagged and priority-tagged frames are the bond's"
+    );
+    assert_eq!(r.counters[0].drops(DropReason::UnknownVlan), 1);
+    // The VLAN goes away: control publishes without it, then removes
+    // its port; its frames are unknown from then on.
+    let mut next = (**r.shared.snapshot.load()).clone();
+    next.vlans = Default::default();
+    r.shared.publish(next);
+    r.worker.remove_ports(Role::Host(87));
+    r.members[0].inject(&tagged(87, 7));
+    r.host.inject(&ipv4(8));
+    r.worker.round();
+    assert_eq!(r.counters[0].drops(DropReason::UnknownVlan), 2);
+    assert_eq!(r.members[0].take_sent(), vec![ipv4(8)]);
+    assert_eq!(r.worker.pool().free_count(), 64);
+}
+
+#[test]
+fn broadcast_tags_every_copy() {
+    let mut snap = load_sharing(BondMode::Broadcast, [true, true]);
+    snap.vlans = [5].into_iter().collect();
+    let mut r = rig_with(snap);
+    let vlan5 = MemPort::new();
+    r.worker.add_port(
+        Box::new(vlan5.clone()),
+        Role::Host(5),
+        Arc::new(PortCounters::default()),
+    );
+    vlan5.inject(&ipv4(1));
+    r.worker.round();
+    assert_eq!(r.members[0].take_sent(), vec![tagged(5, 1)]);
+    assert_eq!(r.members[1].take_sent(), vec![tagged(5, 1)]);
+    assert_eq!(r.worker.pool().free_count(), 64);
+}

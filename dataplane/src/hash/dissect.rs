@@ -324,7 +324,7 @@ pub(super) fn flow_dissect(f: &[u8], l2: &L2View) -> Option<FlowKeys> {
 }
 
 /// `__skb_flow_dissect_gre()`.
-pub(super) fn gre(f: &[u8], proto: &mut u16, nhoff: &mut usize) -> Next {
+fn gre(f: &[u8], proto: &mut u16, nhoff: &mut usize) -> Next {
     let Some(h) = bytes::<4>(f, *nhoff) else {
         return Next::Bad;
     };

@@ -20,7 +20,6 @@
 //! traffic that has one, and a BPF flow dissector attached to the namespace
 //! replaces the built-in one.
 
-
 mod dissect;
 #[cfg(test)]
 mod tests;

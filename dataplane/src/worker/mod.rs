@@ -166,7 +166,7 @@ impl Worker {
         Ok(())
     }
 
-    pub(super) fn push_slot(
+    fn push_slot(
         &mut self,
         port: Box<dyn Port>,
         umem: Option<OwnedFd>,
@@ -248,7 +248,7 @@ impl Worker {
 
     /// Record slot `idx` as where `role`'s frames go, unless an earlier slot
     /// already is (a member's first queue transmits).
-    pub(super) fn index_slot(&mut self, idx: usize, role: Role) {
+    fn index_slot(&mut self, idx: usize, role: Role) {
         match role {
             Role::Member(m) => {
                 let m = m as usize;
@@ -297,11 +297,11 @@ impl Worker {
         }
     }
 
-    pub(super) fn nothing_in_flight(&self) -> bool {
+    fn nothing_in_flight(&self) -> bool {
         self.slots.iter().all(|s| s.txq.is_empty())
     }
 
-    pub(super) fn sleep(&mut self) {
+    fn sleep(&mut self) {
         self.pollset.clear();
         self.pollset.add(self.waker.fd());
         for s in &self.slots {
@@ -332,7 +332,7 @@ impl Worker {
         work
     }
 
-    pub(super) fn take_commands(&mut self) -> u32 {
+    fn take_commands(&mut self) -> u32 {
         let mut n = 0;
         while let Ok(cmd) = self.commands.try_recv() {
             n += 1;

@@ -4,8 +4,8 @@
 use crate::counters::DropReason;
 use crate::schedule::{self, TxPlan, TxState};
 use crate::snapshot::{BondMode, BondSnapshot, MemberId};
-use crate::wire::ndisc;
 use crate::wire::vlan::{self, Tci, TPID_8021AD, TPID_8021Q};
+use crate::wire::{ethernet, ndisc};
 
 /// Where a frame goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +48,7 @@ pub enum EgressTag {
 }
 
 const ETH_HEADER: usize = 14;
+#[cfg(test)]
 const SLOW_PROTOCOLS: [u8; 2] = [0x88, 0x09];
 const ETHERTYPE_ARP: u16 = 0x0806;
 
@@ -58,7 +59,7 @@ pub fn from_member(snap: &BondSnapshot, member: MemberId, frame: &[u8]) -> Verdi
         return Verdict::Drop(DropReason::Runt);
     }
     // LACPDUs and marker PDUs belong to control and never reach the host.
-    if frame[12..14] == SLOW_PROTOCOLS {
+    if ethernet::is_slow_protocol(frame) {
         return Verdict::ToControl;
     }
     let accepted = match snap.mode {

@@ -10,6 +10,7 @@ use crate::netlink::{Link, LinkEvent};
 use crossbeam::channel::{select, Receiver};
 use std::time::{Duration, Instant};
 use xbond_dataplane::snapshot::MemberId;
+use xbond_dataplane::wire::ethernet;
 use xbond_dataplane::worker::{ControlFrame, Role};
 
 impl BondRuntime {
@@ -180,7 +181,7 @@ impl BondRuntime {
             // interface; 802.3ad runs them through its machines, the other
             // modes count them. Everything else from a member is a copy of
             // an ARP or NS/NA frame (the ARP/NS monitor, balance-alb).
-            Role::Member(m) if bytes.get(12..14) == Some(&[0x88, 0x09]) => {
+            Role::Member(m) if ethernet::is_slow_protocol(bytes) => {
                 self.core.handle_slow_frame(now, m, bytes)
             }
             Role::Member(m) => self.core.handle_probe_frame(now, m, bytes),

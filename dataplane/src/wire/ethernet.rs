@@ -52,6 +52,13 @@ impl From<EtherType> for u16 {
     }
 }
 
+/// Whether a frame carries a slow protocol (LACP, marker): the one test
+/// the data path and control both make.
+#[inline]
+pub fn is_slow_protocol(frame: &[u8]) -> bool {
+    frame.get(field::ETHERTYPE) == Some(&u16::from(EtherType::SlowProtocols).to_be_bytes()[..])
+}
+
 packet_view! {
     /// A view of an Ethernet frame.
     min_len = HEADER_LEN
@@ -102,6 +109,19 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
 mod tests {
     use super::*;
     use crate::wire::WireError;
+
+    #[test]
+    fn the_slow_protocol_test_reads_the_ethertype_and_never_panics() {
+        let mut f = [0u8; 60];
+        f[12..14].copy_from_slice(&[0x88, 0x09]);
+        assert!(is_slow_protocol(&f));
+        f[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert!(!is_slow_protocol(&f));
+        assert!(
+            !is_slow_protocol(&f[..13]),
+            "a runt is no slow-protocol frame"
+        );
+    }
 
     // An LACPDU's first bytes as captured on a wire: slow-protocols multicast
     // destination, sender 52:54:00:12:34:56, EtherType 0x8809, subtype 1.

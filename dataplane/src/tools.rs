@@ -14,7 +14,7 @@ pub use crate::sys::bpf::{AttachMode, XdpAction};
 /// interface given; detached when dropped.
 pub struct FixedVerdict {
     // Links before the program: detach first.
-    _links: Vec<XdpLink>,
+    links: Vec<XdpLink>,
     _prog: XdpProgram,
 }
 
@@ -25,16 +25,13 @@ impl FixedVerdict {
             .iter()
             .map(|&i| XdpLink::attach(&prog, i, mode))
             .collect::<io::Result<Vec<_>>>()?;
-        Ok(FixedVerdict {
-            _links: links,
-            _prog: prog,
-        })
+        Ok(FixedVerdict { links, _prog: prog })
     }
 }
 
 impl std::fmt::Debug for FixedVerdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "FixedVerdict({} links)", self._links.len())
+        write!(f, "FixedVerdict({} links)", self.links.len())
     }
 }
 

@@ -3,15 +3,7 @@
 //! from a test thread. Everything a test creates is removed when its handle
 //! drops, also when the test fails.
 //!
-//! | file | owns |
-//! |---|---|
-//! | `lib.rs` | running commands, in a namespace or on a thread inside one |
-//! | `topo.rs` | the host/switch/peer topology and its addresses |
-//! | `daemon.rs` | an xbond daemon in the host namespace and its CLI |
-//! | `traffic.rs` | ping, UDP streams, TCP transfers, ARP noise, black holes |
-//! | `capture.rs` | tcpdump captures and the frames in them |
-//! | `ovs.rs` | Open vSwitch's userspace LACP bond as the switch |
-//! | `wait.rs` | the one poll loop and the link-state waits built on it |
+//! Each file below says what it owns; `docs/architecture.md` lists them all.
 #![forbid(unsafe_code)]
 
 mod capture;

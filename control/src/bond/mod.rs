@@ -4,16 +4,7 @@
 //! the snapshot the workers get. The daemon feeds it carrier readings, frames
 //! and the time, and carries out the actions it asks for.
 //!
-//! | file | owns |
-//! |---|---|
-//! | `mod.rs` | [`BondCore`], its state, the time it is driven by |
-//! | `members.rs` | enslaving and releasing members, looking them up |
-//! | `links.rs` | monitor inputs, the link combination, active selection, peer notification |
-//! | `ad.rs` | the 802.3ad glue: LACP settings, slow-protocol frames, LACP's events |
-//! | `lb.rs` | the balance-tlb/alb glue and the `xbond alb` view |
-//! | `publish.rs` | the snapshot the workers get, and the bond's carrier |
-//! | `runtime.rs` | options changed live (`xbond set`) |
-//! | `status.rs` | the `/proc/net/bonding` facts |
+//! Each file below says what it owns; `docs/architecture.md` lists them all.
 
 mod ad;
 mod lb;

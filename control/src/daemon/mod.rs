@@ -2,16 +2,7 @@
 //! control loop — the only place that reads the clock and owns sockets — until
 //! SIGINT/SIGTERM, then detaches everything and removes what it created.
 //!
-//! | file | owns |
-//! |---|---|
-//! | `mod.rs` | the process: signals, the netlink listener, one thread per bond |
-//! | `runtime.rs` | one bond's runtime: start, the engine, teardown |
-//! | `event_loop.rs` | the control loop: timers, link events, frames from the data path, the bond's actions |
-//! | `host.rs` | host ports: the veth pairs behind `bond0` and its VLANs |
-//! | `members.rs` | preparing, enslaving and releasing member links |
-//! | `vlans.rs` | VLAN sub-interfaces at start and at runtime |
-//! | `notify.rs` | probe and gratuitous-ARP I/O, and the addresses they come from |
-//! | `calls.rs` | the control socket's requests, and the typed stats view |
+//! Each file below says what it owns; `docs/architecture.md` lists them all.
 
 mod calls;
 mod event_loop;

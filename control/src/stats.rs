@@ -20,6 +20,43 @@ pub struct PortRow {
     pub to_control: u64,
     pub drops: BTreeMap<String, u64>,
     pub xdp: BTreeMap<String, u64>,
+    /// What the queue's socket got from the kernel.
+    #[serde(default)]
+    pub socket: SocketView,
+}
+
+/// How one AF_XDP socket runs: XDP attach mode (`native`, `generic`),
+/// bind (`zero-copy`, `copy`), multi-buffer frames, TX checksum metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketView {
+    pub xdp_mode: String,
+    pub bind: String,
+    pub multi_buffer: bool,
+    pub tx_metadata: bool,
+}
+
+impl SocketView {
+    /// `native XDP, copy, multi-buffer, TX checksum metadata`.
+    pub fn describe(&self) -> String {
+        let mut parts = vec![format!("{} XDP", self.xdp_mode), self.bind.clone()];
+        parts.push(
+            if self.multi_buffer {
+                "multi-buffer"
+            } else {
+                "single buffer"
+            }
+            .into(),
+        );
+        parts.push(
+            if self.tx_metadata {
+                "TX checksum metadata"
+            } else {
+                "checksums in software"
+            }
+            .into(),
+        );
+        parts.join(", ")
+    }
 }
 
 /// 802.3ad: one member's LACPDU and marker counters.
@@ -145,6 +182,9 @@ pub fn format_stats(s: &StatsView, rates: Option<&[Rate]>) -> String {
                 for (reason, n) in p.drops.iter().filter(|(_, n)| **n > 0) {
                     let _ = writeln!(out, "    drop {reason}: {n}");
                 }
+                if !p.socket.xdp_mode.is_empty() {
+                    let _ = writeln!(out, "    socket: {}", p.socket.describe());
+                }
                 for (k, n) in p.xdp.iter().filter(|(_, n)| **n > 0) {
                     let _ = writeln!(out, "    xdp {k}: {n}");
                 }
@@ -244,6 +284,12 @@ mod tests {
             to_control: 0,
             drops: [("inactive_member".to_string(), drops)].into(),
             xdp: BTreeMap::new(),
+            socket: SocketView {
+                xdp_mode: "native".into(),
+                bind: "copy".into(),
+                multi_buffer: true,
+                tx_metadata: true,
+            },
         }
     }
 

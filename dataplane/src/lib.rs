@@ -16,6 +16,7 @@ pub mod lb;
 #[macro_use]
 pub mod named;
 pub mod nic;
+pub mod offload;
 pub mod port;
 pub mod schedule;
 pub mod snapshot;

@@ -29,3 +29,56 @@ pub fn driver(ifname: &str) -> Option<String> {
 pub fn set_tx_checksum(ifname: &str, on: bool) -> io::Result<()> {
     crate::sys::ethtool::set_tx_checksum(ifname, on)
 }
+
+/// The offloads the host end of a host port keeps: the TX checksum (the
+/// worker seeds it and the kernel or the member finishes it, `offload`), and
+/// generic segmentation in software, so the host's TCP builds large packets
+/// and the kernel cuts them to the MTU before they reach the socket. Every
+/// segmentation the device would do itself (TSO, USO, tunnels, fraglist)
+/// is off: those packets would reach the socket larger than the MTU. SCTP's
+/// CRC offload is off too: nothing on the way would compute it.
+pub const HOST_PORT_FEATURES: &[(&str, bool)] = &[
+    ("tx-checksum-ip-generic", true),
+    ("tx-scatter-gather", true),
+    ("tx-generic-segmentation", true),
+    ("tx-tcp-segmentation", false),
+    ("tx-tcp-ecn-segmentation", false),
+    ("tx-tcp-mangleid-segmentation", false),
+    ("tx-tcp6-segmentation", false),
+    ("tx-udp-segmentation", false),
+    ("tx-gso-list", false),
+    ("tx-gre-segmentation", false),
+    ("tx-gre-csum-segmentation", false),
+    ("tx-ipxip4-segmentation", false),
+    ("tx-ipxip6-segmentation", false),
+    ("tx-udp_tnl-segmentation", false),
+    ("tx-udp_tnl-csum-segmentation", false),
+    ("tx-gso-partial", false),
+    ("tx-tunnel-remcsum-segmentation", false),
+    ("tx-sctp-segmentation", false),
+    ("tx-esp-segmentation", false),
+    ("tx-udp-fraglist", false),
+    ("tx-checksum-sctp", false),
+];
+
+/// Set a host port's offloads ([`HOST_PORT_FEATURES`]) and check that what
+/// matters held: checksum offload on, no device segmentation.
+pub fn set_host_port_offloads(ifname: &str) -> io::Result<()> {
+    crate::sys::ethtool::set_features(ifname, HOST_PORT_FEATURES)?;
+    let now = crate::sys::ethtool::features(ifname)?;
+    for (name, want) in HOST_PORT_FEATURES {
+        let have = now.iter().find(|(n, _)| n == name).map(|(_, on)| *on);
+        if have.is_some_and(|on| on != *want) && (!want || *name == "tx-checksum-ip-generic") {
+            return Err(io::Error::other(format!(
+                "{ifname}: offload {name} stays {}",
+                if have == Some(true) { "on" } else { "off" }
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Features by `ethtool -k` name, and whether each is active.
+pub fn features(ifname: &str) -> io::Result<Vec<(String, bool)>> {
+    crate::sys::ethtool::features(ifname)
+}

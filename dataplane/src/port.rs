@@ -14,8 +14,8 @@ pub trait Port: Send {
     /// Append up to `max` received frames to `out`; returns (received, bad
     /// descriptors dropped).
     fn recv(&mut self, pool: &mut FramePool, out: &mut Vec<Frame>, max: u32) -> (u32, u32);
-    /// Queue frames from the front of `frames`; returns how many frames and
-    /// bytes were taken.
+    /// Queue frames from the front of `frames`, whole chains only; returns
+    /// how many packets and bytes were taken.
     fn send(&mut self, pool: &mut FramePool, frames: &mut Vec<Frame>) -> (u32, u64);
     /// Make the kernel transmit what was queued.
     fn flush(&mut self) -> io::Result<()>;
@@ -96,32 +96,55 @@ impl Port for MemPort {
     fn recv(&mut self, pool: &mut FramePool, out: &mut Vec<Frame>, max: u32) -> (u32, u32) {
         let mut wire = self.wire.lock().unwrap();
         let mut n = 0;
+        // As multi-buffer AF_XDP delivers them: a frame larger than a chunk
+        // (less the headroom) is a chain of buffers.
+        let piece = (pool.area().frame_size() - crate::sys::area::TX_HEADROOM) as usize;
         while n < max {
             let Some(bytes) = wire.inbound.front() else {
                 break;
             };
-            let Some(f) = pool.alloc_with(bytes) else {
+            let pieces = bytes.len().div_ceil(piece).max(1);
+            if pool.free_count() < pieces {
                 break;
-            };
+            }
+            let mut chunks = bytes.chunks(piece).peekable();
+            if bytes.is_empty() {
+                out.extend(pool.alloc_with(&[]));
+            }
+            while let Some(c) = chunks.next() {
+                let Some(mut f) = pool.alloc_with(c) else {
+                    break;
+                };
+                f.set_more(chunks.peek().is_some());
+                out.push(f);
+                n += 1;
+            }
             wire.inbound.pop_front();
-            out.push(f);
-            n += 1;
         }
         (n, 0)
     }
 
     fn send(&mut self, pool: &mut FramePool, frames: &mut Vec<Frame>) -> (u32, u64) {
-        let take = self
+        let mut take = self
             .tx_limit
             .map_or(frames.len(), |l| (l as usize).min(frames.len()));
+        while take > 0 && frames[take - 1].more() {
+            take -= 1;
+        }
         let mut wire = self.wire.lock().unwrap();
         let mut bytes = 0;
+        let mut packets = 0;
+        let mut packet = Vec::new();
         for f in frames.drain(..take) {
             bytes += u64::from(f.len());
-            wire.outbound.push(pool.data(&f).to_vec());
+            packet.extend_from_slice(pool.data(&f));
+            if !f.more() {
+                wire.outbound.push(std::mem::take(&mut packet));
+                packets += 1;
+            }
             pool.free(f);
         }
-        (take as u32, bytes)
+        (packets, bytes)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -28,6 +28,17 @@ impl Ovs {
     /// Start ovsdb-server and ovs-vswitchd in `topo.switch` with an empty
     /// bridge `br0` (datapath_type=netdev); the caller adds the ports.
     pub fn launch(topo: &Topo) -> anyhow::Result<Ovs> {
+        // OVS reads s0.. with AF_PACKET and forwards the bytes as they are:
+        // a partial checksum left by a member with TX checksum offload would
+        // reach the peer corrupt (AFXDP.md gotcha 14). With offload off the
+        // kernel finishes every checksum when a member sends, as a NIC's
+        // checksum engine does on the wire.
+        for i in 0..topo.members {
+            run(&mut ns(
+                &topo.host,
+                &["ethtool", "-K", &format!("m{i}"), "tx", "off"],
+            ))?;
+        }
         let dir = std::env::temp_dir().join(format!("{}-ovs", topo.prefix));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;

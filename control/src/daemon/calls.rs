@@ -3,10 +3,10 @@
 
 use super::runtime::BondRuntime;
 use crate::ipc::{Request, Response};
-use crate::stats::{AlbStats, ArpRow, LacpRow, PortRow, StatsView};
+use crate::stats::{AlbStats, ArpRow, LacpRow, PortRow, SocketView, StatsView};
 use std::collections::BTreeMap;
 use std::time::Instant;
-use xbond_dataplane::engine::QueueStats;
+use xbond_dataplane::engine::{AttachMode, QueueStats};
 use xbond_dataplane::worker::Role;
 
 impl BondRuntime {
@@ -178,5 +178,20 @@ fn port_row(q: &QueueStats) -> PortRow {
             ),
             ("tx_ring_empty_descs".to_string(), x.tx_ring_empty_descs),
         ]),
+        socket: SocketView {
+            xdp_mode: match q.xdp_mode {
+                AttachMode::Native => "native",
+                AttachMode::Generic => "generic",
+            }
+            .into(),
+            bind: if q.info.zero_copy {
+                "zero-copy"
+            } else {
+                "copy"
+            }
+            .into(),
+            multi_buffer: q.info.multi_buffer,
+            tx_metadata: q.info.tx_metadata,
+        },
     }
 }

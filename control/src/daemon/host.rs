@@ -42,8 +42,8 @@ pub(super) fn host_interfaces(cfg: &BondConfig) -> Vec<String> {
 }
 
 /// A host port's veth pair: reused when an earlier run left it (a restart
-/// keeps the interface and its addresses), else created. Checksum offload
-/// off on the host end, IPv6 off on the hidden end, both up. Returns (host,
+/// keeps the interface and its addresses), else created. The host end's
+/// offloads set (`nic::HOST_PORT_FEATURES`), IPv6 off on the hidden end, both up. Returns (host,
 /// hidden, created).
 pub(super) fn host_pair(
     nl: &mut Netlink,
@@ -79,8 +79,9 @@ pub(super) fn host_pair(
         }
     };
     let done = (|| -> anyhow::Result<()> {
-        // Partial checksums would leave the members corrupt (gotcha 14).
-        nic::set_tx_checksum(name, false)?;
+        // Checksum offload and software GSO stay on; the worker makes the
+        // partial checksums right (dataplane `offload`).
+        nic::set_host_port_offloads(name)?;
         set_disable_ipv6(hidden, "1");
         nl.set_up(peer.index, true)?;
         nl.set_up(host.index, true)?;

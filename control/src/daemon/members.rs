@@ -20,6 +20,8 @@ pub(super) struct MemberRestore {
     pub(super) name: String,
     pub(super) promisc: bool,
     disable_ipv6: Option<String>,
+    /// The MTU it had, when the bond changed it.
+    mtu: Option<u32>,
 }
 
 /// What bond `me` may not take: the other bonds' named members and host
@@ -59,16 +61,28 @@ pub(super) fn candidate(l: &Link, all: &[Link]) -> Candidate {
 
 /// Make a link ready to serve as a member, at start and when enslaved at
 /// runtime: IPv6 off (the bond speaks for it), promiscuous (it accepts
-/// frames for the bond MAC without taking it) and up. Returns what to give
-/// back when the bond lets it go; on failure, what was changed is undone.
-pub(super) fn prepare_member(nl: &mut Netlink, l: &Link) -> anyhow::Result<MemberRestore> {
-    let restore = MemberRestore {
+/// frames for the bond MAC without taking it), the bond's MTU (as the
+/// kernel's bond_enslave sets it) and up. Returns what to give back when
+/// the bond lets it go; on failure, what was changed is undone.
+pub(super) fn prepare_member(
+    nl: &mut Netlink,
+    l: &Link,
+    mtu: u32,
+) -> anyhow::Result<MemberRestore> {
+    let mut restore = MemberRestore {
         index: l.index,
         name: l.name.clone(),
         promisc: l.promisc,
         disable_ipv6: set_disable_ipv6(&l.name, "1"),
+        mtu: None,
     };
     let done = (|| -> anyhow::Result<()> {
+        if l.mtu != mtu {
+            nl.set_mtu(l.index, mtu).with_context(|| {
+                format!("set MTU {mtu} on member {} (it has {})", l.name, l.mtu)
+            })?;
+            restore.mtu = Some(l.mtu);
+        }
         if !l.promisc {
             nl.set_promisc(l.index, true)?;
         }
@@ -117,6 +131,11 @@ pub(super) fn restore_members(nl: &mut Netlink, list: &[MemberRestore]) {
         if let Some(v) = &r.disable_ipv6 {
             set_disable_ipv6(&r.name, v);
         }
+        if let Some(mtu) = r.mtu {
+            if let Err(e) = nl.set_mtu(r.index, mtu) {
+                tracing::debug!("restore MTU of {}: {e}", r.name);
+            }
+        }
     }
 }
 
@@ -160,7 +179,7 @@ impl BondRuntime {
         self.core
             .can_add_member(member_info(&l).perm_mac)
             .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-        let restore = prepare_member(&mut self.nl, &l)?;
+        let restore = prepare_member(&mut self.nl, &l, self.mtu)?;
         let added = (|| -> anyhow::Result<()> {
             let id = self.core.next_member_id();
             let engine = self

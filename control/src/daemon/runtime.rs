@@ -16,7 +16,7 @@ use anyhow::{bail, Context};
 use crossbeam::channel::{bounded, Receiver};
 use std::net::IpAddr;
 use std::time::Instant;
-use xbond_dataplane::engine::{AttachMode, Engine, PortSpec};
+use xbond_dataplane::engine::{Engine, PortSpec};
 use xbond_dataplane::snapshot::BondSnapshot;
 use xbond_dataplane::wire::vlan::VidSet;
 use xbond_dataplane::wire::MacAddr;
@@ -80,7 +80,7 @@ impl BondRuntime {
                 created_host = Some(host);
             }
             for l in &present {
-                rt_restore.push(prepare_member(&mut nl, l)?);
+                rt_restore.push(prepare_member(&mut nl, l, cfg.mtu)?);
             }
             Ok((host, peer))
         })();
@@ -281,9 +281,6 @@ fn check_xdp(nl: &mut Netlink, cfg: &BondConfig, l: &Link) -> anyhow::Result<()>
                 l.name
             );
         }
-    }
-    if cfg.engine.xdp_mode == AttachMode::Native && l.mtu > 3506 {
-        tracing::warn!(bond = %cfg.name, "{} has MTU {}: native XDP on veth needs <= 3506 (AFXDP.md gotcha 3)", l.name, l.mtu);
     }
     Ok(())
 }

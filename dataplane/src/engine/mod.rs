@@ -14,6 +14,7 @@ use crate::lb::{LoadTotals, TxLoad};
 use crate::snapshot::{BondSnapshot, MemberId, Shared};
 use crate::sys::bpf::{XdpAction, XdpLink, XdpProgram, XskMap};
 use crate::sys::waker::Waker;
+pub use crate::sys::xsk::SocketInfo;
 use crate::sys::xsk::{StatsHandle, XskConfig, XskSocket};
 use crate::worker::{
     ControlFrame, PollPolicy, Role, Worker, WorkerCommand, WorkerConfig, WorkerHandle, WorkerJob,
@@ -54,7 +55,10 @@ impl Default for EngineConfig {
             poll: PollPolicy::Adaptive,
             workers: 1,
             cpus: Vec::new(),
-            ring_size: 2048,
+            // Deep enough that a worker preempted for a few milliseconds
+            // under full TCP load loses nothing (the fill ring ran dry at
+            // 2048: `rx_fill_ring_empty_descs`).
+            ring_size: 4096,
             frame_count: 0,
             frame_size: 4096,
             busy_poll_usecs: None,
@@ -81,6 +85,10 @@ pub struct QueueStats {
     pub queue: u32,
     pub worker: usize,
     pub counters: Arc<PortCounters>,
+    /// What the socket got: zero-copy or copy, multi-buffer, TX metadata.
+    pub info: SocketInfo,
+    /// How the port's XDP program is attached.
+    pub xdp_mode: AttachMode,
     socket: StatsHandle,
 }
 
@@ -168,7 +176,7 @@ impl Engine {
             } else {
                 mine.len() as u32 * (wcfg.fill_target + cfg.ring_size) + 1024
             };
-            let pool = FramePool::new(
+            let mut pool = FramePool::new(
                 FrameArea::mmap(frames, cfg.frame_size)
                     .context(|| format!("frame area of {frames} frames"))?,
             );
@@ -176,8 +184,12 @@ impl Engine {
             for &(pi, q) in &mine {
                 let p = &ports[pi];
                 let owner = sockets.first().map(XskSocket::borrow_fd);
-                let s = XskSocket::new(&pool, owner, p.ifindex, q, &xsk_cfg)
+                let mut s = XskSocket::new(&pool, owner, p.ifindex, q, &xsk_cfg)
                     .context(|| format!("AF_XDP socket on {} queue {q}", p.name))?;
+                match sockets.first() {
+                    Some(first) => s.inherit(first.info()),
+                    None => pool.set_tx_metadata(s.info().tx_metadata),
+                }
                 maps[pi]
                     .set(q, s.fd())
                     .context(|| format!("XSKMAP entry {} queue {q}", p.name))?;
@@ -203,6 +215,8 @@ impl Engine {
                     queue: q,
                     worker: pending.len(),
                     counters: Arc::clone(&counters),
+                    info: s.info(),
+                    xdp_mode: cfg.xdp_mode,
                     socket: s
                         .stats_handle()
                         .context(|| format!("statistics of {} queue {q}", p.name))?,
@@ -298,16 +312,17 @@ impl Engine {
                     let r = wk.new_socket(ifindex, q, &cfg).and_then(|s| {
                         let fd = s.fd();
                         let stats = s.stats_handle()?;
+                        let info = s.info();
                         wk.add_xsk(s, role, c)?;
                         wk.prime();
-                        Ok((fd, stats))
+                        Ok((fd, stats, info))
                     });
                     let _ = tx.send(r);
                 });
                 if !self.workers[w].send(WorkerCommand::Exec(job)) {
                     return Err(EngineError::WorkerGone(w));
                 }
-                let (fd, socket) = rx
+                let (fd, socket, info) = rx
                     .recv_timeout(WORKER_JOB_TIMEOUT)
                     .map_err(|_| EngineError::WorkerTimeout(w))?
                     .context(|| format!("AF_XDP socket on {} queue {q}", spec.name))?;
@@ -320,6 +335,8 @@ impl Engine {
                     queue: q,
                     worker: w,
                     counters,
+                    info,
+                    xdp_mode: self.attach,
                     socket,
                 });
             }

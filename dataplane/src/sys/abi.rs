@@ -19,6 +19,28 @@ pub const XDP_SHARED_UMEM: u16 = 1 << 0;
 pub const XDP_COPY: u16 = 1 << 1;
 pub const XDP_ZEROCOPY: u16 = 1 << 2;
 pub const XDP_USE_NEED_WAKEUP: u16 = 1 << 3;
+/// Multi-buffer: frames larger than a chunk arrive and leave as chains.
+pub const XDP_USE_SG: u16 = 1 << 4;
+
+/// `XDP_OPTIONS` (getsockopt): what the bind got.
+pub const XDP_OPTIONS: libc::c_int = 8;
+pub const XDP_OPTIONS_ZEROCOPY: u32 = 1 << 0;
+
+/// UMEM registration flag: `tx_metadata_len` is meant (kernel 6.11+; 6.8-6.10
+/// take the length without the flag).
+pub const XDP_UMEM_TX_METADATA_LEN: u32 = 1 << 2;
+
+/// Descriptor options: more buffers of this frame follow.
+pub const XDP_PKT_CONTD: u32 = 1 << 0;
+/// Descriptor options: an `XskTxMetadata` sits right before the frame.
+pub const XDP_TX_METADATA: u32 = 1 << 1;
+
+/// `xsk_tx_metadata.flags`: finish the L4 checksum (skb-style start/offset).
+pub const XDP_TXMD_FLAGS_CHECKSUM: u64 = 1 << 1;
+/// `sizeof(union xsk_tx_metadata)` on 6.14+ (flags, then the request:
+/// csum_start, csum_offset, launch_time); older kernels read the first 16
+/// bytes and take the rest as padding.
+pub const TX_METADATA_LEN: u32 = 24;
 
 pub const XDP_PGOFF_RX_RING: libc::off_t = 0;
 pub const XDP_PGOFF_TX_RING: libc::off_t = 0x8000_0000;
@@ -101,6 +123,8 @@ pub const BPF_MAP_TYPE_XSKMAP: u32 = 17;
 pub const BPF_PROG_TYPE_XDP: u32 = 6;
 pub const BPF_XDP: u32 = 37;
 pub const BPF_F_TEST_XDP_LIVE_FRAMES: u32 = 1 << 1;
+/// `prog_flags`: the XDP program handles multi-buffer frames.
+pub const BPF_F_XDP_HAS_FRAGS: u32 = 1 << 5;
 
 pub const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
 pub const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;

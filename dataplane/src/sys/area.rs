@@ -7,6 +7,7 @@
 //! area's bounds when made, so the safe accessors below cannot touch memory the
 //! kernel may be writing.
 
+use super::abi::{TX_METADATA_LEN, XDP_PKT_CONTD, XDP_TXMD_FLAGS_CHECKSUM, XDP_TX_METADATA};
 use std::io;
 use std::ptr::NonNull;
 
@@ -104,7 +105,7 @@ impl FrameArea {
     pub(crate) fn token(&self, addr: u64, len: u32) -> Option<Frame> {
         let end = addr.checked_add(u64::from(len))?;
         let chunk_end = self.chunk_of(addr) + u64::from(self.frame_size);
-        (end <= chunk_end && end <= self.len as u64).then_some(Frame { addr, len })
+        (end <= chunk_end && end <= self.len as u64).then_some(Frame { addr, len, opts: 0 })
     }
 }
 
@@ -139,16 +140,38 @@ fn check_geometry(frames: u32, frame_size: u32) -> io::Result<()> {
     Ok(())
 }
 
-/// Ownership of one frame: `len` bytes of packet at `addr` in the area.
+/// Ownership of one buffer: `len` bytes of packet at `addr` in the area. A
+/// packet larger than a chunk is a chain of buffers, each but the last
+/// marked [`Frame::more`] (`XDP_PKT_CONTD`), kept in order wherever it goes.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Frame {
     addr: u64,
     len: u32,
+    /// Descriptor options: `XDP_PKT_CONTD`, `XDP_TX_METADATA`.
+    opts: u32,
 }
 
 impl Frame {
     pub fn addr(&self) -> u64 {
         self.addr
+    }
+
+    /// More buffers of the same packet follow this one.
+    pub fn more(&self) -> bool {
+        self.opts & XDP_PKT_CONTD != 0
+    }
+
+    pub(crate) fn set_more(&mut self, more: bool) {
+        if more {
+            self.opts |= XDP_PKT_CONTD;
+        } else {
+            self.opts &= !XDP_PKT_CONTD;
+        }
+    }
+
+    /// The frame carries a checksum request for the kernel (TX metadata).
+    pub fn has_tx_checksum(&self) -> bool {
+        self.opts & XDP_TX_METADATA != 0
     }
 
     pub fn len(&self) -> u32 {
@@ -165,6 +188,9 @@ impl Frame {
 pub struct FramePool {
     area: FrameArea,
     free: Vec<u64>,
+    /// The area is registered with room for TX metadata in front of frames
+    /// (`XDP_UMEM_TX_METADATA_LEN`): the kernel finishes checksums for us.
+    tx_metadata: bool,
 }
 
 impl FramePool {
@@ -172,7 +198,51 @@ impl FramePool {
         let frames = area.frames();
         let fs = u64::from(area.frame_size());
         let free = (0..u64::from(frames)).rev().map(|i| i * fs).collect();
-        FramePool { area, free }
+        FramePool {
+            area,
+            free,
+            tx_metadata: false,
+        }
+    }
+
+    /// Whether frames can carry a checksum request to the kernel.
+    pub fn tx_metadata(&self) -> bool {
+        self.tx_metadata
+    }
+
+    pub(crate) fn set_tx_metadata(&mut self, on: bool) {
+        self.tx_metadata = on;
+    }
+
+    /// Ask the kernel to finish the L4 checksum of `frame` on transmit:
+    /// the ones' complement sum from `start` to the end goes at `start +
+    /// offset` (the field must hold the pseudo-header sum). In copy mode the
+    /// frame becomes a `CHECKSUM_PARTIAL` skb, which the member's checksum
+    /// offload, or the kernel in software when it has none, completes.
+    /// False when the area has no metadata room or the frame no headroom
+    /// for it; the caller then computes the checksum itself.
+    pub fn request_tx_checksum(&mut self, frame: &mut Frame, start: u16, offset: u16) -> bool {
+        let chunk = self.area.chunk_of(frame.addr);
+        let meta_len = u64::from(TX_METADATA_LEN);
+        if !self.tx_metadata || frame.addr - chunk < meta_len {
+            return false;
+        }
+        let mut meta = [0u8; TX_METADATA_LEN as usize];
+        meta[..8].copy_from_slice(&XDP_TXMD_FLAGS_CHECKSUM.to_ne_bytes());
+        meta[8..10].copy_from_slice(&start.to_ne_bytes());
+        meta[10..12].copy_from_slice(&offset.to_ne_bytes());
+        // SAFETY: the metadata lies in the frame's own chunk (checked above:
+        // `chunk <= addr - meta_len`), which the `&mut Frame` token owns; no
+        // ring holds it.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                meta.as_ptr(),
+                self.area.as_ptr().add((frame.addr - meta_len) as usize),
+                meta.len(),
+            );
+        }
+        frame.opts |= XDP_TX_METADATA;
+        true
     }
 
     pub fn area(&self) -> &FrameArea {
@@ -189,6 +259,7 @@ impl FramePool {
         Some(Frame {
             addr: base + u64::from(TX_HEADROOM),
             len: 0,
+            opts: 0,
         })
     }
 
@@ -264,23 +335,34 @@ impl FramePool {
         }
     }
 
-    /// A copy of `frame` in a new frame (broadcast sends one per member).
+    /// A copy of `frame` in a new frame (broadcast sends one per member), at
+    /// the same place in its chunk, so whatever fitted fits.
     pub fn duplicate(&mut self, frame: &Frame) -> Option<Frame> {
-        let mut copy = self.alloc()?;
-        if frame.len > self.capacity(&copy) {
-            self.free(copy);
-            return None;
-        }
-        copy.len = frame.len;
-        // SAFETY: both tokens were bounds-checked when made and name
-        // different chunks (`copy` came off the free list while `frame` is
-        // held), so the ranges are inside the area, do not overlap, and no
-        // ring owns either of them.
+        let base = self.free.pop()?;
+        let at = frame.addr - self.area.chunk_of(frame.addr);
+        let copy = Frame {
+            addr: base + at,
+            len: frame.len,
+            opts: frame.opts,
+        };
+        // With TX metadata, its bytes in front of the frame go along (the
+        // source has them in its chunk: it carries the option).
+        let meta = if frame.has_tx_checksum() {
+            u64::from(TX_METADATA_LEN)
+        } else {
+            0
+        };
+        // SAFETY: `frame` was bounds-checked when made and `copy` lies at
+        // the same offset in another chunk (`base` came off the free list
+        // while `frame` is held), so both ranges are inside the area, do not
+        // overlap, and no ring owns either; `meta` bytes in front of each lie
+        // inside its chunk (`request_tx_checksum` checked the source's
+        // headroom, the copy's is the same).
         unsafe {
             std::ptr::copy_nonoverlapping(
-                self.area.as_ptr().add(frame.addr as usize),
-                self.area.as_ptr().add(copy.addr as usize),
-                frame.len as usize,
+                self.area.as_ptr().add((frame.addr - meta) as usize),
+                self.area.as_ptr().add((copy.addr - meta) as usize),
+                (u64::from(frame.len) + meta) as usize,
             );
         }
         Some(copy)
@@ -328,7 +410,7 @@ impl FramePool {
         super::abi::XdpDesc {
             addr: frame.addr,
             len: frame.len,
-            options: 0,
+            options: frame.opts,
         }
     }
 }

@@ -122,7 +122,12 @@ impl XdpProgram {
             insn(CALL, 0, 0, 0, HELPER_REDIRECT_MAP),
             insn(EXIT, 0, 0, 0, 0),
         ];
-        Self::load(&insns, b"xbond_redirect")
+        // Frags-aware, so that jumbo frames (and chains) reach the socket
+        // and a veth takes the program at any MTU (AFXDP.md gotcha 3); the
+        // program reads no packet bytes, so it is safe with frags. Kernels
+        // before 5.18 refuse the flag.
+        Self::load(&insns, b"xbond_redirect", BPF_F_XDP_HAS_FRAGS)
+            .or_else(|_| Self::load(&insns, b"xbond_redirect", 0))
     }
 
     /// `return action;` — used by the benchmark generator (`XDP_TX`) and sinks.
@@ -131,10 +136,10 @@ impl XdpProgram {
             insn(MOV64_IMM, 0, 0, 0, action as i32),
             insn(EXIT, 0, 0, 0, 0),
         ];
-        Self::load(&insns, b"xbond_const")
+        Self::load(&insns, b"xbond_const", 0)
     }
 
-    fn load(insns: &[BpfInsn], name: &[u8]) -> io::Result<Self> {
+    fn load(insns: &[BpfInsn], name: &[u8], prog_flags: u32) -> io::Result<Self> {
         let license = b"Dual MIT/GPL\0";
         let mut log = vec![0u8; 4096];
         let mut attr = BpfProgLoadAttr {
@@ -146,6 +151,7 @@ impl XdpProgram {
             log_size: log.len() as u32,
             log_buf: log.as_mut_ptr() as u64,
             expected_attach_type: BPF_XDP,
+            prog_flags,
             ..Default::default()
         };
         let n = name.len().min(15);

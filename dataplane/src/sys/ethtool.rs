@@ -11,6 +11,12 @@ const ETHTOOL_GSET: u32 = 0x0000_0001;
 const ETHTOOL_STXCSUM: u32 = 0x0000_0017;
 const ETHTOOL_GCHANNELS: u32 = 0x0000_003c;
 const ETHTOOL_GDRVINFO: u32 = 0x0000_0003;
+const ETHTOOL_GSTRINGS: u32 = 0x0000_001b;
+const ETHTOOL_GSSET_INFO: u32 = 0x0000_0037;
+const ETHTOOL_GFEATURES: u32 = 0x0000_003a;
+const ETHTOOL_SFEATURES: u32 = 0x0000_003b;
+const ETH_SS_FEATURES: u32 = 4;
+const ETH_GSTRING_LEN: usize = 32;
 
 /// `struct ethtool_drvinfo`.
 #[repr(C)]
@@ -177,6 +183,77 @@ pub fn driver(ifname: &str) -> Option<String> {
     let end = d.driver.iter().position(|&b| b == 0).unwrap_or(32);
     let name = String::from_utf8_lossy(&d.driver[..end]).into_owned();
     (!name.is_empty()).then_some(name)
+}
+
+/// The names of the device feature bits (`ethtool -k`), in bit order.
+fn feature_names(ifname: &str) -> io::Result<Vec<String>> {
+    // struct ethtool_sset_info: cmd, reserved, sset_mask (u64), data[1].
+    let mut info = [0u32; 5];
+    info[0] = ETHTOOL_GSSET_INFO;
+    info[2] = 1 << ETH_SS_FEATURES;
+    ioctl(ifname, info.as_mut_ptr().cast())?;
+    let count = info[4] as usize;
+    // struct ethtool_gstrings: cmd, string_set, len, then len names.
+    let words = 3 + (count * ETH_GSTRING_LEN).div_ceil(4);
+    let mut buf = vec![0u32; words];
+    buf[0] = ETHTOOL_GSTRINGS;
+    buf[1] = ETH_SS_FEATURES;
+    buf[2] = count as u32;
+    ioctl(ifname, buf.as_mut_ptr().cast())?;
+    let bytes: Vec<u8> = buf[3..].iter().flat_map(|w| w.to_ne_bytes()).collect();
+    Ok(bytes
+        .chunks(ETH_GSTRING_LEN)
+        .take(count)
+        .map(|n| {
+            let end = n.iter().position(|&b| b == 0).unwrap_or(n.len());
+            String::from_utf8_lossy(&n[..end]).into_owned()
+        })
+        .collect())
+}
+
+/// Features as `ethtool -k` names them: (name, active).
+pub fn features(ifname: &str) -> io::Result<Vec<(String, bool)>> {
+    let names = feature_names(ifname)?;
+    let blocks = names.len().div_ceil(32);
+    // struct ethtool_gfeatures: cmd, size, then per block available,
+    // requested, active, never_changed.
+    let mut buf = vec![0u32; 2 + 4 * blocks];
+    buf[0] = ETHTOOL_GFEATURES;
+    buf[1] = blocks as u32;
+    ioctl(ifname, buf.as_mut_ptr().cast())?;
+    Ok(names
+        .into_iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let active = buf[2 + 4 * (i / 32) + 2] & (1 << (i % 32)) != 0;
+            (n, active)
+        })
+        .collect())
+}
+
+/// Ask for features by `ethtool -K` name (ETHTOOL_SFEATURES). Names the
+/// device does not have are ignored; the kernel may refuse a change it
+/// cannot make (see [`features`] for what holds).
+pub fn set_features(ifname: &str, wanted: &[(&str, bool)]) -> io::Result<()> {
+    let names = feature_names(ifname)?;
+    let blocks = names.len().div_ceil(32);
+    // struct ethtool_sfeatures: cmd, size, then per block valid, requested.
+    let mut buf = vec![0u32; 2 + 2 * blocks];
+    buf[0] = ETHTOOL_SFEATURES;
+    buf[1] = blocks as u32;
+    for (name, on) in wanted {
+        if let Some(i) = names.iter().position(|n| n == name) {
+            let bit = 1u32 << (i % 32);
+            buf[2 + 2 * (i / 32)] |= bit;
+            if *on {
+                buf[2 + 2 * (i / 32) + 1] |= bit;
+            }
+        }
+    }
+    // A positive return (some wanted bits differ from what holds) is not
+    // an error here.
+    ioctl(ifname, buf.as_mut_ptr().cast())
+        .map_err(|e| io::Error::new(e.kind(), format!("ethtool -K {ifname}: {e}")))
 }
 
 #[cfg(test)]

@@ -114,6 +114,18 @@ pub struct XskSocket {
     /// Frames in the TX ring not yet completed.
     in_tx: u32,
     ring_size: u32,
+    info: SocketInfo,
+}
+
+/// What a socket got from the kernel, for `xbond stats` and status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SocketInfo {
+    /// Zero-copy bind (else copy mode).
+    pub zero_copy: bool,
+    /// `XDP_USE_SG`: frames larger than a chunk arrive as chains.
+    pub multi_buffer: bool,
+    /// TX metadata: the kernel finishes checksums.
+    pub tx_metadata: bool,
 }
 
 // SAFETY: the rings and maps belong to this socket alone and move with it.
@@ -157,17 +169,30 @@ impl XskSocket {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let s = fd.as_raw_fd();
 
+        let mut tx_metadata = false;
         if umem_owner.is_none() {
             let area = pool.area();
-            let reg = XdpUmemReg {
+            let mut reg = XdpUmemReg {
                 addr: area.as_ptr() as u64,
                 len: area.len() as u64,
                 chunk_size: area.frame_size(),
                 headroom: 0,
-                flags: 0,
-                tx_metadata_len: 0,
+                flags: XDP_UMEM_TX_METADATA_LEN,
+                tx_metadata_len: TX_METADATA_LEN,
             };
-            setsockopt(s, SOL_XDP, XDP_UMEM_REG, &reg).map_err(|e| annotate(e, "XDP_UMEM_REG"))?;
+            // TX metadata (checksum requests) where the kernel has it; a
+            // kernel without it refuses the flag with EINVAL.
+            tx_metadata = match setsockopt(s, SOL_XDP, XDP_UMEM_REG, &reg) {
+                Ok(()) => true,
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    reg.flags = 0;
+                    reg.tx_metadata_len = 0;
+                    setsockopt(s, SOL_XDP, XDP_UMEM_REG, &reg)
+                        .map_err(|e| annotate(e, "XDP_UMEM_REG"))?;
+                    false
+                }
+                Err(e) => return Err(annotate(e, "XDP_UMEM_REG")),
+            };
         }
         setsockopt(s, SOL_XDP, XDP_UMEM_FILL_RING, &size)?;
         setsockopt(s, SOL_XDP, XDP_UMEM_COMPLETION_RING, &size)?;
@@ -240,7 +265,7 @@ impl XskSocket {
                 .map_err(|e| annotate(e, "XDP_MAX_TX_SKB_BUDGET (needs kernel 6.17+)"))?;
         }
 
-        let mut flags = XDP_USE_NEED_WAKEUP;
+        let mut flags = XDP_USE_NEED_WAKEUP | XDP_USE_SG;
         flags |= match cfg.bind {
             BindMode::Auto => 0,
             BindMode::Copy => XDP_COPY,
@@ -263,6 +288,7 @@ impl XskSocket {
         // A socket closed on the same queue a moment ago keeps it busy for a
         // few milliseconds (AFXDP.md, gotcha 10): retry EBUSY briefly.
         let deadline = Instant::now() + Duration::from_millis(500);
+        let mut sa = sa;
         loop {
             // SAFETY: `sa` is a valid sockaddr_xdp of the size passed.
             let r = unsafe {
@@ -277,6 +303,14 @@ impl XskSocket {
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(5));
                 }
+                // A driver (or kernel) without multi-buffer AF_XDP: bind
+                // without it; frames then fit one chunk.
+                Err(e)
+                    if sa.sxdp_flags & XDP_USE_SG != 0
+                        && matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL)) =>
+                {
+                    sa.sxdp_flags &= !XDP_USE_SG;
+                }
                 Err(e) => {
                     return Err(annotate(
                         e,
@@ -285,6 +319,21 @@ impl XskSocket {
                 }
             }
         }
+
+        let mut opts: u32 = 0;
+        let mut optlen = size_of::<u32>() as libc::socklen_t;
+        // SAFETY: `opts` is a writable u32 of `optlen` bytes.
+        let zero_copy = cvt(unsafe {
+            libc::getsockopt(
+                s,
+                SOL_XDP,
+                XDP_OPTIONS,
+                (&mut opts as *mut u32).cast(),
+                &mut optlen,
+            )
+        })
+        .is_ok()
+            && opts & XDP_OPTIONS_ZEROCOPY != 0;
 
         Ok(XskSocket {
             rx,
@@ -297,7 +346,25 @@ impl XskSocket {
             in_fill: 0,
             in_tx: 0,
             ring_size: size,
+            info: SocketInfo {
+                zero_copy,
+                multi_buffer: umem_owner.is_none() && sa.sxdp_flags & XDP_USE_SG != 0,
+                tx_metadata,
+            },
         })
+    }
+
+    /// What the bind got. A socket sharing a UMEM reports the owner's
+    /// multi-buffer and metadata settings through [`XskSocket::inherit`].
+    pub fn info(&self) -> SocketInfo {
+        self.info
+    }
+
+    /// Take the UMEM-wide settings (multi-buffer, TX metadata) of the
+    /// socket that registered the UMEM.
+    pub fn inherit(&mut self, owner: SocketInfo) {
+        self.info.multi_buffer = owner.multi_buffer;
+        self.info.tx_metadata = owner.tx_metadata;
     }
 
     pub fn fd(&self) -> RawFd {
@@ -318,22 +385,56 @@ impl XskSocket {
         self.ifindex
     }
 
-    /// Received frames, at most `max`, appended to `out`. Descriptors that do
-    /// not describe a frame inside the area are dropped and counted in the
+    /// Received buffers, at most `max` (more when the last one's chain
+    /// goes on: a chain is never split between calls), appended to `out`.
+    /// A descriptor that does not describe a buffer inside the area is
+    /// dropped with the rest of its chain; dropped buffers are counted in the
     /// return's second value.
     pub fn recv(&mut self, pool: &mut FramePool, out: &mut Vec<Frame>, max: u32) -> (u32, u32) {
-        let n = self.rx.available(max);
+        let ready = self.rx.available(self.ring_size);
+        let mut n = ready.min(max);
+        while n > 0 && n < ready && self.rx.get(n - 1).options & XDP_PKT_CONTD != 0 {
+            n += 1;
+        }
         let mut bad = 0;
+        let mut chain_start = out.len();
+        let mut broken = false;
         for i in 0..n {
             let d = self.rx.get(i);
+            let more = d.options & XDP_PKT_CONTD != 0;
             match pool.token(d.addr, d.len) {
-                Some(f) => out.push(f),
+                Some(mut f) if !broken => {
+                    f.set_more(more);
+                    out.push(f)
+                }
+                Some(f) => {
+                    bad += 1;
+                    pool.free(f);
+                }
                 None => {
                     bad += 1;
                     if d.addr < pool.area().len() as u64 {
                         pool.recycle(d.addr);
                     }
+                    // The chain's buffers taken so far go too.
+                    for f in out.drain(chain_start..) {
+                        bad += 1;
+                        pool.free(f);
+                    }
+                    broken = more;
                 }
+            }
+            if !more {
+                broken = false;
+                chain_start = out.len();
+            }
+        }
+        // A chain the kernel has not finished publishing (it never does
+        // that) is not handed on half.
+        if out.last().is_some_and(Frame::more) {
+            for f in out.drain(chain_start..) {
+                bad += 1;
+                pool.free(f);
             }
         }
         self.rx.release(n);
@@ -341,22 +442,28 @@ impl XskSocket {
         (n, bad)
     }
 
-    /// Queue frames from the front of `frames` for transmission; returns how
-    /// many frames and bytes were queued (they are removed from `frames`).
+    /// Queue frames from the front of `frames` for transmission, whole
+    /// chains only; returns how many packets and bytes were queued (their
+    /// buffers are removed from `frames`).
     pub fn send(&mut self, frames: &mut Vec<Frame>) -> (u32, u64) {
         if frames.is_empty() {
             return (0, 0);
         }
         let mut r = self.tx.reserve(frames.len() as u32);
-        let n = r.len() as usize;
+        let mut n = r.len() as usize;
+        // Never a part of a chain: the kernel would send it as a frame.
+        while n > 0 && frames[n - 1].more() {
+            n -= 1;
+        }
         let mut bytes = 0;
+        let mut packets = 0;
         for f in frames.drain(..n) {
             bytes += u64::from(f.len());
+            packets += u32::from(!f.more());
             r.push(FramePool::into_desc(f));
         }
-        let sent = r.commit();
-        self.in_tx += sent;
-        (sent, bytes)
+        self.in_tx += r.commit();
+        (packets, bytes)
     }
 
     /// Tell the kernel to process the TX ring, when it asks to be told.

@@ -39,7 +39,10 @@ macro_rules! packet_view {
 }
 
 pub mod arp;
+pub mod checksum;
 pub mod ethernet;
+pub mod ipv4;
+pub mod ipv6;
 pub mod lacp;
 pub mod marker;
 pub mod ndisc;

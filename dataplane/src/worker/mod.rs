@@ -19,13 +19,14 @@ use tx::{broadcast, tag_frame, untag_frame};
 use crate::counters::{BatchCounters, DropReason, PortCounters};
 use crate::forward::{self, Verdict};
 use crate::lb::{self, TxLoad};
+use crate::offload;
 use crate::port::Port;
 use crate::schedule::TxState;
 use crate::snapshot::{MemberId, Shared};
 use crate::sys::area::{Frame, FramePool};
 use crate::sys::waker::{PollSet, Waker};
-use crate::sys::xsk::{XskConfig, XskSocket};
-use crate::wire::vlan;
+use crate::sys::xsk::{SocketInfo, XskConfig, XskSocket};
+use crate::wire::{checksum, vlan};
 use crossbeam::channel::{Receiver, Sender, TrySendError};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::Ordering;
@@ -34,6 +35,8 @@ use std::time::Duration;
 
 /// Frames taken from one port per round.
 pub const BATCH: u32 = 64;
+/// Buffers of the longest chain expected (a 64 KiB packet in 4 KiB chunks).
+const MAX_CHAIN: usize = 18;
 
 /// Bytes of a frame that reach control; LACPDUs (124), marker PDUs, ARP and
 /// NA replies all fit.
@@ -111,10 +114,14 @@ pub struct Worker {
     /// The slot of each VLAN's host port, by VLAN id (0: the bond's own).
     host_slot: Vec<Option<usize>>,
     rxbuf: Vec<Frame>,
+    /// The buffers after the first of the packet being handled.
+    tail: Vec<Frame>,
     tx: TxState,
     pollset: PollSet,
     idle_rounds: u32,
     kick_error_logged: bool,
+    /// The UMEM-wide settings its first socket got, for sockets added later.
+    umem_info: SocketInfo,
 }
 
 impl Worker {
@@ -140,10 +147,12 @@ impl Worker {
             member_slot: Vec::new(),
             host_slot: Vec::new(),
             rxbuf: Vec::with_capacity(BATCH as usize),
+            tail: Vec::with_capacity(MAX_CHAIN),
             tx: TxState::new(seed),
             pollset: PollSet::default(),
             idle_rounds: 0,
             kick_error_logged: false,
+            umem_info: SocketInfo::default(),
         }
     }
 
@@ -162,6 +171,9 @@ impl Worker {
         counters: Arc<PortCounters>,
     ) -> std::io::Result<()> {
         let umem = socket.borrow_fd().try_clone_to_owned()?;
+        if self.slots.iter().all(|s| s.umem.is_none()) {
+            self.umem_info = socket.info();
+        }
         self.push_slot(Box::new(socket), Some(umem), role, counters);
         Ok(())
     }
@@ -202,7 +214,11 @@ impl Worker {
         cfg: &XskConfig,
     ) -> std::io::Result<XskSocket> {
         let owner = self.slots.iter().find_map(|s| s.umem.as_ref());
-        XskSocket::new(&self.pool, owner.map(AsFd::as_fd), ifindex, queue, cfg)
+        let mut s = XskSocket::new(&self.pool, owner.map(AsFd::as_fd), ifindex, queue, cfg)?;
+        if owner.is_some() {
+            s.inherit(self.umem_info);
+        }
+        Ok(s)
     }
 
     /// Take the ports of `role` (a member, or a VLAN's host port) out of

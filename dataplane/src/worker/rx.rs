@@ -15,6 +15,7 @@ impl Worker {
             to_control,
             cfg,
             tx,
+            tail,
             ..
         } = self;
         let (n, bad) = slots[i].port.recv(pool, rxbuf, BATCH);
@@ -22,9 +23,25 @@ impl Worker {
             .batch
             .drop(DropReason::InvalidDescriptor, u64::from(bad));
         let role = slots[i].role;
-        for mut f in rxbuf.drain(..) {
+        let mut frames = rxbuf.drain(..);
+        while let Some(mut f) = frames.next() {
+            // A packet larger than a chunk: its first buffer decides, the
+            // rest (`tail`) follows it (`recv` never splits a chain).
+            tail.clear();
+            let mut more = f.more();
+            while more {
+                match frames.next() {
+                    Some(b) => {
+                        more = b.more();
+                        tail.push(b);
+                    }
+                    None => break,
+                }
+            }
             let data = pool.data(&f);
-            slots[i].batch.rx(f.len());
+            slots[i]
+                .batch
+                .rx(f.len() + tail.iter().map(Frame::len).sum::<u32>());
             if let (Role::Member(_), true) = (role, snap.copy_probes) {
                 if forward::is_probe(data) {
                     match to_control.try_send(ControlFrame::prefix(role, data)) {
@@ -73,7 +90,7 @@ impl Worker {
                     .flatten()
                     .ok_or(DropReason::NoTxQueue),
                 Verdict::ToControl => {
-                    match ControlFrame::new(role, pool.data(&f)) {
+                    match ControlFrame::new(role, pool.data(&f)).filter(|_| tail.is_empty()) {
                         Some(cf) => match to_control.try_send(cf) {
                             Ok(()) => slots[i].batch.control(),
                             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
@@ -83,26 +100,74 @@ impl Worker {
                         None => slots[i].batch.drop(DropReason::ControlFrameTooLong, 1),
                     }
                     pool.free(f);
+                    tail.drain(..).for_each(|b| pool.free(b));
                     continue;
                 }
                 Verdict::ToAllMembers => {
-                    broadcast(snap, f, pool, slots, member_slot, i, cfg.txq_capacity);
+                    if let Role::Host(_) = role {
+                        tx_checksum(pool, &mut f, tail);
+                    }
+                    broadcast(snap, f, tail, pool, slots, member_slot, i, cfg.txq_capacity);
                     continue;
                 }
                 Verdict::Drop(r) => Err(r),
             };
+            if let (Role::Host(_), Ok(_)) = (role, target) {
+                tx_checksum(pool, &mut f, tail);
+            }
             match target {
-                Ok(t) if slots[t].txq.len() < cfg.txq_capacity => slots[t].txq.push(f),
+                Ok(t) if slots[t].txq.len() + tail.len() < cfg.txq_capacity => {
+                    slots[t].txq.push(f);
+                    slots[t].txq.append(tail);
+                }
                 Ok(t) => {
                     slots[t].batch.drop(DropReason::TxRingFull, 1);
                     pool.free(f);
+                    tail.drain(..).for_each(|b| pool.free(b));
                 }
                 Err(r) => {
                     slots[i].batch.drop(r, 1);
                     pool.free(f);
+                    tail.drain(..).for_each(|b| pool.free(b));
                 }
             }
         }
         n
     }
+}
+
+/// The L4 checksum of a frame from the host, made right for the wire: the
+/// field seeded with the pseudo-header sum, and the kernel asked to finish it
+/// (TX metadata), or finished here when it cannot be (no metadata, no
+/// headroom, or Ethernet padding the kernel would sum too). See `offload`.
+#[inline]
+fn tx_checksum(pool: &mut FramePool, head: &mut Frame, tail: &[Frame]) {
+    let Some(req) = offload::seed_l4_checksum(pool.data_mut(head)) else {
+        return;
+    };
+    let total = head.len() + tail.iter().map(Frame::len).sum::<u32>();
+    if req.covers_to_end(total) && pool.request_tx_checksum(head, req.start, req.offset) {
+        return;
+    }
+    if tail.is_empty() {
+        offload::finish_in_place(pool.data_mut(head), req);
+        return;
+    }
+    // A chain: sum the L4 bytes across its buffers.
+    let mut left = req.len as usize;
+    let mut sum = checksum::Running::new(0);
+    for (k, b) in std::iter::once(&*head).chain(tail).enumerate() {
+        let bytes = pool.data(b);
+        let bytes = if k == 0 {
+            &bytes[usize::from(req.start)..]
+        } else {
+            bytes
+        };
+        let take = bytes.len().min(left);
+        sum.add(&bytes[..take]);
+        left -= take;
+    }
+    let field = usize::from(req.start + req.offset);
+    let value = checksum::finish(sum.fold(), req.udp);
+    pool.data_mut(head)[field..field + 2].copy_from_slice(&value.to_be_bytes());
 }

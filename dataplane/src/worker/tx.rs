@@ -29,11 +29,13 @@ pub(super) fn untag_frame(pool: &mut FramePool, f: &mut Frame) {
     }
 }
 
-/// Queue `frame` on every member that can transmit: copies for all but the
-/// last, which takes the frame itself.
+/// Queue a packet (`frame` and its chain's `tail`) on every member that can
+/// transmit: copies for all but the last, which takes the packet itself.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn broadcast(
     snap: &crate::snapshot::BondSnapshot,
     frame: Frame,
+    tail: &mut Vec<Frame>,
     pool: &mut FramePool,
     slots: &mut [Slot],
     member_slot: &[Option<usize>],
@@ -47,32 +49,46 @@ pub(super) fn broadcast(
         .filter_map(|m| member_slot.get(m.id as usize).copied().flatten())
         .peekable();
     let mut frame = Some(frame);
+    let mut offered = false;
     while let Some(t) = targets.next() {
-        let copy = if targets.peek().is_some() {
-            match frame.as_ref().and_then(|f| pool.duplicate(f)) {
-                Some(c) => c,
-                None => {
-                    slots[t].batch.drop(DropReason::NoFreeFrame, 1);
-                    continue;
-                }
-            }
-        } else {
-            match frame.take() {
-                Some(f) => f,
-                None => break,
-            }
-        };
-        if slots[t].txq.len() < txq_capacity {
-            slots[t].txq.push(copy);
-        } else {
+        offered = true;
+        if slots[t].txq.len() + tail.len() >= txq_capacity {
             slots[t].batch.drop(DropReason::TxRingFull, 1);
-            pool.free(copy);
+            continue;
+        }
+        if targets.peek().is_some() {
+            let Some(head) = frame.as_ref() else { break };
+            // A copy of every buffer, in order; all or nothing.
+            let start = slots[t].txq.len();
+            let copied =
+                std::iter::once(head)
+                    .chain(tail.iter())
+                    .all(|b| match pool.duplicate(b) {
+                        Some(c) => {
+                            slots[t].txq.push(c);
+                            true
+                        }
+                        None => false,
+                    });
+            if !copied {
+                for c in slots[t].txq.drain(start..) {
+                    pool.free(c);
+                }
+                slots[t].batch.drop(DropReason::NoFreeFrame, 1);
+            }
+        } else if let Some(f) = frame.take() {
+            slots[t].txq.push(f);
+            slots[t].txq.append(tail);
         }
     }
     if let Some(f) = frame {
-        // No member of this worker could take it.
-        slots[from].batch.drop(DropReason::NoTxQueue, 1);
+        // The last member's queue was full (counted there), or no member
+        // of this worker could take it.
         pool.free(f);
+        tail.drain(..).for_each(|b| pool.free(b));
+        if !offered {
+            slots[from].batch.drop(DropReason::NoTxQueue, 1);
+        }
     }
 }
 

@@ -1,0 +1,301 @@
+//! The host's own traffic through bond0 (issue: host path): checksums that
+//! the host left partial leave complete, jumbo frames cross an MTU 9000
+//! bond both ways, and the sockets say what they got. Needs root (runs in
+//! CI as root).
+
+use pnet::packet::ethernet::{EtherTypes, EthernetPacket};
+use pnet::packet::ip::IpNextHeaderProtocols;
+use pnet::packet::ipv4::Ipv4Packet;
+use pnet::packet::ipv6::Ipv6Packet;
+use pnet::packet::tcp::{self, TcpPacket};
+use pnet::packet::udp::{self, UdpPacket};
+use pnet::packet::Packet;
+use std::net::{Ipv6Addr, SocketAddrV6};
+use std::time::Duration;
+use xbond_testbed::*;
+
+const BOND_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x18, 0, 0, 0, 0, 1);
+const PEER_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x18, 0, 0, 0, 0, 2);
+
+/// Frames from bond0 (source MAC = m0's, the bond's).
+fn from_bond(f: &[u8]) -> bool {
+    f.len() > 14 && f[6..12] == [2, 0, 0, 0, 1, 0]
+}
+
+#[derive(Debug, Default)]
+struct Verdicts {
+    tcp4: (u32, u32),
+    udp4: (u32, u32),
+    tcp6: (u32, u32),
+    udp6: (u32, u32),
+}
+
+/// (good, bad) checksums per protocol, recomputed by pnet.
+fn verify(frames: &[Vec<u8>]) -> Verdicts {
+    let mut v = Verdicts::default();
+    let count = |slot: &mut (u32, u32), ok: bool| {
+        if ok {
+            slot.0 += 1
+        } else {
+            slot.1 += 1
+        }
+    };
+    for f in frames {
+        let Some(eth) = EthernetPacket::new(f) else {
+            continue;
+        };
+        match eth.get_ethertype() {
+            EtherTypes::Ipv4 => {
+                let Some(ip) = Ipv4Packet::new(eth.payload()) else {
+                    continue;
+                };
+                let (s, d) = (ip.get_source(), ip.get_destination());
+                let l4 = &ip.payload()
+                    [..(ip.get_total_length() as usize - 4 * ip.get_header_length() as usize)];
+                match ip.get_next_level_protocol() {
+                    IpNextHeaderProtocols::Tcp => {
+                        let t = TcpPacket::new(l4).unwrap();
+                        count(
+                            &mut v.tcp4,
+                            tcp::ipv4_checksum(&t, &s, &d) == t.get_checksum(),
+                        );
+                    }
+                    IpNextHeaderProtocols::Udp => {
+                        let u = UdpPacket::new(l4).unwrap();
+                        count(
+                            &mut v.udp4,
+                            udp::ipv4_checksum(&u, &s, &d) == u.get_checksum(),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            EtherTypes::Ipv6 => {
+                let Some(ip) = Ipv6Packet::new(eth.payload()) else {
+                    continue;
+                };
+                let (s, d) = (ip.get_source(), ip.get_destination());
+                let l4 = &ip.payload()[..ip.get_payload_length() as usize];
+                match ip.get_next_header() {
+                    IpNextHeaderProtocols::Tcp => {
+                        let t = TcpPacket::new(l4).unwrap();
+                        count(
+                            &mut v.tcp6,
+                            tcp::ipv6_checksum(&t, &s, &d) == t.get_checksum(),
+                        );
+                    }
+                    IpNextHeaderProtocols::Udp => {
+                        let u = UdpPacket::new(l4).unwrap();
+                        count(
+                            &mut v.udp6,
+                            udp::ipv6_checksum(&u, &s, &d) == u.get_checksum(),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+    }
+    v
+}
+
+/// TCP and UDP over IPv6 from `from_ns` to `to:port` in `to_ns`.
+fn ipv6_traffic(from_ns: &str, to_ns: &str, to: Ipv6Addr, port: u16) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<()>();
+    let server = in_ns(to_ns, move || -> anyhow::Result<usize> {
+        let l = std::net::TcpListener::bind(SocketAddrV6::new(to, port, 0, 0))?;
+        let _ = ready_tx.send(());
+        let (mut c, _) = l.accept()?;
+        c.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let mut buf = vec![0u8; 65536];
+        let mut total = 0;
+        loop {
+            match c.read(&mut buf)? {
+                0 => return Ok(total),
+                n => total += n,
+            }
+        }
+    });
+    ready_rx.recv_timeout(Duration::from_secs(5))?;
+    in_ns(from_ns, move || -> anyhow::Result<()> {
+        let mut c = std::net::TcpStream::connect_timeout(
+            &std::net::SocketAddr::V6(SocketAddrV6::new(to, port, 0, 0)),
+            Duration::from_secs(5),
+        )?;
+        for i in 0..64u32 {
+            c.write_all(&vec![i as u8; 1000 + 997 * i as usize])?;
+        }
+        drop(c);
+        let u = std::net::UdpSocket::bind("[::]:0")?;
+        for len in [1usize, 2, 3, 100, 777, 1200, 1400] {
+            u.send_to(&vec![0xa5; len], SocketAddrV6::new(to, port + 1, 0, 0))?;
+        }
+        Ok(())
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("client panicked"))???;
+    let got = server
+        .join()
+        .map_err(|_| anyhow::anyhow!("server panicked"))???;
+    anyhow::ensure!(got > 0, "no TCP over IPv6 arrived");
+    Ok(())
+}
+
+fn add_ipv6(t: &Topo) -> anyhow::Result<()> {
+    for (n, dev, ip) in [(&t.host, "bond0", BOND_IP6), (&t.peer, "p0", PEER_IP6)] {
+        run(&mut ns(
+            n,
+            &[
+                "ip",
+                "-6",
+                "addr",
+                "add",
+                &format!("{ip}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ],
+        ))?;
+    }
+    Ok(())
+}
+
+#[test]
+fn checksums_the_host_left_partial_leave_complete() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("csum", 2)?;
+    let d = Daemon::start(&t, &bond_config(M0_M1, "mode=active-backup miimon=100", ""))?;
+    // bond0 keeps checksum offload and software GSO, as a kernel bond does;
+    // the device segmentations are off.
+    let k = String::from_utf8(run(&mut ns(&t.host, &["ethtool", "-k", "bond0"]))?.stdout)?;
+    assert!(k.contains("tx-checksumming: on"), "{k}");
+    assert!(k.contains("generic-segmentation-offload: on"), "{k}");
+    assert!(k.contains("tcp-segmentation-offload: off"), "{k}");
+    assert!(k.contains("tx-udp-segmentation: off"), "{k}");
+    // Members without offload: the kernel finishes each checksum from the
+    // seed xbond wrote, so the switch sees what a NIC would put on the wire.
+    for m in ["m0", "m1"] {
+        run(&mut ns(&t.host, &["ethtool", "-K", m, "tx", "off"]))?;
+    }
+    add_ipv6(&t)?;
+    ping(&t.host, PEER_IP, 2)?;
+    let cap = capture(&t.switch, "s0", Duration::from_secs(4), from_bond);
+    std::thread::sleep(Duration::from_millis(300));
+    let moved = tcp_transfer(&t.host, &t.peer, PEER_IP, 7101, 4 << 20)?;
+    assert_eq!(moved, 4 << 20);
+    let r = udp_stream(&t.host, &t.peer, PEER_IP, 7102, 2000, 200, |_| {})?;
+    assert_eq!(r.lost(), 0, "{r:?}");
+    ipv6_traffic(&t.host, &t.peer, PEER_IP6, 7103)?;
+    let frames = cap
+        .join()
+        .map_err(|_| anyhow::anyhow!("capture panicked"))???;
+    let v = verify(&frames);
+    eprintln!("checksums on s0 (good, bad): {v:?}");
+    for (name, (good, bad)) in [
+        ("tcp4", v.tcp4),
+        ("udp4", v.udp4),
+        ("tcp6", v.tcp6),
+        ("udp6", v.udp6),
+    ] {
+        assert!(good > 0, "no {name} frame seen: {v:?}");
+        assert_eq!(bad, 0, "{name} frames with a wrong checksum: {v:?}");
+    }
+    let stats: serde_json::Value = serde_json::from_str(&d.cli(&["stats", "--json"])?)?;
+    for p in stats["ports"].as_array().unwrap() {
+        assert_eq!(p["socket"]["tx_metadata"], true, "{p}");
+        assert_eq!(p["socket"]["multi_buffer"], true, "{p}");
+        assert_eq!(p["socket"]["xdp_mode"], "native", "{p}");
+        assert_eq!(p["socket"]["bind"], "copy", "veth has no zero-copy: {p}");
+    }
+    assert!(d
+        .cli(&["stats"])?
+        .contains("socket: native XDP, copy, multi-buffer, TX checksum metadata"));
+    Ok(())
+}
+
+fn set_mtu(n: &str, dev: &str, mtu: u32) -> anyhow::Result<()> {
+    run(&mut ns(
+        n,
+        &["ip", "link", "set", dev, "mtu", &mtu.to_string()],
+    ))
+    .map(drop)
+}
+
+#[test]
+fn jumbo_frames_cross_an_mtu_9000_bond_both_ways() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("jumbo", 2)?;
+    for dev in ["s0", "s1", "sp", "br0"] {
+        set_mtu(&t.switch, dev, 9000)?;
+    }
+    set_mtu(&t.peer, "p0", 9000)?;
+    let d = Daemon::start(
+        &t,
+        &bond_config(M0_M1, "mode=active-backup miimon=100", "mtu = 9000"),
+    )?;
+    // The members take the bond's MTU, as the kernel's bond_enslave sets it.
+    for m in ["m0", "m1"] {
+        let l = String::from_utf8(run(&mut ns(&t.host, &["ip", "link", "show", m]))?.stdout)?;
+        assert!(l.contains("mtu 9000"), "{l}");
+    }
+    // The largest unfragmented ICMP: 8972 bytes of data, DF set, both ways.
+    for (from, to) in [(&t.host, PEER_IP), (&t.peer, BOND_IP)] {
+        run(&mut ns(
+            from,
+            &[
+                "ping",
+                "-c",
+                "3",
+                "-i",
+                "0.2",
+                "-W",
+                "2",
+                "-M",
+                "do",
+                "-s",
+                "8972",
+                &to.to_string(),
+            ],
+        ))?;
+    }
+    for (from, to_ns, to, port) in [
+        (&t.host, &t.peer, PEER_IP, 7201),
+        (&t.peer, &t.host, BOND_IP, 7202),
+    ] {
+        let n = tcp_transfer(from, to_ns, to, port, 32 << 20)?;
+        assert_eq!(n, 32 << 20, "TCP over MTU 9000 from {from}");
+    }
+    // The frames really were jumbo: bytes per packet well above 1500 on m0.
+    let stats: serde_json::Value = serde_json::from_str(&d.cli(&["stats", "--json"])?)?;
+    let m0 = stats["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["port"] == "m0")
+        .unwrap()
+        .clone();
+    let per_rx = m0["rx_bytes"].as_f64().unwrap() / m0["rx_packets"].as_f64().unwrap();
+    let per_tx = m0["tx_bytes"].as_f64().unwrap() / m0["tx_packets"].as_f64().unwrap();
+    eprintln!("m0: {per_rx:.0} bytes per received packet, {per_tx:.0} per sent one");
+    assert!(per_rx > 4000.0 && per_tx > 4000.0, "{m0}");
+    let dropped: u64 = m0["drops"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|v| v.as_u64())
+        .sum();
+    assert_eq!(dropped, 0, "{m0}");
+    // The members give their MTU back when the bond stops.
+    drop(d);
+    for m in ["m0", "m1"] {
+        let l = String::from_utf8(run(&mut ns(&t.host, &["ip", "link", "show", m]))?.stdout)?;
+        assert!(l.contains("mtu 1500"), "{l}");
+    }
+    Ok(())
+}

@@ -32,7 +32,7 @@ fi
 
 if cargo +nightly fuzz --version >/dev/null 2>&1; then
     # A short run of each fuzz target over the wire parsers and importers (`make fuzz` runs longer).
-    for target in slow_protocols member_frames imports probe_frames; do
+    for target in slow_protocols member_frames imports probe_frames host_checksums; do
         step cargo +nightly fuzz run --fuzz-dir fuzz "$target" -- -max_total_time=20
     done
 else

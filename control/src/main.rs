@@ -207,6 +207,9 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
                     println!("warning: {}: bond.{}: {w}", config.display(), b.name);
                 }
                 println!("{}", daemon::describe(b));
+                // What `run` would refuse about this host's links.
+                daemon::check_on_this_host(&cfg, b)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
             }
             println!("{}: OK", config.display());
             Ok(())

@@ -28,6 +28,8 @@ pub struct Link {
     pub mac: Option<MacAddr>,
     pub perm_mac: Option<MacAddr>,
     pub mtu: u32,
+    /// The largest MTU the device takes (IFLA_MAX_MTU), when it says.
+    pub max_mtu: Option<u32>,
     pub rx_queues: u32,
     pub kind: Option<String>,
     /// Peer ifindex for veth (IFLA_LINK).
@@ -79,6 +81,7 @@ fn parse_link(msg: &LinkMessage) -> Link {
         mac: None,
         perm_mac: None,
         mtu: 0,
+        max_mtu: None,
         rx_queues: 1,
         kind: None,
         peer: None,
@@ -93,6 +96,7 @@ fn parse_link(msg: &LinkMessage) -> Link {
             LinkAttribute::Address(v) => l.mac = mac_of(v),
             LinkAttribute::PermAddress(v) => l.perm_mac = mac_of(v).filter(|m| !m.is_zero()),
             LinkAttribute::Mtu(m) => l.mtu = *m,
+            LinkAttribute::MaxMtu(m) if *m > 0 => l.max_mtu = Some(*m),
             LinkAttribute::NumRxQueues(q) => l.rx_queues = (*q).max(1),
             LinkAttribute::Carrier(c) => carrier_attr = Some(*c != 0),
             LinkAttribute::Link(p) => l.peer = Some(*p),

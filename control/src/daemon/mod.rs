@@ -17,6 +17,7 @@ use crate::netlink::{spawn_link_listener, LinkEvent};
 use anyhow::Context;
 use crossbeam::channel::{bounded, unbounded};
 use members::reserved_for;
+pub use runtime::check_on_this_host;
 use runtime::BondRuntime;
 
 /// Options of `xbond run` beyond the config file.

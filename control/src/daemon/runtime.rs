@@ -8,7 +8,7 @@ use super::vlans::VlanPort;
 use crate::bond::BondCore;
 use crate::config::members::{self, Candidate, Reserved, Selector};
 use crate::config::options::FailOverMac;
-use crate::config::{parse_prefix, BondConfig, MemberSpec, Qinq};
+use crate::config::{parse_prefix, BondConfig, Config, MemberSpec, Qinq};
 use crate::ipc::{self, Call};
 use crate::netlink::{Link, LinkEvent, Netlink};
 use crate::probe;
@@ -64,6 +64,7 @@ impl BondRuntime {
         let now = Instant::now();
         let links = nl.links().context("list links")?;
         let (present, missing) = resolve_members(cfg, &links, reserved)?;
+        check_members(cfg, &present)?;
         for l in &present {
             check_xdp(&mut nl, cfg, l)?;
         }
@@ -265,8 +266,47 @@ fn resolve_members(
     Ok((present, resolved.missing))
 }
 
+/// What `run` refuses about the members it found, before it changes
+/// anything; `xbond check` makes the same check ([`check_on_this_host`]).
+pub(super) fn check_members(cfg: &BondConfig, present: &[Link]) -> anyhow::Result<()> {
+    for l in present {
+        if let Some(max) = l.max_mtu.filter(|max| cfg.mtu > *max) {
+            bail!(
+                "bond.{}.mtu: {} is more than member {} takes (its maximum MTU is {max})",
+                cfg.name,
+                cfg.mtu,
+                l.name
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `xbond check` on the machine the config is for: the members resolved
+/// against this host's links as `run` resolves them, and what `run` would
+/// refuse about the ones it finds. Members that are not here (a config
+/// checked on another machine), or that only the links at start decide,
+/// are left to `run`.
+pub fn check_on_this_host(config: &Config, cfg: &BondConfig) -> anyhow::Result<()> {
+    let mut nl = Netlink::new().context("open rtnetlink")?;
+    let links = nl.links().context("list links")?;
+    let reserved = super::members::reserved_for(config, &cfg.name);
+    let candidates: Vec<Candidate> = links.iter().map(|l| candidate(l, &links)).collect();
+    let Ok(resolved) =
+        members::resolve(&cfg.members, &candidates, &reserved, &host_interfaces(cfg))
+    else {
+        return Ok(());
+    };
+    let present: Vec<Link> = links
+        .iter()
+        .filter(|l| resolved.present.contains(&l.name))
+        .cloned()
+        .collect();
+    check_members(cfg, &present)
+}
+
 /// Refuse a member that another tool's XDP program holds, unless told to
-/// remove it; warn of an MTU native XDP on veth cannot take.
+/// remove it.
 fn check_xdp(nl: &mut Netlink, cfg: &BondConfig, l: &Link) -> anyhow::Result<()> {
     if let Some((id, how)) = l.xdp {
         if cfg.engine.replace_xdp {
@@ -298,4 +338,48 @@ fn bond_mac(cfg: &BondConfig, first: &Link) -> anyhow::Result<MacAddr> {
     } else {
         mac
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn link(name: &str, max_mtu: Option<u32>) -> Link {
+        Link {
+            index: 7,
+            name: name.into(),
+            admin_up: true,
+            carrier: true,
+            mac: None,
+            perm_mac: None,
+            mtu: 1500,
+            max_mtu,
+            rx_queues: 1,
+            kind: None,
+            peer: None,
+            promisc: false,
+            xdp: None,
+            master: None,
+        }
+    }
+
+    #[test]
+    fn a_member_that_cannot_take_the_bond_mtu_is_refused_by_name() {
+        let cfg = Config::parse(
+            "[bond.bond0]\nmembers = [\"eth7\"]\noptions = \"mode=1\"\nmtu = 9000\n",
+            "b.toml",
+        )
+        .unwrap();
+        let b = &cfg.bonds[0];
+        let e = check_members(b, &[link("eth7", Some(1500))]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "bond.bond0.mtu: 9000 is more than member eth7 takes (its maximum MTU is 1500)"
+        );
+        assert!(check_members(b, &[link("eth7", Some(9216))]).is_ok());
+        assert!(
+            check_members(b, &[link("eth7", None)]).is_ok(),
+            "no maximum said"
+        );
+    }
 }

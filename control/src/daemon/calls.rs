@@ -13,7 +13,23 @@ impl BondRuntime {
     pub(super) fn call(&mut self, req: Request) -> Response {
         match req {
             Request::Status => match serde_json::to_value(self.core.status(Instant::now())) {
-                Ok(v) => Response::ok(v),
+                Ok(mut v) => {
+                    // What each socket got, beside the kernel's layout.
+                    let sockets: Vec<serde_json::Value> = self
+                        .engine
+                        .iter()
+                        .flat_map(|e| &e.queues)
+                        .map(|q| {
+                            serde_json::json!({
+                                "port": q.port,
+                                "queue": q.queue,
+                                "socket": socket_view(q),
+                            })
+                        })
+                        .collect();
+                    v["sockets"] = serde_json::Value::Array(sockets);
+                    Response::ok(v)
+                }
                 Err(e) => Response::err(e.to_string()),
             },
             Request::Stats => match serde_json::to_value(self.stats()) {
@@ -178,20 +194,25 @@ fn port_row(q: &QueueStats) -> PortRow {
             ),
             ("tx_ring_empty_descs".to_string(), x.tx_ring_empty_descs),
         ]),
-        socket: SocketView {
-            xdp_mode: match q.xdp_mode {
-                AttachMode::Native => "native",
-                AttachMode::Generic => "generic",
-            }
-            .into(),
-            bind: if q.info.zero_copy {
-                "zero-copy"
-            } else {
-                "copy"
-            }
-            .into(),
-            multi_buffer: q.info.multi_buffer,
-            tx_metadata: q.info.tx_metadata,
-        },
+        socket: socket_view(q),
+    }
+}
+
+/// What the queue's socket got, as stats and status show it.
+fn socket_view(q: &QueueStats) -> SocketView {
+    SocketView {
+        xdp_mode: match q.xdp_mode {
+            AttachMode::Native => "native",
+            AttachMode::Generic => "generic",
+        }
+        .into(),
+        bind: if q.info.zero_copy {
+            "zero-copy"
+        } else {
+            "copy"
+        }
+        .into(),
+        multi_buffer: q.info.multi_buffer,
+        tx_metadata: q.info.tx_metadata,
     }
 }

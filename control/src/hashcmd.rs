@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use xbond_dataplane::hash;
 use xbond_dataplane::schedule::{self, TxPlan, TxState};
 use xbond_dataplane::snapshot::{BondMode, BondSnapshot};
+use xbond_dataplane::wire::ethernet::ethertype;
 use xbond_dataplane::wire::MacAddr;
 
 /// A flow given by its fields instead of a whole frame.
@@ -48,7 +49,7 @@ impl FlowSpec {
         let l4 = self.l4(proto);
         match (self.src, self.dst) {
             (Some(IpAddr::V4(s)), Some(IpAddr::V4(d))) => {
-                f.extend_from_slice(&[0x08, 0x00]);
+                f.extend_from_slice(&ethertype::IPV4.to_be_bytes());
                 let total = (20 + l4.len()) as u16;
                 f.extend_from_slice(&[0x45, 0]);
                 f.extend_from_slice(&total.to_be_bytes());
@@ -57,7 +58,7 @@ impl FlowSpec {
                 f.extend_from_slice(&d.octets());
             }
             (Some(IpAddr::V6(s)), Some(IpAddr::V6(d))) => {
-                f.extend_from_slice(&[0x86, 0xdd]);
+                f.extend_from_slice(&ethertype::IPV6.to_be_bytes());
                 f.extend_from_slice(&[0x60, 0, 0, 0]);
                 f.extend_from_slice(&(l4.len() as u16).to_be_bytes());
                 f.extend_from_slice(&[proto, 64]);
@@ -66,7 +67,7 @@ impl FlowSpec {
             }
             (None, None) => {
                 // A layer-2 flow: only the MACs and the EtherType count.
-                f.extend_from_slice(&[0x08, 0x06]);
+                f.extend_from_slice(&ethertype::ARP.to_be_bytes());
                 f.resize(f.len() + 28, 0);
                 return Ok(f);
             }

@@ -50,7 +50,7 @@ pub enum EgressTag {
 const ETH_HEADER: usize = 14;
 #[cfg(test)]
 const SLOW_PROTOCOLS: [u8; 2] = [0x88, 0x09];
-const ETHERTYPE_ARP: u16 = 0x0806;
+const ETHERTYPE_ARP: u16 = crate::wire::ethernet::ethertype::ARP;
 
 /// A frame received on member `member`.
 #[inline]

@@ -11,6 +11,7 @@ use crate::counters::DropReason;
 use crate::hash;
 use crate::schedule::{self, TxPlan};
 use crate::snapshot::{BondMode, BondSnapshot, MemberId};
+use crate::wire::ethernet::ethertype;
 use crate::wire::{arp, MacAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -20,9 +21,9 @@ pub const BUCKETS: usize = 256;
 /// A transmit bucket no member has been given yet.
 pub const UNASSIGNED: MemberId = MemberId::MAX;
 
-const ETHERTYPE_IPV4: [u8; 2] = [0x08, 0x00];
-const ETHERTYPE_IPV6: [u8; 2] = [0x86, 0xdd];
-const ETHERTYPE_ARP: [u8; 2] = [0x08, 0x06];
+const ETHERTYPE_IPV4: [u8; 2] = ethertype::IPV4.to_be_bytes();
+const ETHERTYPE_IPV6: [u8; 2] = ethertype::IPV6.to_be_bytes();
+const ETHERTYPE_ARP: [u8; 2] = ethertype::ARP.to_be_bytes();
 const IPV6_ALL_NODES_MAC: [u8; 6] = [0x33, 0x33, 0, 0, 0, 1];
 const IPPROTO_IGMP: u8 = 2;
 

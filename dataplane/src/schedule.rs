@@ -140,7 +140,9 @@ pub(crate) fn xor(snap: &BondSnapshot, frame: &[u8], tci: Option<u16>) -> TxPlan
 /// IPv4 carrying IGMP (`bond_xmit_roundrobin_slave_get`).
 #[inline]
 fn is_igmp(frame: &[u8]) -> bool {
-    frame.len() >= 14 + 20 && frame[12..14] == [0x08, 0x00] && frame[14 + 9] == 2
+    frame.len() >= 14 + 20
+        && frame[12..14] == crate::wire::ethernet::ethertype::IPV4.to_be_bytes()
+        && frame[14 + 9] == 2
 }
 
 /// `bond_xmit_roundrobin_slave_get`: IGMP stays on the current active member

@@ -13,6 +13,7 @@ use crate::monitor::mii::{LinkState, MiiEvent};
 use std::net::IpAddr;
 use std::time::Instant;
 use xbond_dataplane::snapshot::MemberId;
+use xbond_dataplane::wire::ethernet::ethertype;
 use xbond_dataplane::wire::{arp, ndisc, MacAddr};
 
 /// The ARP monitor's settings, from the bond's options.
@@ -38,7 +39,7 @@ pub(super) fn probe_received(frame: &[u8], bond_mac: MacAddr) -> Option<Received
     let for_us = dst.is_multicast() || dst == bond_mac;
     let (ethertype, payload) = xbond_dataplane::wire::vlan::inner_payload(frame)?;
     match ethertype {
-        0x0806 => {
+        ethertype::ARP => {
             let p = arp::Packet::new_checked(payload).ok()?;
             let r = arp::Repr::parse(&p).ok()?;
             Some(Received::Arp {

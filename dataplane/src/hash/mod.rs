@@ -41,21 +41,7 @@ impl XmitHashPolicy {
 }
 
 mod proto {
-    pub const IPV4: u16 = 0x0800;
-    pub const ARP: u16 = 0x0806;
-    pub const RARP: u16 = 0x8035;
-    pub const VLAN: u16 = 0x8100;
-    pub const QINQ: u16 = 0x88a8;
-    pub const IPV6: u16 = 0x86dd;
-    pub const PPP_SES: u16 = 0x8864;
-    pub const MPLS_UC: u16 = 0x8847;
-    pub const MPLS_MC: u16 = 0x8848;
-    pub const TIPC: u16 = 0x88ca;
-    pub const FCOE: u16 = 0x8906;
-    pub const CFM: u16 = 0x8902;
-    pub const BATMAN: u16 = 0x4305;
-    pub const TEB: u16 = 0x6558;
-    pub const GRE_PPP: u16 = 0x880b;
+    pub use crate::wire::ethernet::ethertype::*;
 
     pub const ICMP: u8 = 1;
     pub const IPIP: u8 = 4;

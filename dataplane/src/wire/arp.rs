@@ -144,7 +144,7 @@ impl Repr {
     pub fn parse<T: AsRef<[u8]>>(p: &Packet<T>) -> Result<Repr> {
         p.check_len()?;
         if p.hardware_type() != 1
-            || p.protocol_type() != 0x0800
+            || p.protocol_type() != super::ethernet::ethertype::IPV4
             || p.hardware_len() != 6
             || p.protocol_len() != 4
         {
@@ -161,7 +161,7 @@ impl Repr {
 
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) {
         p.set_hardware_type(1);
-        p.set_protocol_type(0x0800);
+        p.set_protocol_type(super::ethernet::ethertype::IPV4);
         p.set_hardware_len(6);
         p.set_protocol_len(4);
         p.set_operation(self.operation);

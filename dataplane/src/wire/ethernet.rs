@@ -12,6 +12,26 @@ mod field {
 
 pub const HEADER_LEN: usize = field::PAYLOAD;
 
+/// EtherType numbers, declared once for the whole workspace.
+pub mod ethertype {
+    pub const IPV4: u16 = 0x0800;
+    pub const ARP: u16 = 0x0806;
+    pub const RARP: u16 = 0x8035;
+    pub const VLAN: u16 = 0x8100;
+    pub const QINQ: u16 = 0x88a8;
+    pub const IPV6: u16 = 0x86dd;
+    pub const SLOW_PROTOCOLS: u16 = 0x8809;
+    pub const PPP_SES: u16 = 0x8864;
+    pub const MPLS_UC: u16 = 0x8847;
+    pub const MPLS_MC: u16 = 0x8848;
+    pub const TIPC: u16 = 0x88ca;
+    pub const FCOE: u16 = 0x8906;
+    pub const CFM: u16 = 0x8902;
+    pub const BATMAN: u16 = 0x4305;
+    pub const TEB: u16 = 0x6558;
+    pub const GRE_PPP: u16 = 0x880b;
+}
+
 /// EtherType values xbond looks at; others are kept as `Unknown`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EtherType {
@@ -27,12 +47,12 @@ pub enum EtherType {
 impl From<u16> for EtherType {
     fn from(v: u16) -> Self {
         match v {
-            0x0800 => EtherType::Ipv4,
-            0x0806 => EtherType::Arp,
-            0x8100 => EtherType::Vlan,
-            0x86dd => EtherType::Ipv6,
-            0x8809 => EtherType::SlowProtocols,
-            0x88a8 => EtherType::QinQ,
+            ethertype::IPV4 => EtherType::Ipv4,
+            ethertype::ARP => EtherType::Arp,
+            ethertype::VLAN => EtherType::Vlan,
+            ethertype::IPV6 => EtherType::Ipv6,
+            ethertype::SLOW_PROTOCOLS => EtherType::SlowProtocols,
+            ethertype::QINQ => EtherType::QinQ,
             other => EtherType::Unknown(other),
         }
     }
@@ -41,12 +61,12 @@ impl From<u16> for EtherType {
 impl From<EtherType> for u16 {
     fn from(v: EtherType) -> u16 {
         match v {
-            EtherType::Ipv4 => 0x0800,
-            EtherType::Arp => 0x0806,
-            EtherType::Vlan => 0x8100,
-            EtherType::Ipv6 => 0x86dd,
-            EtherType::SlowProtocols => 0x8809,
-            EtherType::QinQ => 0x88a8,
+            EtherType::Ipv4 => ethertype::IPV4,
+            EtherType::Arp => ethertype::ARP,
+            EtherType::Vlan => ethertype::VLAN,
+            EtherType::Ipv6 => ethertype::IPV6,
+            EtherType::SlowProtocols => ethertype::SLOW_PROTOCOLS,
+            EtherType::QinQ => ethertype::QINQ,
             EtherType::Unknown(v) => v,
         }
     }

@@ -8,7 +8,7 @@ use super::{MacAddr, Result, WireError};
 /// The Slow Protocols multicast address every LACPDU and marker PDU goes to.
 pub const SLOW_PROTOCOLS_MAC: MacAddr = MacAddr([0x01, 0x80, 0xc2, 0x00, 0x00, 0x02]);
 /// The Slow Protocols EtherType.
-pub const ETHERTYPE: u16 = 0x8809;
+pub const ETHERTYPE: u16 = super::ethernet::ethertype::SLOW_PROTOCOLS;
 /// Slow Protocols subtype of a LACPDU.
 pub const SUBTYPE_LACP: u8 = 1;
 /// Length of the PDU after the Ethernet header.

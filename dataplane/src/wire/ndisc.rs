@@ -5,7 +5,7 @@
 use super::{MacAddr, Result, WireError};
 use std::net::Ipv6Addr;
 
-pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+pub const ETHERTYPE_IPV6: u16 = super::ethernet::ethertype::IPV6;
 const IPV6_HEADER: usize = 40;
 const NEXT_HEADER_ICMPV6: u8 = 58;
 const ICMPV6_NS: u8 = 135;

@@ -4,9 +4,9 @@
 //! headroom (see `FramePool::grow_head`).
 
 /// C-VLAN tag (802.1Q).
-pub const TPID_8021Q: u16 = 0x8100;
+pub const TPID_8021Q: u16 = super::ethernet::ethertype::VLAN;
 /// S-VLAN tag (802.1ad, the outer tag of QinQ).
-pub const TPID_8021AD: u16 = 0x88a8;
+pub const TPID_8021AD: u16 = super::ethernet::ethertype::QINQ;
 /// Bytes a tag adds to a frame.
 pub const TAG_LEN: usize = 4;
 /// The highest VLAN id; 4095 is reserved.

@@ -2,6 +2,7 @@
 //! replies given a member's MAC, and the ARP updates that move peers.
 
 use super::*;
+use xbond_dataplane::wire::ethernet::ethertype;
 
 impl Alb {
     // ---- receive load balancing ------------------------------------------
@@ -137,7 +138,7 @@ impl Alb {
         if !self.cfg.rlb {
             return;
         }
-        let Some((0x0806, payload)) = vlan::inner_payload(frame) else {
+        let Some((ethertype::ARP, payload)) = vlan::inner_payload(frame) else {
             return;
         };
         let Some(r) = arp::Packet::new_checked(payload)

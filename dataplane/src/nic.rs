@@ -1,6 +1,6 @@
 //! What control needs to know about, and set on, a network interface that the
-//! engine serves: the driver, speed and duplex, RX channels, and the TX
-//! checksum offload of a host port. Safe wrappers over the ethtool ioctls in
+//! engine serves: the driver, speed and duplex, RX channels, and the
+//! offloads of a host port. Safe wrappers over the ethtool ioctls in
 //! `sys`, so nothing outside the dataplane touches AF_XDP's layer.
 
 use std::io;
@@ -21,13 +21,6 @@ pub fn rx_channels(ifname: &str) -> Option<u32> {
 /// The driver's name (`ethtool -i`), for member selectors.
 pub fn driver(ifname: &str) -> Option<String> {
     crate::sys::ethtool::driver(ifname)
-}
-
-/// TX checksum offload on or off (off also turns TSO off). The host end of a
-/// host port needs it off: partial checksums would leave the members corrupt
-/// (AFXDP.md, gotcha 14).
-pub fn set_tx_checksum(ifname: &str, on: bool) -> io::Result<()> {
-    crate::sys::ethtool::set_tx_checksum(ifname, on)
 }
 
 /// The offloads the host end of a host port keeps: the TX checksum (the

@@ -1,6 +1,6 @@
-//! The two ethtool ioctls the dataplane needs: turning TX checksum offload off
-//! on host ports (AFXDP.md, gotcha 14) and reading link speed and duplex for
-//! status and `primary_reselect=better`.
+//! The ethtool ioctls the dataplane needs: device features by name (a host
+//! port's offloads), link speed and duplex (status, `primary_reselect=better`),
+//! RX channels and the driver's name.
 
 use super::cvt;
 use std::io;
@@ -8,7 +8,6 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 const SIOCETHTOOL: libc::c_ulong = 0x8946;
 const ETHTOOL_GSET: u32 = 0x0000_0001;
-const ETHTOOL_STXCSUM: u32 = 0x0000_0017;
 const ETHTOOL_GCHANNELS: u32 = 0x0000_003c;
 const ETHTOOL_GDRVINFO: u32 = 0x0000_0003;
 const ETHTOOL_GSTRINGS: u32 = 0x0000_001b;
@@ -55,12 +54,6 @@ struct IfReq {
     name: [u8; libc::IFNAMSIZ],
     data: *mut libc::c_void,
     _pad: [u8; 16],
-}
-
-#[repr(C)]
-struct EthtoolValue {
-    cmd: u32,
-    data: u32,
 }
 
 /// `struct ethtool_cmd` (legacy, still served by every driver).
@@ -118,16 +111,6 @@ fn ioctl(ifname: &str, data: *mut libc::c_void) -> io::Result<()> {
     // whose `cmd` tells the kernel its layout.
     cvt(unsafe { libc::ioctl(sock.as_raw_fd(), SIOCETHTOOL as _, &mut req as *mut IfReq) })
         .map(drop)
-}
-
-/// Turn TX checksum offload on or off (the kernel drops TSO with it).
-pub fn set_tx_checksum(ifname: &str, on: bool) -> io::Result<()> {
-    let mut v = EthtoolValue {
-        cmd: ETHTOOL_STXCSUM,
-        data: u32::from(on),
-    };
-    ioctl(ifname, (&mut v as *mut EthtoolValue).cast())
-        .map_err(|e| io::Error::new(e.kind(), format!("ethtool tx checksum on {ifname}: {e}")))
 }
 
 /// Speed and duplex; unknown values when the driver does not say.

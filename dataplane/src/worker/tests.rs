@@ -322,8 +322,8 @@ fn vlan_ports_tag_on_the_way_out_and_the_demux_untags_on_the_way_in() {
     assert_eq!(r.worker.pool().free_count(), 64);
 }
 
-#[test]
-fn broadcast_tags_every_copy() {
+/// Broadcast over both members, with a host port for VLAN 5.
+fn broadcast_with_vlan5() -> (Rig, MemPort) {
     let mut snap = load_sharing(BondMode::Broadcast, [true, true]);
     snap.vlans = [5].into_iter().collect();
     let mut r = rig_with(snap);
@@ -333,6 +333,12 @@ fn broadcast_tags_every_copy() {
         Role::Host(5),
         Arc::new(PortCounters::default()),
     );
+    (r, vlan5)
+}
+
+#[test]
+fn broadcast_tags_every_copy() {
+    let (mut r, vlan5) = broadcast_with_vlan5();
     vlan5.inject(&ipv4(1));
     r.worker.round();
     assert_eq!(r.members[0].take_sent(), vec![tagged(5, 1)]);
@@ -441,15 +447,7 @@ fn jumbo_frames_cross_as_chains_in_both_directions() {
 
 #[test]
 fn jumbo_frames_are_tagged_and_broadcast_whole() {
-    let mut snap = load_sharing(BondMode::Broadcast, [true, true]);
-    snap.vlans = [5].into_iter().collect();
-    let mut r = rig_with(snap);
-    let vlan5 = MemPort::new();
-    r.worker.add_port(
-        Box::new(vlan5.clone()),
-        Role::Host(5),
-        Arc::new(PortCounters::default()),
-    );
+    let (mut r, vlan5) = broadcast_with_vlan5();
     let (partial, good) = tcp_from_host(8000);
     vlan5.inject(&partial);
     r.worker.round();

@@ -1,43 +1,61 @@
 #!/usr/bin/env bash
 # Every test of the workspace (the README's test command, via `make test`):
-# unit, snapshot and CLI tests, the root netns integration tests, and miri on
-# the AF_XDP ring and frame-area code. Ends with one total line.
+# unit, snapshot and CLI tests, the root netns integration tests, miri on the
+# AF_XDP ring and frame-area code, and a short run of each fuzz target.
+# Ends with one line per step (ok, FAILED or SKIPPED) and one total line; any
+# failed step fails the run, and under CI=true so does a skipped one.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
+results=()
 
+# step NAME CMD...: runs CMD, keeps its output for the counts, records the result.
 step() {
-    echo "== $*"
+    local name=$1
+    shift
+    echo "== $name: $*"
+    local started=$SECONDS
     "$@" 2>&1 | tee -a "$log"
     local rc=${PIPESTATUS[0]}
-    [ "$rc" -eq 0 ] || status=$rc
+    local took=$((SECONDS - started))
+    if [ "$rc" -eq 0 ]; then
+        results+=("ok       $name (${took} s)")
+    else
+        results+=("FAILED   $name (exit $rc, ${took} s)")
+        status=1
+    fi
 }
 
-step cargo build --workspace --bins
+# skipped NAME WHY: a step that could not run. Loud always; a failure in CI.
+skipped() {
+    echo "!!! $1 did not run: $2"
+    results+=("SKIPPED  $1: $2")
+    [ "${CI:-}" = "true" ] && status=1
+    return 0
+}
+
+step build cargo build --workspace --bins
 # Every test binary runs even after one fails, so one flaky test does not hide
 # the rest; the failures are listed again at the end.
-step cargo test --workspace --no-fail-fast
+step "cargo test" cargo test --workspace --no-fail-fast
 if cargo +nightly miri --version >/dev/null 2>&1; then
     # Several seeds explore different thread interleavings of the ring tests.
     for seed in 0 1 2; do
-        MIRIFLAGS="-Zmiri-seed=$seed" step cargo +nightly miri test -p xbond-dataplane --lib -- sys:: worker::
+        MIRIFLAGS="-Zmiri-seed=$seed" step "miri seed $seed" cargo +nightly miri test -p xbond-dataplane --lib -- sys:: worker::
     done
 else
-    echo "!!! miri is not installed: the ring/frame-area tests did not run under miri (rustup +nightly component add miri)"
-    # CI must run them, never skip them.
-    [ "${CI:-}" = "true" ] && status=1
+    skipped miri "miri is not installed (rustup toolchain install nightly --component miri --component rust-src)"
 fi
 
 if cargo +nightly fuzz --version >/dev/null 2>&1; then
     # A short run of each fuzz target over the wire parsers and importers (`make fuzz` runs longer).
     for target in slow_protocols member_frames imports probe_frames host_checksums; do
-        step cargo +nightly fuzz run --fuzz-dir fuzz "$target" -- -max_total_time=20
+        step "fuzz $target" cargo +nightly fuzz run --fuzz-dir fuzz "$target" -- -max_total_time=20
     done
 else
-    echo "!!! cargo-fuzz is not installed: the fuzz targets did not run (cargo install cargo-fuzz; make fuzz)"
-    [ "${CI:-}" = "true" ] && status=1
+    skipped fuzz "cargo-fuzz is not installed (cargo install cargo-fuzz --locked; make fuzz)"
 fi
 
 passed=$(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
@@ -49,5 +67,8 @@ if [ "$failed" -ne 0 ]; then
     grep -E "^---- .* stdout ----$" "$log" | head -8
     grep -A1 -E "panicked at" "$log" | grep -vE "panicked at|^--$" | cut -c1-300 | head -8
 fi
-echo "$passed passed, $failed failed"
+echo "== steps"
+printf '%s\n' "${results[@]}"
+ok=$(printf '%s\n' "${results[@]}" | grep -c '^ok ')
+echo "$passed passed, $failed failed; $ok of ${#results[@]} steps ok; $SECONDS s"
 exit $status

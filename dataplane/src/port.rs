@@ -25,6 +25,11 @@ pub trait Port: Send {
     fn refill(&mut self, pool: &mut FramePool, target: u32) -> u32;
     /// A descriptor that becomes readable when frames arrive.
     fn poll_fd(&self) -> Option<RawFd>;
+    /// Frames waiting in the port's rings: (received and unread, queued for
+    /// TX and not yet taken by the kernel).
+    fn waiting(&mut self) -> (u32, u32) {
+        (0, 0)
+    }
     /// Before the port is dropped: give back every frame it still holds.
     fn close(&mut self, _pool: &mut FramePool) -> u32 {
         0
@@ -54,6 +59,10 @@ impl Port for XskSocket {
 
     fn poll_fd(&self) -> Option<RawFd> {
         Some(self.fd())
+    }
+
+    fn waiting(&mut self) -> (u32, u32) {
+        XskSocket::waiting(self)
     }
 
     fn close(&mut self, pool: &mut FramePool) -> u32 {
@@ -161,5 +170,9 @@ impl Port for MemPort {
 
     fn poll_fd(&self) -> Option<RawFd> {
         None
+    }
+
+    fn waiting(&mut self) -> (u32, u32) {
+        (self.wire.lock().unwrap().inbound.len() as u32, 0)
     }
 }

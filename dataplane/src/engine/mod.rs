@@ -145,7 +145,10 @@ impl Engine {
         };
         let wcfg = WorkerConfig {
             policy: cfg.poll,
-            fill_target: cfg.ring_size / 2,
+            // The whole fill ring: a burst the worker cannot keep up with
+            // lands in frames it handed out before (issue 23: half the ring
+            // held half the burst).
+            fill_target: cfg.ring_size,
             txq_capacity: cfg.ring_size as usize,
         };
         let shared = Shared::new(initial);
@@ -174,6 +177,8 @@ impl Engine {
             let frames = if cfg.frame_count > 0 {
                 cfg.frame_count
             } else {
+                // Per socket a full fill ring and a full TX ring, and some
+                // for the queues in between.
                 mine.len() as u32 * (wcfg.fill_target + cfg.ring_size) + 1024
             };
             let mut pool = FramePool::new(

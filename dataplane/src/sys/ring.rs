@@ -121,6 +121,14 @@ impl<T: Copy> ProducerRing<T> {
         }
     }
 
+    /// Entries published that the consumer has not taken yet (read fresh).
+    pub(crate) fn unconsumed(&mut self) -> u32 {
+        let r = &mut self.0;
+        // Acquire pairs with the kernel's release of the consumer index.
+        r.cached_cons = r.consumer().load(Ordering::Acquire);
+        r.cached_prod.wrapping_sub(r.cached_cons)
+    }
+
     pub(crate) fn needs_wakeup(&self) -> bool {
         self.0.flags() & RING_NEED_WAKEUP != 0
     }

@@ -497,6 +497,18 @@ impl XskSocket {
         Ok(())
     }
 
+    /// Free TX ring slots, up to `want` (the consumer index is read again
+    /// only when fewer are known).
+    pub fn tx_room(&mut self, want: u32) -> u32 {
+        self.tx.free(want).min(want)
+    }
+
+    /// Frames waiting in this socket's rings: received and not yet read, or
+    /// queued for TX and not yet taken by the kernel.
+    pub fn waiting(&mut self) -> (u32, u32) {
+        (self.rx.available(self.ring_size), self.tx.unconsumed())
+    }
+
     /// Move completed TX frames back to the pool; returns how many.
     pub fn complete(&mut self, pool: &mut FramePool) -> u32 {
         let n = self.comp.available(self.ring_size);

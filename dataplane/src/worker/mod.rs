@@ -33,8 +33,12 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Frames taken from one port per round.
+/// Frames taken from one port per receive call.
 pub const BATCH: u32 = 64;
+/// Most frames taken from one port per round, in batches of [`BATCH`]: a
+/// burst moves out of the RX ring into the queues behind it (and the fill
+/// ring gets frames back) while the TX side works through it.
+const RX_ROUND_MAX: u32 = 1024;
 /// Buffers of the longest chain expected (a 64 KiB packet in 4 KiB chunks).
 const MAX_CHAIN: usize = 18;
 
@@ -47,6 +51,11 @@ const ADAPTIVE_SPINS: u32 = 512;
 
 /// Longest sleep; a stop request wakes the worker sooner through its waker.
 const MAX_SLEEP: Duration = Duration::from_millis(100);
+
+/// Longest sleep while frames wait in a TX ring that the kernel did not
+/// take (copy-mode TX runs only in our kicks; a member that is down keeps
+/// its frames there, so the worker naps instead of spinning on it).
+const TX_WAIT_SLEEP: Duration = Duration::from_millis(1);
 
 /// How a worker waits when there is nothing to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -305,19 +314,35 @@ impl Worker {
                 PollPolicy::Adaptive => self.idle_rounds > ADAPTIVE_SPINS,
                 PollPolicy::Interrupt => true,
             };
-            if sleep && self.nothing_in_flight() {
-                self.sleep();
-            } else {
-                std::hint::spin_loop();
+            match self.rest().filter(|_| sleep) {
+                Some(timeout) => self.sleep(timeout),
+                None => std::hint::spin_loop(),
             }
         }
     }
 
-    fn nothing_in_flight(&self) -> bool {
-        self.slots.iter().all(|s| s.txq.is_empty())
+    /// How long the worker may sleep now: never while frames wait in a
+    /// queue of its own or in a port's RX ring (a round that found no work
+    /// can still leave them there: no free frame, no room to send), briefly
+    /// while they wait in a TX ring.
+    fn rest(&mut self) -> Option<Duration> {
+        let mut timeout = MAX_SLEEP;
+        for s in &mut self.slots {
+            if !s.txq.is_empty() {
+                return None;
+            }
+            let (rx, tx) = s.port.waiting();
+            if rx > 0 {
+                return None;
+            }
+            if tx > 0 {
+                timeout = TX_WAIT_SLEEP;
+            }
+        }
+        Some(timeout)
     }
 
-    fn sleep(&mut self) {
+    fn sleep(&mut self, timeout: Duration) {
         self.pollset.clear();
         self.pollset.add(self.waker.fd());
         for s in &self.slots {
@@ -325,7 +350,7 @@ impl Worker {
                 self.pollset.add(fd);
             }
         }
-        if let Err(e) = self.pollset.wait(MAX_SLEEP) {
+        if let Err(e) = self.pollset.wait(timeout) {
             tracing::warn!("worker poll: {e}");
         }
         self.waker.drain();
@@ -337,15 +362,80 @@ impl Worker {
         let snap = self.shared.snapshot.load();
         let mut work = self.take_commands();
         for i in 0..self.slots.len() {
-            work += self.receive(i, &snap);
+            let mut budget = RX_ROUND_MAX;
+            loop {
+                let want = budget.min(self.rx_room(i, &snap)).min(BATCH);
+                if want == 0 {
+                    break;
+                }
+                let n = self.receive(i, &snap, want);
+                work += n;
+                if n < want {
+                    break;
+                }
+                budget = budget.saturating_sub(n);
+            }
+            let level = self.fill_level(i, &snap);
+            self.slots[i].port.refill(&mut self.pool, level);
         }
         work += self.flush();
         for s in &mut self.slots {
             work += s.port.complete(&mut self.pool);
-            s.port.refill(&mut self.pool, self.cfg.fill_target);
+        }
+        for i in 0..self.slots.len() {
+            let level = self.fill_level(i, &snap);
+            let s = &mut self.slots[i];
+            s.port.refill(&mut self.pool, level);
             s.batch.publish(&s.counters);
         }
         work
+    }
+
+    /// Room in the fullest queue on the other side of the bond from port
+    /// `i`, or `None` when no queue there is a target now. For a host port
+    /// that is the fullest of the members the mode sends on (active-backup:
+    /// the active one; the others: those whose link is up, so a failed
+    /// member never holds the rest back); for a member, the fullest host
+    /// port.
+    fn room_behind(&self, i: usize, snap: &crate::snapshot::BondSnapshot) -> Option<usize> {
+        let room = |idx: Option<usize>| {
+            idx.map(|t| {
+                self.cfg
+                    .txq_capacity
+                    .saturating_sub(self.slots[t].txq.len())
+            })
+        };
+        match self.slots[i].role {
+            Role::Host(_) if snap.mode == crate::snapshot::BondMode::ActiveBackup => snap
+                .active
+                .and_then(|m| room(self.member_slot.get(m as usize).copied().flatten())),
+            Role::Host(_) => snap
+                .members
+                .iter()
+                .filter(|m| m.can_tx)
+                .filter_map(|m| room(self.member_slot.get(m.id as usize).copied().flatten()))
+                .min(),
+            Role::Member(_) => self.host_slot.iter().filter_map(|&h| room(h)).min(),
+        }
+    }
+
+    /// Frames port `i` may receive now: what the queues behind it take,
+    /// at most [`RX_ROUND_MAX`]. What does not fit stays in the RX ring.
+    fn rx_room(&self, i: usize, snap: &crate::snapshot::BondSnapshot) -> u32 {
+        self.room_behind(i, snap)
+            .map_or(RX_ROUND_MAX, |r| r.min(RX_ROUND_MAX as usize) as u32)
+    }
+
+    /// The fill level port `i` is topped up to: the configured one, but no
+    /// more than the queues behind it take. Under overload the fill ring
+    /// runs dry and the kernel drops what arrives at RX, counted there and
+    /// before any copy; the frames that do come in are fresh, not the
+    /// oldest of a full RX ring. An idle bond has its queues empty and the
+    /// whole fill ring out for a burst.
+    fn fill_level(&self, i: usize, snap: &crate::snapshot::BondSnapshot) -> u32 {
+        self.room_behind(i, snap).map_or(self.cfg.fill_target, |r| {
+            r.min(self.cfg.fill_target as usize) as u32
+        })
     }
 
     fn take_commands(&mut self) -> u32 {

@@ -5,7 +5,14 @@
 use super::*;
 
 impl Worker {
-    pub(super) fn receive(&mut self, i: usize, snap: &crate::snapshot::BondSnapshot) -> u32 {
+    /// Receive up to `max` frames from port `i` and send each where the
+    /// snapshot says; returns how many were received.
+    pub(super) fn receive(
+        &mut self,
+        i: usize,
+        snap: &crate::snapshot::BondSnapshot,
+        max: u32,
+    ) -> u32 {
         let Worker {
             slots,
             pool,
@@ -18,7 +25,7 @@ impl Worker {
             tail,
             ..
         } = self;
-        let (n, bad) = slots[i].port.recv(pool, rxbuf, BATCH);
+        let (n, bad) = slots[i].port.recv(pool, rxbuf, max);
         slots[i]
             .batch
             .drop(DropReason::InvalidDescriptor, u64::from(bad));

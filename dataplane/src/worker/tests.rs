@@ -159,6 +159,36 @@ fn control_frames_go_out_ahead_of_data() {
 }
 
 #[test]
+fn the_worker_does_not_sleep_while_frames_wait_in_a_ring() {
+    let mut r = rig(Some(0));
+    assert_eq!(r.worker.rest(), Some(MAX_SLEEP), "nothing anywhere: sleep");
+    // Every frame of the pool is taken, so a round cannot receive what
+    // waits on the host port: it finds no work, yet must not sleep.
+    let mut held = Vec::new();
+    while let Some(f) = r.worker.pool.alloc_with(&[0; 60]) {
+        held.push(f);
+    }
+    r.host.inject(&ipv4(1));
+    assert_eq!(r.worker.round(), 0);
+    assert_eq!(r.worker.rest(), None, "a frame waits in an RX ring");
+    for f in held.drain(..) {
+        r.worker.pool.free(f);
+    }
+    assert!(r.worker.round() > 0);
+    assert_eq!(r.members[0].take_sent(), vec![ipv4(1)]);
+    assert_eq!(r.worker.rest(), Some(MAX_SLEEP));
+    // A frame queued for a port that takes none: no sleep either.
+    let stuck = MemPort {
+        tx_limit: Some(0),
+        ..MemPort::new()
+    };
+    r.worker.slots[0].port = Box::new(stuck);
+    r.host.inject(&ipv4(2));
+    r.worker.round();
+    assert_eq!(r.worker.rest(), None, "a frame waits in a queue");
+}
+
+#[test]
 fn a_full_tx_ring_delays_frames_without_losing_or_duplicating() {
     let mut r = rig(Some(0));
     // Replace member 0's port by one that takes 2 frames per call.
@@ -177,6 +207,65 @@ fn a_full_tx_ring_delays_frames_without_losing_or_duplicating() {
     let rest = slow.take_sent();
     assert_eq!(rest, vec![ipv4(2), ipv4(3), ipv4(4)]);
     assert_eq!(r.worker.pool().free_count(), 64);
+}
+
+#[test]
+fn what_the_members_cannot_take_waits_in_the_rx_ring_not_dropped() {
+    let mut r = rig(Some(0));
+    let stuck = MemPort {
+        tx_limit: Some(0),
+        ..MemPort::new()
+    };
+    r.worker.slots[0].port = Box::new(stuck);
+    for t in 0..20 {
+        r.host.inject(&ipv4(t));
+    }
+    for _ in 0..4 {
+        r.worker.round();
+    }
+    // The active member's queue is full (capacity 8); the rest was left
+    // where it arrived, and nothing was dropped.
+    assert_eq!(r.worker.slots[0].txq.len(), 8);
+    assert_eq!(r.host.wire.lock().unwrap().inbound.len(), 12);
+    assert_eq!(r.counters[0].drops(DropReason::TxRingFull), 0);
+    // The member takes frames again: all 20 go out, in order.
+    r.worker.slots[0].port = Box::new(r.members[0].clone());
+    for _ in 0..6 {
+        r.worker.round();
+    }
+    assert_eq!(
+        r.members[0].take_sent(),
+        (0..20).map(ipv4).collect::<Vec<_>>()
+    );
+    assert_eq!(r.worker.pool().free_count(), 64);
+}
+
+#[test]
+fn a_failed_member_with_a_full_queue_does_not_hold_the_others_back() {
+    let mut r = rig_with(load_sharing(BondMode::BalanceRr, [true, true]));
+    let stuck = MemPort {
+        tx_limit: Some(0),
+        ..MemPort::new()
+    };
+    r.worker.slots[0].port = Box::new(stuck);
+    for t in 0..20 {
+        r.host.inject(&ipv4(t));
+    }
+    r.worker.round();
+    r.worker.round();
+    assert_eq!(r.worker.slots[0].txq.len(), 8, "member 0 is stuck and full");
+    assert!(
+        !r.host.wire.lock().unwrap().inbound.is_empty(),
+        "and holds the rest back while its link is up"
+    );
+    // Its link goes down: what waits for the host goes to member 1.
+    r.shared
+        .publish(load_sharing(BondMode::BalanceRr, [false, true]));
+    for _ in 0..4 {
+        r.worker.round();
+    }
+    assert!(r.host.wire.lock().unwrap().inbound.is_empty());
+    assert_eq!(r.members[1].take_sent().len(), 20 - 8);
 }
 
 #[test]

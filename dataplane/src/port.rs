@@ -21,8 +21,9 @@ pub trait Port: Send {
     fn flush(&mut self) -> io::Result<()>;
     /// Return transmitted frames to the pool.
     fn complete(&mut self, pool: &mut FramePool) -> u32;
-    /// Keep `target` frames available for RX.
-    fn refill(&mut self, pool: &mut FramePool, target: u32) -> u32;
+    /// Keep `target` frames available for RX, leaving at least `keep`
+    /// frames free in the pool.
+    fn refill(&mut self, pool: &mut FramePool, target: u32, keep: u32) -> u32;
     /// A descriptor that becomes readable when frames arrive.
     fn poll_fd(&self) -> Option<RawFd>;
     /// Frames waiting in the port's rings: (received and unread, queued for
@@ -53,8 +54,8 @@ impl Port for XskSocket {
         XskSocket::complete(self, pool)
     }
 
-    fn refill(&mut self, pool: &mut FramePool, target: u32) -> u32 {
-        XskSocket::refill(self, pool, target)
+    fn refill(&mut self, pool: &mut FramePool, target: u32, keep: u32) -> u32 {
+        XskSocket::refill(self, pool, target, keep)
     }
 
     fn poll_fd(&self) -> Option<RawFd> {
@@ -164,7 +165,7 @@ impl Port for MemPort {
         0
     }
 
-    fn refill(&mut self, _pool: &mut FramePool, _target: u32) -> u32 {
+    fn refill(&mut self, _pool: &mut FramePool, _target: u32, _keep: u32) -> u32 {
         0
     }
 

@@ -144,7 +144,7 @@ impl RawForwarder {
             XdpProgram::redirect_to(&maps[0], XdpAction::Drop)?,
             XdpProgram::redirect_to(&maps[1], XdpAction::Drop)?,
         ];
-        rx.refill(&mut pool, ring);
+        rx.refill(&mut pool, ring, 0);
         let links = [
             XdpLink::attach(&progs[0], from, mode)?,
             XdpLink::attach(&progs[1], to, mode)?,
@@ -173,7 +173,7 @@ impl RawForwarder {
         }
         self.tx.kick_tx()?;
         self.tx.complete(&mut self.pool);
-        self.rx.refill(&mut self.pool, self.ring);
+        self.rx.refill(&mut self.pool, self.ring, 0);
         Ok(sent)
     }
 }

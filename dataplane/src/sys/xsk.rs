@@ -520,12 +520,12 @@ impl XskSocket {
         n
     }
 
-    /// Top the fill ring up to `target` frames from the pool; returns how many
-    /// were added.
-    pub fn refill(&mut self, pool: &mut FramePool, target: u32) -> u32 {
+    /// Top the fill ring up to `target` frames from the pool, leaving at
+    /// least `keep` frames free in it; returns how many were added.
+    pub fn refill(&mut self, pool: &mut FramePool, target: u32, keep: u32) -> u32 {
         let want = target
             .saturating_sub(self.in_fill)
-            .min(pool.free_count() as u32);
+            .min((pool.free_count() as u32).saturating_sub(keep));
         if want == 0 {
             return 0;
         }

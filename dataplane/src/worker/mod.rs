@@ -35,10 +35,11 @@ use std::time::Duration;
 
 /// Frames taken from one port per receive call.
 pub const BATCH: u32 = 64;
-/// Most frames taken from one port per round, in batches of [`BATCH`]: a
-/// burst moves out of the RX ring into the queues behind it (and the fill
-/// ring gets frames back) while the TX side works through it.
-const RX_ROUND_MAX: u32 = 1024;
+/// Most frames taken from a host port per round. Reading deeper (1024)
+/// absorbed bursts better but kept the members' TX rings full, so a LACPDU
+/// queued by control waited behind up to a ring of data and left up to
+/// 150 ms late (`lacpdus_keep_time_under_full_rate_traffic`).
+const RX_ROUND_MAX: u32 = 64;
 /// Buffers of the longest chain expected (a 64 KiB packet in 4 KiB chunks).
 const MAX_CHAIN: usize = 18;
 
@@ -295,7 +296,7 @@ impl Worker {
     /// Prime every port's fill ring before traffic starts.
     pub fn prime(&mut self) {
         for s in &mut self.slots {
-            s.port.refill(&mut self.pool, self.cfg.fill_target);
+            s.port.refill(&mut self.pool, self.cfg.fill_target, 0);
         }
     }
 
@@ -375,17 +376,17 @@ impl Worker {
                 }
                 budget = budget.saturating_sub(n);
             }
-            let level = self.fill_level(i, &snap);
-            self.slots[i].port.refill(&mut self.pool, level);
+            let (level, keep) = (self.fill_level(i, &snap), self.keep_free(i));
+            self.slots[i].port.refill(&mut self.pool, level, keep);
         }
         work += self.flush();
         for s in &mut self.slots {
             work += s.port.complete(&mut self.pool);
         }
         for i in 0..self.slots.len() {
-            let level = self.fill_level(i, &snap);
+            let (level, keep) = (self.fill_level(i, &snap), self.keep_free(i));
             let s = &mut self.slots[i];
-            s.port.refill(&mut self.pool, level);
+            s.port.refill(&mut self.pool, level, keep);
             s.batch.publish(&s.counters);
         }
         work
@@ -419,23 +420,47 @@ impl Worker {
         }
     }
 
-    /// Frames port `i` may receive now: what the queues behind it take,
-    /// at most [`RX_ROUND_MAX`]. What does not fit stays in the RX ring.
+    /// Frames port `i` may receive now. A host port: what the queues behind
+    /// it take, at most [`RX_ROUND_MAX`]; what does not fit stays in its RX
+    /// ring. A member: one batch a round, whatever the host side takes (the
+    /// excess is dropped and counted), because the partner's LACPDUs, ARP
+    /// replies and marker PDUs arrive in the same ring as data and must not
+    /// wait behind it (measured: with members held back too, a flood that
+    /// came back from the switch kept the partner's LACPDUs in m0's ring for
+    /// 3 s and the partner timed out).
     fn rx_room(&self, i: usize, snap: &crate::snapshot::BondSnapshot) -> u32 {
-        self.room_behind(i, snap)
-            .map_or(RX_ROUND_MAX, |r| r.min(RX_ROUND_MAX as usize) as u32)
+        match self.slots[i].role {
+            Role::Member(_) => BATCH,
+            Role::Host(_) => self
+                .room_behind(i, snap)
+                .map_or(RX_ROUND_MAX, |r| r.min(RX_ROUND_MAX as usize) as u32),
+        }
     }
 
-    /// The fill level port `i` is topped up to: the configured one, but no
-    /// more than the queues behind it take. Under overload the fill ring
+    /// The fill level port `i` is topped up to: the configured one, and for
+    /// a host port no more than the queues behind it take. Under overload the fill ring
     /// runs dry and the kernel drops what arrives at RX, counted there and
     /// before any copy; the frames that do come in are fresh, not the
     /// oldest of a full RX ring. An idle bond has its queues empty and the
     /// whole fill ring out for a burst.
     fn fill_level(&self, i: usize, snap: &crate::snapshot::BondSnapshot) -> u32 {
+        if let Role::Member(_) = self.slots[i].role {
+            return self.cfg.fill_target;
+        }
         self.room_behind(i, snap).map_or(self.cfg.fill_target, |r| {
             r.min(self.cfg.fill_target as usize) as u32
         })
+    }
+
+    /// Frames a refill of port `i` must leave in the pool. A host port
+    /// leaves a batch for every port: when a flood from the host holds most
+    /// frames in TX queues, control's LACPDUs and the members' fill rings
+    /// (where the partner's LACPDUs and ARP replies arrive) still get frames.
+    fn keep_free(&self, i: usize) -> u32 {
+        match self.slots[i].role {
+            Role::Host(_) => BATCH * self.slots.len() as u32,
+            Role::Member(_) => 0,
+        }
     }
 
     fn take_commands(&mut self) -> u32 {

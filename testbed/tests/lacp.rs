@@ -323,17 +323,34 @@ fn lacpdus_keep_time_under_full_rate_traffic() -> anyhow::Result<()> {
         .filter(|p| p["role"] == "member")
         .filter_map(|p| p["tx_packets"].as_u64())
         .sum();
+    // Drops on the members say where a missing LACPDU went.
+    let member_drops: Vec<String> = stats["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["role"] == "member")
+        .flat_map(|p| {
+            let name = p["port"].as_str().unwrap_or("?").to_string();
+            p["drops"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter(|(_, n)| n.as_u64() != Some(0))
+                .map(move |(r, n)| format!("{name} {r} {n}"))
+        })
+        .collect();
     eprintln!(
         "under a flood of {sent} datagrams in {dur:?} ({to_members} frames out of the members), {} LACPDUs from m0: \
          periodic interval min {min:.3} s, max {max:.3} s; {} sent on a state change {event_driven:?}; \
-         OVS's longest gap between LACPDUs to m0 {partner_max_gap:.3} s",
+         OVS's longest gap between LACPDUs to m0 {partner_max_gap:.3} s; \
+         drops on the members {member_drops:?}",
         ours.len(),
         event_driven.len(),
     );
     assert!(gaps.len() >= 8, "{ours:?}");
     assert!(
         gaps.iter().all(|g| (0.95..=1.05).contains(g)),
-        "periodic intervals {gaps:?}"
+        "periodic intervals {gaps:?}; drops on the members {member_drops:?}"
     );
     assert!(to_members > sent / 2, "the flood went through the bond");
     Ok(())

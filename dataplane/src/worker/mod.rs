@@ -43,6 +43,13 @@ const RX_ROUND_MAX: u32 = 64;
 /// Buffers of the longest chain expected (a 64 KiB packet in 4 KiB chunks).
 const MAX_CHAIN: usize = 18;
 
+/// Places in every member's queue that only control's frames take: data
+/// fills a queue to its capacity when the member sends slower than the host
+/// (the rest waits in the host's RX ring), and a LACPDU or ARP probe must
+/// still get in. Found by a LACPDU missing from the capture under a flood
+/// on a loaded CI machine (`lacpdus_keep_time_under_full_rate_traffic`).
+const CONTROL_RESERVE: usize = 16;
+
 /// Bytes of a frame that reach control; LACPDUs (124), marker PDUs, ARP and
 /// NA replies all fit.
 pub const CONTROL_FRAME_MAX: usize = 256;
@@ -202,7 +209,7 @@ impl Worker {
             role,
             counters,
             batch: BatchCounters::default(),
-            txq: Vec::with_capacity(self.cfg.txq_capacity),
+            txq: Vec::with_capacity(self.cfg.txq_capacity + CONTROL_RESERVE),
         });
     }
 
@@ -478,8 +485,11 @@ impl Worker {
                     };
                     let slot = &mut self.slots[idx];
                     match self.pool.alloc_with(&frame) {
-                        // Control frames jump ahead of queued data.
-                        Some(f) if slot.txq.len() < self.cfg.txq_capacity => slot.txq.insert(0, f),
+                        // Control frames jump ahead of queued data, into
+                        // room that data never takes.
+                        Some(f) if slot.txq.len() < self.cfg.txq_capacity + CONTROL_RESERVE => {
+                            slot.txq.insert(0, f)
+                        }
                         Some(f) => {
                             self.pool.free(f);
                             slot.batch.drop(DropReason::TxRingFull, 1);

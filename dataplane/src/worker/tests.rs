@@ -159,6 +159,39 @@ fn control_frames_go_out_ahead_of_data() {
 }
 
 #[test]
+fn a_control_frame_gets_into_a_queue_that_data_filled() {
+    let mut r = rig(Some(0));
+    let stuck = MemPort {
+        tx_limit: Some(0),
+        ..MemPort::new()
+    };
+    r.worker.slots[0].port = Box::new(stuck);
+    for t in 0..12 {
+        r.host.inject(&ipv4(t));
+    }
+    r.worker.round();
+    r.worker.round();
+    assert_eq!(r.worker.slots[0].txq.len(), 8, "data filled the queue");
+    r.cmd_tx
+        .send(WorkerCommand::Transmit {
+            member: 0,
+            frame: ipv4(99),
+        })
+        .unwrap();
+    r.worker.round();
+    assert_eq!(r.counters[0].drops(DropReason::TxRingFull), 0);
+    assert_eq!(r.worker.slots[0].txq.len(), 9);
+    r.worker.slots[0].port = Box::new(r.members[0].clone());
+    for _ in 0..4 {
+        r.worker.round();
+    }
+    let sent = r.members[0].take_sent();
+    assert_eq!(sent[0], ipv4(99), "the control frame went first");
+    assert_eq!(&sent[1..], &(0..12).map(ipv4).collect::<Vec<_>>()[..]);
+    assert_eq!(r.worker.pool().free_count(), 64);
+}
+
+#[test]
 fn the_worker_does_not_sleep_while_frames_wait_in_a_ring() {
     let mut r = rig(Some(0));
     assert_eq!(r.worker.rest(), Some(MAX_SLEEP), "nothing anywhere: sleep");

@@ -26,6 +26,14 @@ impl BondCore {
         self.port_priorities = prio;
     }
 
+    /// The members' sockets and programs are attached: the ARP monitor
+    /// judges them from now on, not from when they were added.
+    pub fn dataplane_up(&mut self, now: Instant) {
+        if let Some(a) = &mut self.arp {
+            a.start_clock(now);
+        }
+    }
+
     /// Add a member with its current carrier; returns its id.
     pub fn add_member(&mut self, now: Instant, info: MemberInfo, carrier: bool) -> MemberId {
         let idx = self.mii.add(now, carrier);

@@ -200,6 +200,7 @@ impl BondRuntime {
         let (call_tx, call_rx) = bounded(16);
         ipc::serve(&self.socket, call_tx)?;
         self.calls = call_rx;
+        self.core.dataplane_up(Instant::now());
         // Startup selection: publish and announce the first active member.
         self.run_actions();
         tracing::info!(bond = %cfg.name, "bond up; active member {:?}", self.core.status(Instant::now()).active_slave);

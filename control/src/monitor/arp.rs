@@ -164,6 +164,29 @@ impl ArpMonitor {
         self.members.len() - 1
     }
 
+    /// The dataplane is up: every member's clock starts now, as if it were
+    /// enslaved now. The kernel enslaves onto a dataplane that already
+    /// runs; xbond adds its members before their sockets and programs are
+    /// attached, which can take longer than `arp_missed_max` intervals on a
+    /// loaded machine, and a first round judged by the time of the add took
+    /// healthy members down before a probe could go out.
+    pub fn start_clock(&mut self, now: Instant) {
+        let past = now
+            .checked_sub(self.cfg.interval + Duration::from_millis(1))
+            .unwrap_or(now);
+        for m in self.members.iter_mut().filter(|m| m.present) {
+            m.last_rx = past;
+            m.last_tx = past;
+            m.target_rx.fill(past);
+            if m.link == LinkState::Up {
+                m.last_link_up = Some(now);
+            }
+        }
+        if self.next_tick.is_some() {
+            self.next_tick = Some(now);
+        }
+    }
+
     /// Stop watching a member (its index stays reserved).
     pub fn remove(&mut self, idx: usize) {
         if let Some(m) = self.members.get_mut(idx) {

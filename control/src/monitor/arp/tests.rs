@@ -521,3 +521,30 @@ fn removed_members_are_ignored() {
     n.mon.handle_rx(n.now, 0, arp(true, T1, BOND));
     assert_eq!(n.mon.counters(0).valid_replies, 3);
 }
+
+#[test]
+fn a_slow_dataplane_start_does_not_count_against_the_members() {
+    for ab in [false, true] {
+        let mut n = Net::new(cfg(ArpValidate::None, 2, ab), 2);
+        // The sockets took a second to attach after the members were added.
+        n.now += 1000 * MS;
+        n.mon.start_clock(n.now);
+        n.run(10);
+        assert!(
+            n.events
+                .iter()
+                .all(|(_, e)| !matches!(e, ArpEvent::Down(_))),
+            "active_backup={ab}: {:?}",
+            n.events
+        );
+        // Without the restart the first round takes both down.
+        let mut n = Net::new(cfg(ArpValidate::None, 2, ab), 2);
+        n.now += 1000 * MS;
+        n.run(1);
+        assert!(
+            n.events.iter().any(|(_, e)| matches!(e, ArpEvent::Down(_))),
+            "active_backup={ab}: the check above can fail: {:?}",
+            n.events
+        );
+    }
+}

@@ -28,19 +28,27 @@ struct Verdicts {
     udp4: (u32, u32),
     tcp6: (u32, u32),
     udp6: (u32, u32),
+    /// The first few frames with a wrong checksum: length and the first
+    /// 80 bytes in hex.
+    bad: Vec<String>,
 }
 
 /// (good, bad) checksums per protocol, recomputed by pnet.
 fn verify(frames: &[Vec<u8>]) -> Verdicts {
     let mut v = Verdicts::default();
-    let count = |slot: &mut (u32, u32), ok: bool| {
-        if ok {
-            slot.0 += 1
-        } else {
-            slot.1 += 1
-        }
-    };
+    let mut bad = Vec::new();
     for f in frames {
+        let mut count = |slot: &mut (u32, u32), ok: bool| {
+            if ok {
+                slot.0 += 1
+            } else {
+                slot.1 += 1;
+                if bad.len() < 3 {
+                    let hex: String = f.iter().take(80).map(|b| format!("{b:02x}")).collect();
+                    bad.push(format!("{} bytes: {hex}", f.len()));
+                }
+            }
+        };
         let Some(eth) = EthernetPacket::new(f) else {
             continue;
         };
@@ -97,6 +105,7 @@ fn verify(frames: &[Vec<u8>]) -> Verdicts {
             _ => {}
         }
     }
+    v.bad = bad;
     v
 }
 

@@ -316,19 +316,19 @@ fn lacpdus_keep_time_under_full_rate_traffic() -> anyhow::Result<()> {
         .fold((f64::MAX, 0f64), |(a, b), g| (a.min(*g), b.max(*g)));
     let partner_max_gap = theirs.windows(2).map(|w| w[1] - w[0]).fold(0f64, f64::max);
     let stats: serde_json::Value = serde_json::from_str(&d.cli(&["stats", "--json"])?)?;
-    let to_members: u64 = stats["ports"]
+    let members: Vec<&serde_json::Value> = stats["ports"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|p| p["role"] == "member")
+        .collect();
+    let to_members: u64 = members
+        .iter()
         .filter_map(|p| p["tx_packets"].as_u64())
         .sum();
     // Drops on the members say where a missing LACPDU went.
-    let member_drops: Vec<String> = stats["ports"]
-        .as_array()
-        .unwrap()
+    let member_drops: Vec<String> = members
         .iter()
-        .filter(|p| p["role"] == "member")
         .flat_map(|p| {
             let name = p["port"].as_str().unwrap_or("?").to_string();
             p["drops"]

@@ -140,9 +140,7 @@ impl ArpMonitor {
     /// Start watching a member: up if it has carrier, with its receive and
     /// transmit times one interval and a bit in the past, as at enslave.
     pub fn add(&mut self, now: Instant, carrier: bool) -> usize {
-        let past = now
-            .checked_sub(self.cfg.interval + Duration::from_millis(1))
-            .unwrap_or(now);
+        let past = self.enslaved_past(now);
         let link = if carrier {
             LinkState::Up
         } else {
@@ -171,9 +169,7 @@ impl ArpMonitor {
     /// loaded machine, and a first round judged by the time of the add took
     /// healthy members down before a probe could go out.
     pub fn start_clock(&mut self, now: Instant) {
-        let past = now
-            .checked_sub(self.cfg.interval + Duration::from_millis(1))
-            .unwrap_or(now);
+        let past = self.enslaved_past(now);
         for m in self.members.iter_mut().filter(|m| m.present) {
             m.last_rx = past;
             m.last_tx = past;
@@ -185,6 +181,13 @@ impl ArpMonitor {
         if self.next_tick.is_some() {
             self.next_tick = Some(now);
         }
+    }
+
+    /// The receive and transmit times a member starts with: one interval
+    /// and a bit before `now`, as at enslave.
+    fn enslaved_past(&self, now: Instant) -> Instant {
+        now.checked_sub(self.cfg.interval + Duration::from_millis(1))
+            .unwrap_or(now)
     }
 
     /// Stop watching a member (its index stays reserved).

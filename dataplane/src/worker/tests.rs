@@ -16,6 +16,29 @@ struct Rig {
     counters: Vec<Arc<PortCounters>>,
 }
 
+impl Rig {
+    /// Member `i`'s port takes no frame for transmission.
+    fn stall_member(&mut self, i: usize) {
+        let stuck = MemPort {
+            tx_limit: Some(0),
+            ..MemPort::new()
+        };
+        self.worker.slots[i].port = Box::new(stuck);
+    }
+
+    /// Member `i` transmits again (onto its own wire).
+    fn unstall_member(&mut self, i: usize) {
+        self.worker.slots[i].port = Box::new(self.members[i].clone());
+    }
+
+    /// A frame from control for member `member`.
+    fn control_frame(&self, member: MemberId, frame: Vec<u8>) {
+        self.cmd_tx
+            .send(WorkerCommand::Transmit { member, frame })
+            .unwrap();
+    }
+}
+
 fn rig(active: Option<MemberId>) -> Rig {
     let mut snap = BondSnapshot::new(BondMode::ActiveBackup);
     snap.active = active;
@@ -148,12 +171,7 @@ fn control_frames_go_out_ahead_of_data() {
     r.members[0].take_sent();
     r.members[0].tx_limit = None;
     r.host.inject(&ipv4(8));
-    r.cmd_tx
-        .send(WorkerCommand::Transmit {
-            member: 0,
-            frame: ipv4(99),
-        })
-        .unwrap();
+    r.control_frame(0, ipv4(99));
     r.worker.round();
     assert_eq!(r.members[0].take_sent(), vec![ipv4(99), ipv4(8)]);
 }
@@ -161,27 +179,18 @@ fn control_frames_go_out_ahead_of_data() {
 #[test]
 fn a_control_frame_gets_into_a_queue_that_data_filled() {
     let mut r = rig(Some(0));
-    let stuck = MemPort {
-        tx_limit: Some(0),
-        ..MemPort::new()
-    };
-    r.worker.slots[0].port = Box::new(stuck);
+    r.stall_member(0);
     for t in 0..12 {
         r.host.inject(&ipv4(t));
     }
     r.worker.round();
     r.worker.round();
     assert_eq!(r.worker.slots[0].txq.len(), 8, "data filled the queue");
-    r.cmd_tx
-        .send(WorkerCommand::Transmit {
-            member: 0,
-            frame: ipv4(99),
-        })
-        .unwrap();
+    r.control_frame(0, ipv4(99));
     r.worker.round();
     assert_eq!(r.counters[0].drops(DropReason::TxRingFull), 0);
     assert_eq!(r.worker.slots[0].txq.len(), 9);
-    r.worker.slots[0].port = Box::new(r.members[0].clone());
+    r.unstall_member(0);
     for _ in 0..4 {
         r.worker.round();
     }
@@ -211,11 +220,7 @@ fn the_worker_does_not_sleep_while_frames_wait_in_a_ring() {
     assert_eq!(r.members[0].take_sent(), vec![ipv4(1)]);
     assert_eq!(r.worker.rest(), Some(MAX_SLEEP));
     // A frame queued for a port that takes none: no sleep either.
-    let stuck = MemPort {
-        tx_limit: Some(0),
-        ..MemPort::new()
-    };
-    r.worker.slots[0].port = Box::new(stuck);
+    r.stall_member(0);
     r.host.inject(&ipv4(2));
     r.worker.round();
     assert_eq!(r.worker.rest(), None, "a frame waits in a queue");
@@ -245,11 +250,7 @@ fn a_full_tx_ring_delays_frames_without_losing_or_duplicating() {
 #[test]
 fn what_the_members_cannot_take_waits_in_the_rx_ring_not_dropped() {
     let mut r = rig(Some(0));
-    let stuck = MemPort {
-        tx_limit: Some(0),
-        ..MemPort::new()
-    };
-    r.worker.slots[0].port = Box::new(stuck);
+    r.stall_member(0);
     for t in 0..20 {
         r.host.inject(&ipv4(t));
     }
@@ -262,7 +263,7 @@ fn what_the_members_cannot_take_waits_in_the_rx_ring_not_dropped() {
     assert_eq!(r.host.wire.lock().unwrap().inbound.len(), 12);
     assert_eq!(r.counters[0].drops(DropReason::TxRingFull), 0);
     // The member takes frames again: all 20 go out, in order.
-    r.worker.slots[0].port = Box::new(r.members[0].clone());
+    r.unstall_member(0);
     for _ in 0..6 {
         r.worker.round();
     }
@@ -276,11 +277,7 @@ fn what_the_members_cannot_take_waits_in_the_rx_ring_not_dropped() {
 #[test]
 fn a_failed_member_with_a_full_queue_does_not_hold_the_others_back() {
     let mut r = rig_with(load_sharing(BondMode::BalanceRr, [true, true]));
-    let stuck = MemPort {
-        tx_limit: Some(0),
-        ..MemPort::new()
-    };
-    r.worker.slots[0].port = Box::new(stuck);
+    r.stall_member(0);
     for t in 0..20 {
         r.host.inject(&ipv4(t));
     }

@@ -23,10 +23,24 @@ pub enum Verdict {
     ArpReplyVia(MemberId),
     /// Out of every member that can transmit (broadcast).
     ToAllMembers,
-    /// To the control thread (slow protocols; balance-alb's ARP from the
-    /// host).
-    ToControl,
+    /// To the control thread, for the reason given.
+    ToControl(Handover),
     Drop(DropReason),
+}
+
+/// Why the data path hands a frame to the control thread. Control acts on
+/// the reason; it does not classify the frame a second time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handover {
+    /// A slow-protocol frame (LACPDU, marker PDU) from a member. It is
+    /// control's alone and never reaches the host.
+    SlowProtocol,
+    /// A copy of an ARP or NS/NA frame from a member, for the ARP/NS
+    /// monitor and balance-alb's client table. The frame itself goes on.
+    ProbeCopy,
+    /// balance-alb: ARP from the host that the data path cannot place,
+    /// because it changes the client table.
+    HostArp,
 }
 
 impl Verdict {
@@ -60,7 +74,7 @@ pub fn from_member(snap: &BondSnapshot, member: MemberId, frame: &[u8]) -> Verdi
     }
     // LACPDUs and marker PDUs belong to control and never reach the host.
     if ethernet::is_slow_protocol(frame) {
-        return Verdict::ToControl;
+        return Verdict::ToControl(Handover::SlowProtocol);
     }
     let accepted = match snap.mode {
         BondMode::ActiveBackup => snap.active == Some(member) || snap.all_slaves_active,
@@ -139,7 +153,7 @@ pub fn from_host(snap: &BondSnapshot, tx: &mut TxState, frame: &[u8], vid: u16) 
         TxPlan::Member(m) => Verdict::ToMember(m),
         TxPlan::AllMembers => Verdict::ToAllMembers,
         TxPlan::ArpReply(m) => Verdict::ArpReplyVia(m),
-        TxPlan::Control => Verdict::ToControl,
+        TxPlan::Control => Verdict::ToControl(Handover::HostArp),
         TxPlan::Drop(r) => Verdict::Drop(r),
     }
 }
@@ -181,7 +195,7 @@ mod tests {
         );
         assert_eq!(
             from_member(&s, 1, &frame(SLOW_PROTOCOLS)),
-            Verdict::ToControl
+            Verdict::ToControl(Handover::SlowProtocol)
         );
         let mut tx = TxState::new(1);
         assert_eq!(from_host(&s, &mut tx, &ip, 0), Verdict::ToMember(2));
@@ -261,7 +275,10 @@ mod tests {
         ] {
             let s = BondSnapshot::new(mode);
             assert_eq!(from_member(&s, 3, &frame([0x08, 0x00])), Verdict::TO_BOND);
-            assert_eq!(from_member(&s, 3, &frame([0x88, 0x09])), Verdict::ToControl);
+            assert_eq!(
+                from_member(&s, 3, &frame([0x88, 0x09])),
+                Verdict::ToControl(Handover::SlowProtocol)
+            );
         }
     }
 
@@ -269,7 +286,10 @@ mod tests {
     fn slow_protocols_go_to_control_from_any_member() {
         let mut s = BondSnapshot::new(BondMode::ActiveBackup);
         s.active = Some(0);
-        assert_eq!(from_member(&s, 1, &frame([0x88, 0x09])), Verdict::ToControl);
+        assert_eq!(
+            from_member(&s, 1, &frame([0x88, 0x09])),
+            Verdict::ToControl(Handover::SlowProtocol)
+        );
         assert_eq!(
             from_member(&s, 1, &[0u8; 13]),
             Verdict::Drop(DropReason::Runt)

@@ -12,7 +12,7 @@ use crate::hash;
 use crate::schedule::{self, TxPlan};
 use crate::snapshot::{BondMode, BondSnapshot, MemberId};
 use crate::wire::ethernet::ethertype;
-use crate::wire::{arp, MacAddr};
+use crate::wire::{arp, ethernet, MacAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Entries of the transmit and client tables (the kernel's hashes are a
@@ -246,11 +246,7 @@ pub(crate) fn plan(snap: &BondSnapshot, load: &TxLoad, frame: &[u8], tci: Option
 /// bridged host's) goes out of the active member unchanged.
 #[inline]
 fn arp_reply(snap: &BondSnapshot, lb: &LbTables, frame: &[u8]) -> TxPlan {
-    let Some(r) = frame
-        .get(14..)
-        .and_then(|b| arp::Packet::new_checked(b).ok())
-        .and_then(|p| arp::Repr::parse(&p).ok())
-    else {
+    let Some(r) = arp::Repr::in_frame(frame) else {
         return via_active(snap);
     };
     if r.sender_hw.is_zero() || !snap.macs.contains(&r.sender_hw) {
@@ -297,12 +293,15 @@ pub fn rewrite_for_member(
     frame: &mut [u8],
     arp_reply: bool,
 ) {
-    if let Some(mac) = source_mac(snap, member) {
-        frame[6..12].copy_from_slice(&mac.0);
+    if let (Some(mac), Ok(mut eth)) = (
+        source_mac(snap, member),
+        ethernet::Packet::new_checked(&mut *frame),
+    ) {
+        eth.set_src(mac);
     }
     if arp_reply {
-        if let Some(mac) = snap.macs.get(usize::from(member)) {
-            frame[14 + 8..14 + 14].copy_from_slice(&mac.0);
+        if let Some(&mac) = snap.macs.get(usize::from(member)) {
+            arp::set_sender_hw_in_frame(frame, mac);
         }
     }
 }
@@ -313,12 +312,15 @@ pub fn rewrite_for_member(
 /// bond's MAC, multicast and foreign frames are left alone.
 #[inline]
 pub fn adopt_for_host(snap: &BondSnapshot, frame: &mut [u8]) {
-    let dst = &frame[..6];
-    if dst == snap.bond_mac.0 || dst[0] & 1 != 0 {
+    let Ok(mut eth) = ethernet::Packet::new_checked(frame) else {
+        return;
+    };
+    let dst = eth.dst();
+    if dst == snap.bond_mac || dst.is_multicast() {
         return;
     }
-    if snap.macs.iter().any(|m| m.0 == dst) {
-        frame[..6].copy_from_slice(&snap.bond_mac.0);
+    if snap.macs.contains(&dst) {
+        eth.set_dst(snap.bond_mac);
     }
 }
 

@@ -13,7 +13,6 @@ use crate::monitor::mii::{LinkState, MiiEvent};
 use std::net::IpAddr;
 use std::time::Instant;
 use xbond_dataplane::snapshot::MemberId;
-use xbond_dataplane::wire::ethernet::ethertype;
 use xbond_dataplane::wire::{arp, ndisc, MacAddr};
 
 /// The ARP monitor's settings, from the bond's options.
@@ -37,18 +36,16 @@ pub(super) fn probe_received(frame: &[u8], bond_mac: MacAddr) -> Option<Received
     let eth = xbond_dataplane::wire::ethernet::Packet::new_checked(frame).ok()?;
     let dst = eth.dst();
     let for_us = dst.is_multicast() || dst == bond_mac;
+    if let Some(r) = arp::Repr::in_tagged_frame(frame) {
+        return Some(Received::Arp {
+            reply: r.operation == arp::Operation::Reply,
+            sender: r.sender_ip,
+            target: r.target_ip,
+            for_us,
+        });
+    }
     let (ethertype, payload) = xbond_dataplane::wire::vlan::inner_payload(frame)?;
     match ethertype {
-        ethertype::ARP => {
-            let p = arp::Packet::new_checked(payload).ok()?;
-            let r = arp::Repr::parse(&p).ok()?;
-            Some(Received::Arp {
-                reply: r.operation == arp::Operation::Reply,
-                sender: r.sender_ip,
-                target: r.target_ip,
-                for_us,
-            })
-        }
         ndisc::ETHERTYPE_IPV6 => {
             let m = ndisc::parse(payload).ok()?;
             Some(Received::Nd {

@@ -10,8 +10,7 @@ use crate::netlink::{Link, LinkEvent};
 use crossbeam::channel::{select, Receiver};
 use std::time::{Duration, Instant};
 use xbond_dataplane::snapshot::MemberId;
-use xbond_dataplane::wire::ethernet;
-use xbond_dataplane::worker::{ControlFrame, Role};
+use xbond_dataplane::worker::{ControlFrame, Handover, Role};
 
 impl BondRuntime {
     pub(super) fn run(&mut self, stop: Receiver<()>) {
@@ -176,17 +175,15 @@ impl BondRuntime {
     pub(super) fn control_frame(&mut self, f: ControlFrame) {
         let now = Instant::now();
         let bytes = f.bytes();
-        match f.from {
-            // Slow-protocol frames (LACP, marker) never reach the host
-            // interface; 802.3ad runs them through its machines, the other
-            // modes count them. Everything else from a member is a copy of
-            // an ARP or NS/NA frame (the ARP/NS monitor, balance-alb).
-            Role::Member(m) if ethernet::is_slow_protocol(bytes) => {
-                self.core.handle_slow_frame(now, m, bytes)
+        match (f.from, f.why) {
+            // 802.3ad runs slow-protocol frames through its machines; the
+            // other modes count them.
+            (Role::Member(m), Handover::SlowProtocol) => self.core.handle_slow_frame(now, m, bytes),
+            (Role::Member(m), Handover::ProbeCopy) => self.core.handle_probe_frame(now, m, bytes),
+            (Role::Host(vid), Handover::HostArp) => self.core.handle_host_frame(vid, bytes),
+            (from, why) => {
+                tracing::debug!(bond = %self.core.name, "{why:?} from {from:?}: not a handover control expects")
             }
-            Role::Member(m) => self.core.handle_probe_frame(now, m, bytes),
-            // balance-alb: ARP the host sent that changes the client table.
-            Role::Host(vid) => self.core.handle_host_frame(vid, bytes),
         }
         self.run_actions();
     }

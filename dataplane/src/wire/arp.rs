@@ -206,6 +206,45 @@ impl Repr {
         ));
         frame
     }
+
+    /// The ARP packet an untagged Ethernet frame carries, if it is ARP for
+    /// IPv4 over Ethernet and long enough.
+    pub fn in_frame(frame: &[u8]) -> Option<Repr> {
+        let eth = super::ethernet::Packet::new_checked(frame).ok()?;
+        if eth.ethertype() != super::ethernet::EtherType::Arp {
+            return None;
+        }
+        Repr::parse(&Packet::new_checked(eth.payload()).ok()?).ok()
+    }
+
+    /// The same for a frame that may carry one 802.1Q tag, as members
+    /// receive them.
+    pub fn in_tagged_frame(frame: &[u8]) -> Option<Repr> {
+        match super::vlan::inner_payload(frame)? {
+            (super::ethernet::ethertype::ARP, payload) => {
+                Repr::parse(&Packet::new_checked(payload).ok()?).ok()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Set the sender MAC of the ARP packet in an untagged frame (the ALB
+/// rewrite of a reply); false, and nothing written, when there is none.
+pub fn set_sender_hw_in_frame(frame: &mut [u8], mac: MacAddr) -> bool {
+    let Ok(mut eth) = super::ethernet::Packet::new_checked(&mut *frame) else {
+        return false;
+    };
+    if eth.ethertype() != super::ethernet::EtherType::Arp {
+        return false;
+    }
+    match Packet::new_checked(eth.payload_mut()) {
+        Ok(mut p) => {
+            p.set_sender_hw(mac);
+            true
+        }
+        Err(_) => false,
+    }
 }
 
 #[cfg(test)]
@@ -260,5 +299,38 @@ mod tests {
             Repr::parse(&Packet::new_unchecked(&bad[..])).unwrap_err(),
             WireError::Malformed
         );
+    }
+
+    #[test]
+    fn the_arp_of_a_frame_tagged_or_not() {
+        let want = Repr::parse(&Packet::new_checked(&GARP[14..]).unwrap()).unwrap();
+        assert_eq!(Repr::in_frame(&GARP), Some(want));
+        assert_eq!(Repr::in_tagged_frame(&GARP), Some(want));
+        let mut tagged = GARP.to_vec();
+        tagged.splice(12..12, [0x81, 0x00, 0x00, 0x0a]);
+        assert_eq!(Repr::in_tagged_frame(&tagged), Some(want));
+        assert_eq!(Repr::in_frame(&tagged), None, "in_frame takes no tag");
+        let mut ipv4 = GARP;
+        ipv4[12..14].copy_from_slice(&[0x08, 0x00]);
+        assert_eq!(Repr::in_frame(&ipv4), None);
+        assert_eq!(Repr::in_tagged_frame(&ipv4), None);
+        assert_eq!(Repr::in_frame(&GARP[..14 + 27]), None, "one byte short");
+    }
+
+    #[test]
+    fn the_sender_mac_is_rewritten_in_place() {
+        let mut f = GARP;
+        let m = MacAddr([2, 0, 0, 0, 7, 7]);
+        assert!(set_sender_hw_in_frame(&mut f, m));
+        assert_eq!(f[22..28], m.0);
+        assert_eq!(f[..22], GARP[..22]);
+        assert_eq!(f[28..], GARP[28..]);
+        let mut short = GARP[..30].to_vec();
+        assert!(!set_sender_hw_in_frame(&mut short, m));
+        assert_eq!(short[..], GARP[..30]);
+        let mut ipv4 = GARP;
+        ipv4[12..14].copy_from_slice(&[0x08, 0x00]);
+        assert!(!set_sender_hw_in_frame(&mut ipv4, m));
+        assert_eq!(ipv4[22..28], GARP[22..28]);
     }
 }

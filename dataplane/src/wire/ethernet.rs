@@ -28,6 +28,8 @@ pub mod ethertype {
     pub const FCOE: u16 = 0x8906;
     pub const CFM: u16 = 0x8902;
     pub const BATMAN: u16 = 0x4305;
+    /// Learning packets of balance-tlb/alb (`ETH_P_LOOPBACK`).
+    pub const LOOPBACK: u16 = 0x9000;
     pub const TEB: u16 = 0x6558;
     pub const GRE_PPP: u16 = 0x880b;
 }

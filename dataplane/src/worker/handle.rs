@@ -1,6 +1,7 @@
 //! What control holds of a worker: the thread's handle, the commands it
 //! sends, and the frames that come back from the data path.
 
+use super::Handover;
 use super::{Role, Worker, CONTROL_FRAME_MAX};
 use crate::snapshot::MemberId;
 use crate::sys::waker::Waker;
@@ -14,23 +15,26 @@ pub struct ControlFrame {
     /// The port it came from: a member, or a host port (balance-alb's ARP
     /// from the host, untagged as the host sent it).
     pub from: Role,
+    /// Why the data path handed it over.
+    pub why: Handover,
     len: u16,
     data: [u8; CONTROL_FRAME_MAX],
 }
 
 impl ControlFrame {
-    pub fn new(from: Role, bytes: &[u8]) -> Option<Self> {
-        (bytes.len() <= CONTROL_FRAME_MAX).then(|| Self::prefix(from, bytes))
+    pub fn new(from: Role, why: Handover, bytes: &[u8]) -> Option<Self> {
+        (bytes.len() <= CONTROL_FRAME_MAX).then(|| Self::prefix(from, why, bytes))
     }
 
     /// The first [`CONTROL_FRAME_MAX`] bytes of a frame: enough of a probe
     /// reply for the headers the monitor reads.
-    pub fn prefix(from: Role, bytes: &[u8]) -> Self {
+    pub fn prefix(from: Role, why: Handover, bytes: &[u8]) -> Self {
         let n = bytes.len().min(CONTROL_FRAME_MAX);
         let mut data = [0u8; CONTROL_FRAME_MAX];
         data[..n].copy_from_slice(&bytes[..n]);
         ControlFrame {
             from,
+            why,
             len: n as u16,
             data,
         }
@@ -43,7 +47,11 @@ impl ControlFrame {
 
 impl std::fmt::Debug for ControlFrame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ControlFrame({:?}, {} bytes)", self.from, self.len)
+        write!(
+            f,
+            "ControlFrame({:?}, {:?}, {} bytes)",
+            self.from, self.why, self.len
+        )
     }
 }
 

@@ -13,6 +13,7 @@ mod rx;
 mod tests;
 mod tx;
 
+pub use crate::forward::Handover;
 pub use handle::{ControlFrame, WorkerCommand, WorkerHandle, WorkerJob};
 use tx::{broadcast, tag_frame, untag_frame};
 

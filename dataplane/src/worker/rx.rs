@@ -51,7 +51,8 @@ impl Worker {
                 .rx(f.len() + tail.iter().map(Frame::len).sum::<u32>());
             if let (Role::Member(_), true) = (role, snap.copy_probes) {
                 if forward::is_probe(data) {
-                    match to_control.try_send(ControlFrame::prefix(role, data)) {
+                    match to_control.try_send(ControlFrame::prefix(role, Handover::ProbeCopy, data))
+                    {
                         Ok(()) => slots[i].batch.control(),
                         Err(_) => slots[i].batch.drop(DropReason::ControlQueueFull, 1),
                     }
@@ -96,8 +97,8 @@ impl Worker {
                     .copied()
                     .flatten()
                     .ok_or(DropReason::NoTxQueue),
-                Verdict::ToControl => {
-                    match ControlFrame::new(role, pool.data(&f)).filter(|_| tail.is_empty()) {
+                Verdict::ToControl(why) => {
+                    match ControlFrame::new(role, why, pool.data(&f)).filter(|_| tail.is_empty()) {
                         Some(cf) => match to_control.try_send(cf) {
                             Ok(()) => slots[i].batch.control(),
                             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {

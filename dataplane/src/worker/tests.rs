@@ -159,8 +159,32 @@ fn slow_protocol_frames_reach_control_not_the_host() {
     r.members[1].inject(&lacp);
     r.worker.round();
     let cf = r.control_rx.try_recv().unwrap();
-    assert_eq!((cf.from, cf.bytes()), (Role::Member(1), &lacp[..]));
+    assert_eq!(
+        (cf.from, cf.why, cf.bytes()),
+        (Role::Member(1), Handover::SlowProtocol, &lacp[..])
+    );
     assert!(r.host.take_sent().is_empty());
+}
+
+#[test]
+fn a_probe_reply_is_copied_to_control_and_still_reaches_the_host() {
+    let mut snap = BondSnapshot::new(BondMode::ActiveBackup);
+    snap.active = Some(0);
+    snap.copy_probes = true;
+    let mut r = rig_with(snap);
+    let mut arp = vec![0u8; 60];
+    arp[..6].copy_from_slice(&[0xff; 6]);
+    arp[12..14].copy_from_slice(&[0x08, 0x06]);
+    r.members[0].inject(&arp);
+    r.members[0].inject(&ipv4(3));
+    r.worker.round();
+    let cf = r.control_rx.try_recv().unwrap();
+    assert_eq!(
+        (cf.from, cf.why, cf.bytes()),
+        (Role::Member(0), Handover::ProbeCopy, &arp[..])
+    );
+    assert!(r.control_rx.try_recv().is_err(), "only the ARP is copied");
+    assert_eq!(r.host.take_sent(), vec![arp, ipv4(3)]);
 }
 
 #[test]

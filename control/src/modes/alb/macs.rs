@@ -57,9 +57,10 @@ impl Alb {
     /// and to `mac` (`alb_send_learning_packets`).
     pub(super) fn learning_packets(&mut self, member: MemberId, mac: MacAddr) {
         let mut frame = vec![0u8; 60];
-        frame[..6].copy_from_slice(&mac.0);
-        frame[6..12].copy_from_slice(&mac.0);
-        frame[12..14].copy_from_slice(&ETHERTYPE_LOOPBACK);
+        let mut eth = ethernet::Packet::new_unchecked(&mut frame[..]);
+        eth.set_dst(mac);
+        eth.set_src(mac);
+        eth.set_ethertype(ethernet::EtherType::Unknown(ethernet::ethertype::LOOPBACK));
         for vid in std::iter::once(0).chain(self.vlans.iter().copied()) {
             self.counters.learning_packets += 1;
             self.out.push_back(OutFrame {

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use xbond_dataplane::lb::{self, Client, LbTables, LoadTotals, BUCKETS, UNASSIGNED};
 use xbond_dataplane::snapshot::MemberId;
 use xbond_dataplane::wire::arp::{self, Operation, Repr};
-use xbond_dataplane::wire::{vlan, MacAddr};
+use xbond_dataplane::wire::{ethernet, MacAddr};
 
 mod macs;
 mod rlb;
@@ -55,9 +55,6 @@ const UPDATE_RETRY: u32 = 3;
 
 /// ARP replies per client update (`RLB_ARP_BURST_SIZE`).
 const ARP_BURST: usize = 2;
-
-/// The EtherType of learning packets (`ETH_P_LOOPBACK`).
-const ETHERTYPE_LOOPBACK: [u8; 2] = [0x90, 0x00];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AlbConfig {

@@ -2,7 +2,6 @@
 //! replies given a member's MAC, and the ARP updates that move peers.
 
 use super::*;
-use xbond_dataplane::wire::ethernet::ethertype;
 
 impl Alb {
     // ---- receive load balancing ------------------------------------------
@@ -98,10 +97,7 @@ impl Alb {
     /// member.
     pub fn host_arp(&mut self, vid: u16, frame: &[u8]) -> Option<(MemberId, Vec<u8>)> {
         let mut out = frame.to_vec();
-        let parsed = frame
-            .get(14..)
-            .and_then(|b| arp::Packet::new_checked(b).ok())
-            .and_then(|p| Repr::parse(&p).ok());
+        let parsed = Repr::in_frame(frame);
         let mut via = None;
         if let Some(r) = parsed.filter(|r| {
             self.cfg.rlb && !r.sender_hw.is_zero() && self.has_mac(r.sender_hw).is_some()
@@ -110,8 +106,9 @@ impl Alb {
                 Operation::Reply => {
                     via = self.choose(&r, vid);
                     if let Some(mac) = via.and_then(|m| self.mac(m)) {
-                        out[14 + 8..14 + 14].copy_from_slice(&mac.0);
-                        self.counters.arp_rewritten += 1;
+                        if arp::set_sender_hw_in_frame(&mut out, mac) {
+                            self.counters.arp_rewritten += 1;
+                        }
                     }
                 }
                 Operation::Request => {
@@ -124,8 +121,11 @@ impl Alb {
         }
         let member = via.filter(|&m| self.can_tx(m)).or(self.active)?;
         if self.active != Some(member) {
-            if let Some(mac) = self.mac(member) {
-                out[6..12].copy_from_slice(&mac.0);
+            if let (Some(mac), Ok(mut eth)) = (
+                self.mac(member),
+                ethernet::Packet::new_checked(&mut out[..]),
+            ) {
+                eth.set_src(mac);
             }
         }
         Some((member, out))
@@ -138,13 +138,7 @@ impl Alb {
         if !self.cfg.rlb {
             return;
         }
-        let Some((ethertype::ARP, payload)) = vlan::inner_payload(frame) else {
-            return;
-        };
-        let Some(r) = arp::Packet::new_checked(payload)
-            .ok()
-            .and_then(|p| Repr::parse(&p).ok())
-        else {
+        let Some(r) = Repr::in_tagged_frame(frame) else {
             return;
         };
         self.purge_src(r.sender_ip, r.sender_hw);

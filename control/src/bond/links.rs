@@ -60,19 +60,19 @@ pub(super) fn probe_received(frame: &[u8], bond_mac: MacAddr) -> Option<Received
 
 impl BondCore {
     pub fn active(&self) -> Option<MemberId> {
-        self.ab.active.map(|a| a as MemberId)
+        self.ab.active
     }
 
     pub fn link_state(&self, id: MemberId) -> LinkState {
-        self.links[id as usize]
+        self.links[usize::from(id)]
     }
 
     /// A member's link from its monitors: MII alone, ARP alone, or both
     /// under `link_watch_policy` (`all`: up when both say up; `any`: up
     /// when either does).
-    pub(super) fn combined(&self, i: usize) -> LinkState {
-        let mii = self.mii.state(i);
-        let Some(arp) = self.arp.as_ref().map(|a| a.state(i)) else {
+    pub(super) fn combined(&self, id: MemberId) -> LinkState {
+        let mii = self.mii.state(id);
+        let Some(arp) = self.arp.as_ref().map(|a| a.state(id)) else {
             return mii;
         };
         if self.opts.miimon == 0 {
@@ -92,13 +92,13 @@ impl BondCore {
     /// A carrier reading from netlink or from polling.
     pub fn handle_carrier(&mut self, now: Instant, id: MemberId, carrier: bool) {
         if let Some(a) = &mut self.arp {
-            a.set_carrier(id as usize, carrier);
+            a.set_carrier(id, carrier);
         }
         if self.opts.miimon == 0 {
-            self.mii.set_carrier(id as usize, carrier);
+            self.mii.set_carrier(id, carrier);
             return;
         }
-        self.mii.handle_carrier(now, id as usize, carrier);
+        self.mii.handle_carrier(now, id, carrier);
         self.after_monitors(now);
         self.publish_if_changed();
     }
@@ -131,19 +131,19 @@ impl BondCore {
             return;
         };
         if let Some(a) = &mut self.arp {
-            a.handle_rx(now, id as usize, rx);
+            a.handle_rx(now, id, rx);
         }
     }
 
     /// A member's receive counter moved: it received some traffic.
     pub fn handle_rx_activity(&mut self, now: Instant, id: MemberId) {
         if let Some(a) = &mut self.arp {
-            a.handle_rx(now, id as usize, Received::Other);
+            a.handle_rx(now, id, Received::Other);
         }
     }
 
     pub fn arp_counters(&self, id: MemberId) -> Option<ArpCounters> {
-        self.arp.as_ref().map(|a| a.counters(id as usize))
+        self.arp.as_ref().map(|a| a.counters(id))
     }
 
     /// Act on what the monitors committed: 802.3ad hears of MII changes,
@@ -158,8 +158,8 @@ impl BondCore {
             };
             // 802.3ad hears of a link when the MII monitor commits it (after
             // updelay/downdelay), as bond_3ad_handle_link_change.
-            if let (Some(l), Some(m)) = (&mut self.lacp, &self.members[i]) {
-                l.handle_link(now, i as MemberId, up, m.speed, m.full_duplex);
+            if let (Some(l), Some(m)) = (&mut self.lacp, &self.members[usize::from(i)]) {
+                l.handle_link(now, i, up, m.speed, m.full_duplex);
                 changed = true;
             }
         }
@@ -169,20 +169,18 @@ impl BondCore {
                 reselect |= ev == ArpEvent::Reselect;
             }
             while let Some(m) = a.poll_probe() {
-                self.actions.push_back(Action::Probe {
-                    member: m as MemberId,
-                });
+                self.actions.push_back(Action::Probe { member: m });
             }
         }
-        for i in 0..self.members.len() {
+        for (id, i) in (0..).zip(0..self.members.len()) {
             let Some(m) = &self.members[i] else { continue };
-            let (old, new) = (self.links[i], self.combined(i));
+            let (old, new) = (self.links[i], self.combined(id));
             if old == new {
                 continue;
             }
             self.links[i] = new;
             if let Some(a) = &mut self.alb {
-                a.set_link(i as MemberId, new == LinkState::Up);
+                a.set_link(id, new == LinkState::Up);
             }
             let by = match (self.opts.miimon > 0, self.arp.is_some()) {
                 (true, true) => "link",
@@ -212,14 +210,13 @@ impl BondCore {
     }
 
     pub(super) fn candidates(&self, now: Instant) -> Vec<Candidate> {
-        self.members
-            .iter()
-            .enumerate()
-            .map(|(i, m)| Candidate {
-                link: self.candidate_link(i),
+        (0..)
+            .zip(&self.members)
+            .map(|(id, m)| Candidate {
+                link: self.candidate_link(id),
                 speed: m.as_ref().and_then(|m| m.speed),
                 full_duplex: m.as_ref().and_then(|m| m.full_duplex),
-                back_remaining: self.mii.remaining(i, now),
+                back_remaining: self.mii.remaining(id, now),
                 present: m.is_some(),
             })
             .collect()
@@ -228,9 +225,9 @@ impl BondCore {
     /// A member's link for choosing the active member: only MII's "going
     /// back" (waiting out updelay) may be promoted early; the ARP monitor's
     /// candidate under trial is not up until a reply says so.
-    pub(super) fn candidate_link(&self, i: usize) -> LinkState {
-        match self.links[i] {
-            LinkState::Back if self.opts.miimon == 0 || self.mii.state(i) != LinkState::Back => {
+    pub(super) fn candidate_link(&self, id: MemberId) -> LinkState {
+        match self.links[usize::from(id)] {
+            LinkState::Back if self.opts.miimon == 0 || self.mii.state(id) != LinkState::Back => {
                 LinkState::Down
             }
             l => l,
@@ -245,8 +242,8 @@ impl BondCore {
     }
 
     pub(super) fn apply(&mut self, now: Instant, sel: Selection) {
-        let name = |i: Option<usize>| {
-            i.and_then(|i| self.members[i].as_ref())
+        let name = |i: Option<MemberId>| {
+            i.and_then(|i| self.members[usize::from(i)].as_ref())
                 .map_or("None".to_string(), |m| m.name.clone())
         };
         match sel.new {
@@ -254,7 +251,7 @@ impl BondCore {
                 if sel.promote {
                     let left = self.mii.remaining(n, now).unwrap_or_default();
                     self.mii.force_up(n);
-                    self.links[n] = self.combined(n);
+                    self.links[usize::from(n)] = self.combined(n);
                     tracing::info!(bond = %self.name, "making interface {} the new active one {} ms earlier", name(Some(n)), left.as_millis());
                 } else {
                     tracing::info!(bond = %self.name, "making interface {} the new active one (was {})", name(Some(n)), name(sel.old));
@@ -265,7 +262,7 @@ impl BondCore {
         let ab_mode = self.opts.mode == BondMode::ActiveBackup;
         let notify = self.notifies_peers();
         if let (Some(n), FailOverMac::Active, true) = (sel.new, self.opts.fail_over_mac, ab_mode) {
-            if let Some(m) = &self.members[n] {
+            if let Some(m) = &self.members[usize::from(n)] {
                 if m.perm_mac != self.bond_mac {
                     self.bond_mac = m.perm_mac;
                     self.actions.push_back(Action::SetBondMac(m.perm_mac));
@@ -276,7 +273,7 @@ impl BondCore {
             a.set_active(now, sel.new);
         }
         if let Some(a) = &mut self.alb {
-            a.set_active(sel.new.map(|n| n as MemberId));
+            a.set_active(sel.new);
         }
         self.publish_if_changed();
         self.notify = None;
@@ -284,7 +281,7 @@ impl BondCore {
         // (bond_change_active_slave); the other modes have no such member.
         if let (Some(n), true) = (sel.new, notify) {
             if self.opts.num_grat_arp > 0 {
-                let member = n as MemberId;
+                let member = n;
                 self.actions.push_back(Action::NotifyPeers { member });
                 if self.opts.num_grat_arp > 1 {
                     self.notify = Some(PeerNotify {

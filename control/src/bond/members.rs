@@ -36,17 +36,18 @@ impl BondCore {
 
     /// Add a member with its current carrier; returns its id.
     pub fn add_member(&mut self, now: Instant, info: MemberInfo, carrier: bool) -> MemberId {
-        let idx = self.mii.add(now, carrier);
+        let id = self.mii.add(now, carrier);
+        let idx = usize::from(id);
         debug_assert_eq!(idx, self.members.len());
         if let Some(a) = &mut self.arp {
             a.add(now, carrier);
         }
         self.links.push(LinkState::Down);
         self.failures.push(0);
-        self.links[idx] = self.combined(idx);
+        self.links[idx] = self.combined(id);
         if self.opts.mode.uses_primary() && self.opts.primary.as_deref() == Some(info.name.as_str())
         {
-            self.ab.primary = Some(idx);
+            self.ab.primary = Some(id);
         }
         tracing::info!(bond = %self.name, "enslaving {} as a backup interface with {} link", info.name,
             if carrier { "an up" } else { "a down" });
@@ -57,10 +58,10 @@ impl BondCore {
                 .iter()
                 .find(|(n, _)| *n == info.name)
                 .map_or(DEFAULT_PORT_PRIORITY, |(_, p)| *p);
-            let up = self.mii.state(idx) == LinkState::Up;
+            let up = self.mii.state(id) == LinkState::Up;
             l.add_port(
                 now,
-                idx as MemberId,
+                id,
                 info.perm_mac,
                 prio,
                 up,
@@ -70,13 +71,7 @@ impl BondCore {
         }
         if let Some(a) = &mut self.alb {
             let up = self.links[idx] == LinkState::Up;
-            if let Err(e) = a.add_member(
-                now,
-                idx as MemberId,
-                info.perm_mac,
-                info.speed.unwrap_or(0),
-                up,
-            ) {
+            if let Err(e) = a.add_member(now, id, info.perm_mac, info.speed.unwrap_or(0), up) {
                 tracing::error!(bond = %self.name, "{}: {e}", info.name);
             }
         }
@@ -85,7 +80,7 @@ impl BondCore {
         self.after_alb();
         self.after_lacp();
         self.publish_if_changed();
-        idx as MemberId
+        id
     }
 
     /// The id the next member added will get (ids are never reused).
@@ -97,14 +92,14 @@ impl BondCore {
     /// the snapshot at once and a new active member is chosen if it was the
     /// active one. Returns what the bond knew of it.
     pub fn remove_member(&mut self, now: Instant, id: MemberId) -> Option<MemberInfo> {
-        let info = self.members.get_mut(id as usize)?.take()?;
-        let was_active = self.ab.active == Some(id as usize);
-        self.mii.remove(id as usize);
+        let info = self.members.get_mut(usize::from(id))?.take()?;
+        let was_active = self.ab.active == Some(id);
+        self.mii.remove(id);
         if let Some(a) = &mut self.arp {
-            a.remove(id as usize);
+            a.remove(id);
         }
-        self.links[id as usize] = LinkState::Down;
-        if self.ab.primary == Some(id as usize) {
+        self.links[usize::from(id)] = LinkState::Down;
+        if self.ab.primary == Some(id) {
             // The name stays in `primary`: the member is primary again if
             // it comes back, as in the kernel.
             self.ab.primary = None;

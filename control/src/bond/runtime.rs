@@ -74,7 +74,7 @@ impl BondCore {
                     return Err(format!("active_slave: {value} is not a member of {}", self.name));
                 };
                 let c = self.candidates(now);
-                match self.ab.set_active(id as usize, &c) {
+                match self.ab.set_active(id, &c) {
                     Ok(Some(sel)) => {
                         self.apply(now, sel);
                         Ok(format!("{value} is now the active member"))
@@ -93,7 +93,7 @@ impl BondCore {
                     None => None,
                 };
                 self.opts.primary = o.primary;
-                self.ab.primary = idx.map(usize::from);
+                self.ab.primary = idx;
                 self.ab.force_primary = idx.is_some();
                 self.reselect(now);
                 Ok(format!("primary is {}", self.opts.primary.as_deref().unwrap_or("none")))
@@ -160,9 +160,9 @@ impl BondCore {
                 self.arp = Some(a);
             }
             (Some(_), None) => {
-                for (i, m) in self.members.iter().enumerate() {
+                for (i, m) in (0..).zip(&self.members) {
                     if m.is_some() {
-                        self.mii.take_over(i, self.links[i] == LinkState::Up);
+                        self.mii.take_over(i, self.link_state(i) == LinkState::Up);
                         if self.opts.miimon > 0 {
                             let carrier = self.mii.carrier(i);
                             self.mii.handle_carrier(now, i, carrier);
@@ -172,10 +172,10 @@ impl BondCore {
             }
             (None, Some(cfg)) => {
                 let mut a = ArpMonitor::new(cfg);
-                for (i, m) in self.members.iter().enumerate() {
+                for (i, m) in (0..).zip(&self.members) {
                     // A member starts as up as it is now, judged from the
                     // first round on.
-                    a.add(now, self.links[i] == LinkState::Up);
+                    a.add(now, self.link_state(i) == LinkState::Up);
                     a.set_carrier(i, self.mii.carrier(i));
                     if m.is_none() {
                         a.remove(i);

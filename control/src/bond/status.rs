@@ -4,7 +4,6 @@ use super::BondCore;
 use crate::lacp::Lacp;
 use crate::status::{BondStatus, MemberArpStatus, MemberStatus, DRIVER_VERSION};
 use std::time::Instant;
-use xbond_dataplane::snapshot::MemberId;
 
 impl BondCore {
     pub fn status(&self, now: Instant) -> BondStatus {
@@ -23,7 +22,7 @@ impl BondCore {
             primary: o.primary.clone(),
             primary_reselect: o.primary_reselect.name().to_string(),
             active_slave: active
-                .and_then(|a| self.members[a].as_ref())
+                .and_then(|a| self.members[usize::from(a)].as_ref())
                 .map(|m| m.name.clone()),
             mii_status: if let Some(l) = &self.lacp {
                 if l.carrier() {
@@ -50,18 +49,16 @@ impl BondCore {
             link_watch_policy: o.link_watch_policy.map(|p| p.name().to_string()),
             mac: self.bond_mac.to_string(),
             host_interface: self.host_interface.clone(),
-            members: self
-                .members
-                .iter()
-                .enumerate()
+            members: (0..)
+                .zip(&self.members)
                 .filter_map(|(i, m)| m.as_ref().map(|m| (i, m)))
                 .map(|(i, m)| MemberStatus {
                     name: m.name.clone(),
-                    mii_status: self.links[i].proc_name().to_string(),
+                    mii_status: self.link_state(i).proc_name().to_string(),
                     // Every member is active in the modes without a primary;
                     // in 802.3ad the distributing ones.
                     state: if let Some(d) = &distributing {
-                        if d.contains(&(i as MemberId)) {
+                        if d.contains(&i) {
                             "active"
                         } else {
                             "backup"
@@ -76,15 +73,12 @@ impl BondCore {
                     duplex: m
                         .full_duplex
                         .map(|f| if f { "full" } else { "half" }.to_string()),
-                    link_failure_count: self.failures[i],
+                    link_failure_count: self.failures[usize::from(i)],
                     perm_hwaddr: m.perm_mac.to_string(),
                     queue_id: 0,
                     ifindex: m.ifindex,
                     rx_queues: m.rx_queues,
-                    ad: self
-                        .lacp
-                        .as_ref()
-                        .and_then(|l| l.port_status(i as MemberId)),
+                    ad: self.lacp.as_ref().and_then(|l| l.port_status(i)),
                     arp: self.arp.as_ref().map(|a| MemberArpStatus {
                         link: a.state(i).proc_name().to_string(),
                         last_valid_rx_ms_ago: a

@@ -5,6 +5,7 @@
 use crate::monitor::mii::LinkState;
 use std::time::Duration;
 use xbond_dataplane::named_enum;
+use xbond_dataplane::snapshot::MemberId;
 
 named_enum!(
     /// `primary_reselect`: when the primary takes over again from another
@@ -25,9 +26,9 @@ pub struct Candidate {
 
 #[derive(Debug, Clone, Default)]
 pub struct ActiveBackup {
-    pub primary: Option<usize>,
+    pub primary: Option<MemberId>,
     pub reselect: PrimaryReselect,
-    pub active: Option<usize>,
+    pub active: Option<MemberId>,
     /// Set when `primary` is (re)configured: take it even over a healthy
     /// current member, once.
     pub force_primary: bool,
@@ -36,8 +37,8 @@ pub struct ActiveBackup {
 /// Result of a selection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Selection {
-    pub new: Option<usize>,
-    pub old: Option<usize>,
+    pub new: Option<MemberId>,
+    pub old: Option<MemberId>,
     /// The new member was still waiting out its updelay and must be brought
     /// up now (the kernel's "making interface X the new active one N ms earlier").
     pub promote: bool,
@@ -47,10 +48,15 @@ fn is_up(c: &Candidate) -> bool {
     c.present && c.link == LinkState::Up
 }
 
+/// Member `id` of the candidates, which are in member order.
+fn at(m: &[Candidate], id: MemberId) -> Option<&Candidate> {
+    m.get(usize::from(id))
+}
+
 impl ActiveBackup {
-    fn primary_or_current(&mut self, m: &[Candidate]) -> Option<usize> {
-        let prim = self.primary.filter(|&p| m.get(p).is_some_and(is_up));
-        let curr = self.active.filter(|&c| m.get(c).is_some_and(is_up));
+    fn primary_or_current(&mut self, m: &[Candidate]) -> Option<MemberId> {
+        let prim = self.primary.filter(|&p| at(m, p).is_some_and(is_up));
+        let curr = self.active.filter(|&c| at(m, c).is_some_and(is_up));
         let Some(p) = prim else { return curr };
         if self.force_primary {
             self.force_primary = false;
@@ -61,10 +67,11 @@ impl ActiveBackup {
             PrimaryReselect::Always => Some(p),
             PrimaryReselect::Failure => Some(c),
             PrimaryReselect::Better => {
-                let (ps, cs) = (m[p].speed.unwrap_or(0), m[c].speed.unwrap_or(0));
+                let (mp, mc) = (&m[usize::from(p)], &m[usize::from(c)]);
+                let (ps, cs) = (mp.speed.unwrap_or(0), mc.speed.unwrap_or(0));
                 let (pd, cd) = (
-                    m[p].full_duplex.unwrap_or(false),
-                    m[c].full_duplex.unwrap_or(false),
+                    mp.full_duplex.unwrap_or(false),
+                    mc.full_duplex.unwrap_or(false),
                 );
                 if ps < cs || (ps == cs && pd <= cd) {
                     Some(c)
@@ -80,20 +87,22 @@ impl ActiveBackup {
         let best = self.primary_or_current(m).or_else(|| {
             // The first member that is up, in member order; failing that, the
             // member going back with the least updelay left.
-            m.iter().position(is_up).or_else(|| {
-                m.iter()
-                    .enumerate()
-                    .filter(|(_, c)| c.present && c.link == LinkState::Back)
-                    .min_by_key(|(_, c)| c.back_remaining.unwrap_or(Duration::MAX))
-                    .map(|(i, _)| i)
-            })
+            let ids = (0..).zip(m);
+            ids.clone()
+                .find(|(_, c)| is_up(c))
+                .map(|(i, _)| i)
+                .or_else(|| {
+                    ids.filter(|(_, c)| c.present && c.link == LinkState::Back)
+                        .min_by_key(|(_, c)| c.back_remaining.unwrap_or(Duration::MAX))
+                        .map(|(i, _)| i)
+                })
         });
         if best == self.active {
             return None;
         }
         let old = self.active;
         self.active = best;
-        let promote = best.is_some_and(|b| m[b].link == LinkState::Back);
+        let promote = best.is_some_and(|b| at(m, b).is_some_and(|c| c.link == LinkState::Back));
         Some(Selection {
             new: best,
             old,
@@ -102,11 +111,15 @@ impl ActiveBackup {
     }
 
     /// `active_slave`: the member must be up.
-    pub fn set_active(&mut self, idx: usize, m: &[Candidate]) -> Result<Option<Selection>, String> {
+    pub fn set_active(
+        &mut self,
+        idx: MemberId,
+        m: &[Candidate],
+    ) -> Result<Option<Selection>, String> {
         if self.active == Some(idx) {
             return Ok(None);
         }
-        if !m.get(idx).is_some_and(is_up) {
+        if !at(m, idx).is_some_and(is_up) {
             return Err("the member or its link is down".into());
         }
         let old = self.active;

@@ -19,6 +19,7 @@ use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 use xbond_dataplane::named_enum;
+use xbond_dataplane::snapshot::MemberId;
 
 named_enum!(
     /// `arp_validate`: which received ARP/NS/NA count as proof of a link.
@@ -66,8 +67,8 @@ pub enum Received {
 /// A committed change, or a request to choose the active member again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArpEvent {
-    Up(usize),
-    Down(usize),
+    Up(MemberId),
+    Down(MemberId),
     /// A change that may change the active member (`do_failover`).
     Reselect,
 }
@@ -114,7 +115,7 @@ pub struct ArpMonitor {
     /// as soon as the bond is up.
     next_tick: Option<Instant>,
     events: VecDeque<ArpEvent>,
-    probes: VecDeque<usize>,
+    probes: VecDeque<MemberId>,
 }
 
 const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
@@ -139,7 +140,7 @@ impl ArpMonitor {
 
     /// Start watching a member: up if it has carrier, with its receive and
     /// transmit times one interval and a bit in the past, as at enslave.
-    pub fn add(&mut self, now: Instant, carrier: bool) -> usize {
+    pub fn add(&mut self, now: Instant, carrier: bool) -> MemberId {
         let past = self.enslaved_past(now);
         let link = if carrier {
             LinkState::Up
@@ -159,7 +160,7 @@ impl ArpMonitor {
             probes: 0,
             valid: 0,
         });
-        self.members.len() - 1
+        (self.members.len() - 1) as MemberId
     }
 
     /// The dataplane is up: every member's clock starts now, as if it were
@@ -191,7 +192,8 @@ impl ArpMonitor {
     }
 
     /// Stop watching a member (its index stays reserved).
-    pub fn remove(&mut self, idx: usize) {
+    pub fn remove(&mut self, id: MemberId) {
+        let idx = usize::from(id);
         if let Some(m) = self.members.get_mut(idx) {
             m.present = false;
             m.link = LinkState::Down;
@@ -204,11 +206,13 @@ impl ArpMonitor {
         }
     }
 
-    pub fn state(&self, idx: usize) -> LinkState {
+    pub fn state(&self, id: MemberId) -> LinkState {
+        let idx = usize::from(id);
         self.members[idx].link
     }
 
-    pub fn counters(&self, idx: usize) -> ArpCounters {
+    pub fn counters(&self, id: MemberId) -> ArpCounters {
+        let idx = usize::from(id);
         let m = &self.members[idx];
         ArpCounters {
             probes: m.probes,
@@ -217,7 +221,8 @@ impl ArpMonitor {
     }
 
     /// When the member last received a valid reply.
-    pub fn last_valid(&self, idx: usize) -> Option<Instant> {
+    pub fn last_valid(&self, id: MemberId) -> Option<Instant> {
+        let idx = usize::from(id);
         self.members[idx].last_valid
     }
 
@@ -242,7 +247,8 @@ impl ArpMonitor {
         self.cfg = cfg;
     }
 
-    pub fn set_carrier(&mut self, idx: usize, carrier: bool) {
+    pub fn set_carrier(&mut self, id: MemberId, carrier: bool) {
+        let idx = usize::from(id);
         if let Some(m) = self.members.get_mut(idx) {
             m.carrier = carrier;
         }
@@ -256,7 +262,8 @@ impl ArpMonitor {
     /// The bond chose a new active member (or none). The new one gets two
     /// intervals before it is judged, as `bond_change_active_slave` does
     /// by restarting its `last_link_up`.
-    pub fn set_active(&mut self, now: Instant, active: Option<usize>) {
+    pub fn set_active(&mut self, now: Instant, active: Option<MemberId>) {
+        let active = active.map(usize::from);
         if active == self.active {
             return;
         }
@@ -314,7 +321,8 @@ impl ArpMonitor {
     }
 
     /// A member received something.
-    pub fn handle_rx(&mut self, now: Instant, idx: usize, rx: Received) {
+    pub fn handle_rx(&mut self, now: Instant, id: MemberId, rx: Received) {
+        let idx = usize::from(id);
         if !self.members.get(idx).is_some_and(|m| m.present) {
             return;
         }
@@ -410,20 +418,20 @@ impl ArpMonitor {
         let m = &mut self.members[idx];
         m.last_tx = now;
         m.probes += 1;
-        self.probes.push_back(idx);
+        self.probes.push_back(idx as MemberId);
     }
 
     fn go_down(&mut self, idx: usize) {
         let m = &mut self.members[idx];
         m.link = LinkState::Down;
-        self.events.push_back(ArpEvent::Down(idx));
+        self.events.push_back(ArpEvent::Down(idx as MemberId));
     }
 
     fn go_up(&mut self, now: Instant, idx: usize) {
         let m = &mut self.members[idx];
         m.link = LinkState::Up;
         m.last_link_up = Some(now);
-        self.events.push_back(ArpEvent::Up(idx));
+        self.events.push_back(ArpEvent::Up(idx as MemberId));
     }
 
     /// `bond_loadbalance_arp_mon`: a member is up while it both sent and
@@ -594,7 +602,7 @@ impl ArpMonitor {
     }
 
     /// The next member to send probes out of (one frame per target).
-    pub fn poll_probe(&mut self) -> Option<usize> {
+    pub fn poll_probe(&mut self) -> Option<MemberId> {
         self.probes.pop_front()
     }
 }

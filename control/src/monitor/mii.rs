@@ -9,6 +9,7 @@
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+use xbond_dataplane::snapshot::MemberId;
 
 /// The kernel's per-member link states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -37,8 +38,8 @@ impl LinkState {
 /// A committed change of a member's link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MiiEvent {
-    Up(usize),
-    Down(usize),
+    Up(MemberId),
+    Down(MemberId),
 }
 
 #[derive(Debug, Clone)]
@@ -75,7 +76,7 @@ impl MiiMonitor {
 
     /// Start watching a member. As at the kernel's enslave, a member with
     /// carrier starts up — or going back, when there is an updelay.
-    pub fn add(&mut self, now: Instant, carrier: bool) -> usize {
+    pub fn add(&mut self, now: Instant, carrier: bool) -> MemberId {
         let (state, deadline) = match (carrier, self.updelay.is_zero()) {
             (true, true) => (LinkState::Up, None),
             (true, false) => (LinkState::Back, Some(now + self.updelay)),
@@ -88,41 +89,41 @@ impl MiiMonitor {
             failures: 0,
             present: true,
         });
-        self.links.len() - 1
+        (self.links.len() - 1) as MemberId
     }
 
     /// Stop watching a member (its index stays reserved).
-    pub fn remove(&mut self, idx: usize) {
-        if let Some(l) = self.links.get_mut(idx) {
+    pub fn remove(&mut self, idx: MemberId) {
+        if let Some(l) = self.links.get_mut(usize::from(idx)) {
             l.present = false;
             l.deadline = None;
             l.state = LinkState::Down;
         }
     }
 
-    pub fn state(&self, idx: usize) -> LinkState {
-        self.links[idx].state
+    pub fn state(&self, idx: MemberId) -> LinkState {
+        self.links[usize::from(idx)].state
     }
 
-    pub fn failures(&self, idx: usize) -> u32 {
-        self.links[idx].failures
+    pub fn failures(&self, idx: MemberId) -> u32 {
+        self.links[usize::from(idx)].failures
     }
 
-    pub fn carrier(&self, idx: usize) -> bool {
-        self.links[idx].carrier
+    pub fn carrier(&self, idx: MemberId) -> bool {
+        self.links[usize::from(idx)].carrier
     }
 
     /// Time left of a pending up/down delay.
-    pub fn remaining(&self, idx: usize, now: Instant) -> Option<Duration> {
-        self.links[idx]
+    pub fn remaining(&self, idx: MemberId, now: Instant) -> Option<Duration> {
+        self.links[usize::from(idx)]
             .deadline
             .map(|d| d.saturating_duration_since(now))
     }
 
     /// A carrier reading (event or poll).
-    pub fn handle_carrier(&mut self, now: Instant, idx: usize, carrier: bool) {
+    pub fn handle_carrier(&mut self, now: Instant, idx: MemberId, carrier: bool) {
         let (updelay, downdelay) = (self.updelay, self.downdelay);
-        let Some(l) = self.links.get_mut(idx) else {
+        let Some(l) = self.links.get_mut(usize::from(idx)) else {
             return;
         };
         if !l.present {
@@ -160,14 +161,14 @@ impl MiiMonitor {
         }
     }
 
-    fn commit_down(l: &mut Link, idx: usize, events: &mut VecDeque<MiiEvent>) {
+    fn commit_down(l: &mut Link, idx: MemberId, events: &mut VecDeque<MiiEvent>) {
         l.state = LinkState::Down;
         l.deadline = None;
         l.failures = l.failures.saturating_add(1);
         events.push_back(MiiEvent::Down(idx));
     }
 
-    fn commit_up(l: &mut Link, idx: usize, events: &mut VecDeque<MiiEvent>) {
+    fn commit_up(l: &mut Link, idx: MemberId, events: &mut VecDeque<MiiEvent>) {
         l.state = LinkState::Up;
         l.deadline = None;
         events.push_back(MiiEvent::Up(idx));
@@ -175,7 +176,7 @@ impl MiiMonitor {
 
     /// Commit every delay that has run out.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for (idx, l) in self.links.iter_mut().enumerate() {
+        for (idx, l) in (0..).zip(self.links.iter_mut()) {
             match (l.state, l.deadline) {
                 (LinkState::Fail, Some(d)) if d <= now => {
                     Self::commit_down(l, idx, &mut self.events)
@@ -189,8 +190,8 @@ impl MiiMonitor {
     /// Record a carrier reading without acting on it: what the bond does
     /// while MII monitoring is off, so that the monitor knows the carrier
     /// when it is switched on.
-    pub fn set_carrier(&mut self, idx: usize, carrier: bool) {
-        if let Some(l) = self.links.get_mut(idx) {
+    pub fn set_carrier(&mut self, idx: MemberId, carrier: bool) {
+        if let Some(l) = self.links.get_mut(usize::from(idx)) {
             l.carrier = carrier;
         }
     }
@@ -199,8 +200,8 @@ impl MiiMonitor {
     /// off at runtime) in the state that monitor left it; no delay is
     /// pending. The next carrier reading moves it on from there, as the
     /// kernel's MII monitor does with the link the ARP monitor set.
-    pub fn take_over(&mut self, idx: usize, up: bool) {
-        if let Some(l) = self.links.get_mut(idx) {
+    pub fn take_over(&mut self, idx: MemberId, up: bool) {
+        if let Some(l) = self.links.get_mut(usize::from(idx)) {
             if l.present {
                 l.state = if up { LinkState::Up } else { LinkState::Down };
                 l.deadline = None;
@@ -210,8 +211,8 @@ impl MiiMonitor {
 
     /// Bring a member that is going back up now, skipping the rest of its
     /// updelay — what the kernel does when no member is up at all.
-    pub fn force_up(&mut self, idx: usize) {
-        if let Some(l) = self.links.get_mut(idx) {
+    pub fn force_up(&mut self, idx: MemberId) {
+        if let Some(l) = self.links.get_mut(usize::from(idx)) {
             if l.state == LinkState::Back {
                 l.state = LinkState::Up;
                 l.deadline = None;

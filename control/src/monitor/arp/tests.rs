@@ -67,20 +67,22 @@ impl Net {
                 let keep = self
                     .mon
                     .active
+                    .map(|a| a as MemberId)
                     .filter(|&a| self.mon.state(a) == LinkState::Up);
-                let pick = keep
-                    .or_else(|| (0..self.path.len()).find(|&i| self.mon.state(i) == LinkState::Up));
+                let pick = keep.or_else(|| {
+                    (0..self.path.len() as MemberId).find(|&i| self.mon.state(i) == LinkState::Up)
+                });
                 self.mon.set_active(self.now, pick);
             }
         }
         let mut sent = Vec::new();
         while let Some(m) = self.mon.poll_probe() {
-            self.probes.push((tick, m));
+            self.probes.push((tick, usize::from(m)));
             sent.push(m);
         }
         let at = self.now + MS;
         for m in sent {
-            if !self.path[m] {
+            if !self.path[usize::from(m)] {
                 continue;
             }
             for &t in &self.mon.cfg.targets.clone() {
@@ -89,8 +91,8 @@ impl Net {
                     IpAddr::V4(t) => {
                         // The switch floods the broadcast request to the
                         // other members whose path works.
-                        for o in 0..self.path.len() {
-                            if o != m && self.path[o] {
+                        for o in 0..self.path.len() as MemberId {
+                            if o != m && self.path[usize::from(o)] {
                                 self.mon.handle_rx(at, o, arp(false, BOND, t));
                             }
                         }
@@ -122,7 +124,7 @@ impl Net {
     }
 
     /// The tick at which a member went down, if it did.
-    fn down_at(&self, m: usize) -> Option<u32> {
+    fn down_at(&self, m: MemberId) -> Option<u32> {
         self.events
             .iter()
             .find(|(_, e)| *e == ArpEvent::Down(m))
@@ -130,12 +132,12 @@ impl Net {
     }
 
     /// Another frame on member `m` right now (other traffic).
-    fn other(&mut self, m: usize) {
+    fn other(&mut self, m: MemberId) {
         self.mon.handle_rx(self.now - 50 * MS, m, Received::Other);
     }
 
     /// Another host's broadcast ARP request arrives on member `m`.
-    fn foreign_arp(&mut self, m: usize) {
+    fn foreign_arp(&mut self, m: MemberId) {
         let rx = arp(false, OTHER, Ipv4Addr::new(198, 18, 0, 10));
         self.mon.handle_rx(self.now - 40 * MS, m, rx);
     }
@@ -437,7 +439,7 @@ fn without_an_active_member_candidates_are_tried_in_turn() {
     assert_ne!(tried[0], tried[1], "each interval the next member");
     let t = n.mon.trying.unwrap();
     assert_eq!(
-        n.mon.state(t),
+        n.mon.state(t as MemberId),
         LinkState::Back,
         "the tried member is going back"
     );

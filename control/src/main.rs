@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use xbond_control::config::{Config, DEFAULT_RUN_DIR};
 use xbond_control::daemon::{self, RunOptions};
@@ -50,34 +50,7 @@ enum Cmd {
     },
     /// Which member a flow leaves on, and the kernel's hash arithmetic that
     /// decides it. Give a whole frame (--frame) or the flow's fields.
-    Hash {
-        bond: Option<String>,
-        /// The frame as hex (Ethernet header first), e.g. from tcpdump -xx.
-        #[arg(long, conflicts_with_all = ["src", "dst", "proto", "sport", "dport", "smac", "dmac", "vlan"])]
-        frame: Option<String>,
-        #[arg(long)]
-        src: Option<std::net::IpAddr>,
-        #[arg(long)]
-        dst: Option<std::net::IpAddr>,
-        /// tcp, udp (default) or icmp (--sport is then the echo identifier).
-        #[arg(long)]
-        proto: Option<String>,
-        #[arg(long)]
-        sport: Option<u16>,
-        #[arg(long)]
-        dport: Option<u16>,
-        /// Source MAC; the bond's MAC when not given.
-        #[arg(long)]
-        smac: Option<String>,
-        /// Destination MAC (the peer or gateway); zero when not given.
-        #[arg(long)]
-        dmac: Option<String>,
-        /// An 802.1Q tag (TCI) on the frame.
-        #[arg(long)]
-        vlan: Option<u16>,
-        #[arg(long)]
-        json: bool,
-    },
+    Hash(HashArgs),
     /// balance-tlb/alb: each member's MAC and load, the client table
     /// (peer IP, peer MAC, assigned member) and the transmit table.
     Alb {
@@ -104,6 +77,36 @@ enum Cmd {
         #[arg(allow_hyphen_values = true)]
         value: String,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct HashArgs {
+    bond: Option<String>,
+    /// The frame as hex (Ethernet header first), e.g. from tcpdump -xx.
+    #[arg(long, conflicts_with_all = ["src", "dst", "proto", "sport", "dport", "smac", "dmac", "vlan"])]
+    frame: Option<String>,
+    #[arg(long)]
+    src: Option<std::net::IpAddr>,
+    #[arg(long)]
+    dst: Option<std::net::IpAddr>,
+    /// tcp, udp (default) or icmp (--sport is then the echo identifier).
+    #[arg(long)]
+    proto: Option<String>,
+    #[arg(long)]
+    sport: Option<u16>,
+    #[arg(long)]
+    dport: Option<u16>,
+    /// Source MAC; the bond's MAC when not given.
+    #[arg(long)]
+    smac: Option<String>,
+    /// Destination MAC (the peer or gateway); zero when not given.
+    #[arg(long)]
+    dmac: Option<String>,
+    /// An 802.1Q tag (TCI) on the frame.
+    #[arg(long)]
+    vlan: Option<u16>,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -189,6 +192,7 @@ fn bond_name(dir: &std::path::Path, given: Option<String>) -> anyhow::Result<Str
 }
 
 fn real_main(cli: Cli) -> anyhow::Result<()> {
+    let dir = || run_dir(&cli.run_dir, None);
     match cli.cmd {
         Cmd::Run {
             config,
@@ -200,22 +204,9 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             }
             daemon::run(cfg, RunOptions { replace_xdp })
         }
-        Cmd::Check { config } => {
-            let cfg = Config::load(&config)?;
-            for b in &cfg.bonds {
-                for w in &b.warnings {
-                    println!("warning: {}: bond.{}: {w}", config.display(), b.name);
-                }
-                println!("{}", daemon::describe(b));
-                // What `run` would refuse about this host's links.
-                daemon::check_on_this_host(&cfg, b)
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
-            }
-            println!("{}: OK", config.display());
-            Ok(())
-        }
+        Cmd::Check { config } => check(&config),
         Cmd::Status { bond, json } => {
-            let dir = run_dir(&cli.run_dir, None);
+            let dir = dir();
             let bond = bond_name(&dir, bond)?;
             let v = ipc::call(&dir, &bond, &Request::Status)?;
             print_reply(v, json, "status", |st: BondStatus| st.to_proc())
@@ -224,134 +215,17 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             bond,
             json,
             interval,
-        } => {
-            let dir = run_dir(&cli.run_dir, None);
-            let bond = bond_name(&dir, bond)?;
-            let first: StatsView =
-                serde_json::from_value(ipc::call(&dir, &bond, &Request::Stats)?)?;
-            match interval {
-                None if json => println!("{}", serde_json::to_string_pretty(&first)?),
-                None => print!("{}", format_stats(&first, None)),
-                Some(s) => {
-                    if !(s > 0.0 && s <= 3600.0) {
-                        bail!("--interval: expected seconds in (0, 3600]");
-                    }
-                    let t0 = std::time::Instant::now();
-                    std::thread::sleep(Duration::from_secs_f64(s));
-                    let second: StatsView =
-                        serde_json::from_value(ipc::call(&dir, &bond, &Request::Stats)?)?;
-                    let rates = second.rates_since(&first, t0.elapsed().as_secs_f64());
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&rates)?);
-                    } else {
-                        print!("{}", format_stats(&second, Some(&rates)));
-                    }
-                }
-            }
-            Ok(())
-        }
-        Cmd::Hash {
-            bond,
-            frame,
-            src,
-            dst,
-            proto,
-            sport,
-            dport,
-            smac,
-            dmac,
-            vlan,
-            json,
-        } => {
-            let dir = run_dir(&cli.run_dir, None);
-            let bond = bond_name(&dir, bond)?;
-            let frame = match frame {
-                Some(hex) => hex,
-                None => {
-                    let mac = |what: &str, v: Option<String>| -> anyhow::Result<Option<MacAddr>> {
-                        v.map(|s| {
-                            MacAddr::parse(&s).ok_or_else(|| {
-                                anyhow::anyhow!("--{what}: '{s}' is not a MAC address")
-                            })
-                        })
-                        .transpose()
-                    };
-                    let spec = FlowSpec {
-                        smac: mac("smac", smac)?,
-                        dmac: mac("dmac", dmac)?,
-                        vlan,
-                        src,
-                        dst,
-                        proto,
-                        sport,
-                        dport,
-                    };
-                    let bond_mac: MacAddr = ipc::call(&dir, &bond, &Request::Mac)?
-                        .as_str()
-                        .and_then(MacAddr::parse)
-                        .context("the daemon's MAC reply")?;
-                    spec.frame(bond_mac)?
-                        .iter()
-                        .map(|b| format!("{b:02x}"))
-                        .collect()
-                }
-            };
-            let v = ipc::call(&dir, &bond, &Request::Hash { frame })?;
-            print_reply(v, json, "hash", |r: HashReport| r.explanation)
-        }
+        } => stats(&dir(), bond, json, interval),
+        Cmd::Hash(args) => hash(&dir(), args),
         Cmd::Alb { bond, json } => {
-            let dir = run_dir(&cli.run_dir, None);
+            let dir = dir();
             let bond = bond_name(&dir, bond)?;
             let v = ipc::call(&dir, &bond, &Request::Alb)?;
             print_reply(v, json, "alb", |view: xbond_control::albview::AlbView| {
                 xbond_control::albview::format_alb(&view)
             })
         }
-        Cmd::Vlan { op } => {
-            let dir = run_dir(&cli.run_dir, None);
-            match op {
-                VlanOp::Add {
-                    bond,
-                    id,
-                    name,
-                    mtu,
-                    addresses,
-                } => {
-                    let req = Request::VlanAdd {
-                        id,
-                        name,
-                        mtu,
-                        addresses,
-                    };
-                    if let Some(s) = ipc::call(&dir, &bond, &req)?.as_str() {
-                        println!("{s}");
-                    }
-                }
-                VlanOp::Del { bond, id } => {
-                    if let Some(s) = ipc::call(&dir, &bond, &Request::VlanDel { id })?.as_str() {
-                        println!("{s}");
-                    }
-                }
-                VlanOp::List { bond, json } => {
-                    let bond = bond_name(&dir, bond)?;
-                    let v = ipc::call(&dir, &bond, &Request::VlanList)?;
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&v)?);
-                    } else {
-                        println!("{:<6} {:<16} {:>6}", "VLAN", "INTERFACE", "MTU");
-                        for row in v.as_array().into_iter().flatten() {
-                            println!(
-                                "{:<6} {:<16} {:>6}",
-                                row["id"],
-                                row["name"].as_str().unwrap_or("-"),
-                                row["mtu"]
-                            );
-                        }
-                    }
-                }
-            }
-            Ok(())
-        }
+        Cmd::Vlan { op } => vlan(&dir(), op),
         Cmd::Import { from } => {
             let out = match from {
                 ImportFrom::Ifcfg { dir } => xbond_control::import::ifcfg::import_dir(&dir)?,
@@ -364,12 +238,149 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Set { bond, key, value } => {
-            let dir = run_dir(&cli.run_dir, None);
-            let v = ipc::call(&dir, &bond, &Request::Set { key, value })?;
+            let v = ipc::call(&dir(), &bond, &Request::Set { key, value })?;
             if let Some(s) = v.as_str() {
                 println!("{s}");
             }
             Ok(())
         }
     }
+}
+
+/// `xbond check`: the config's warnings and what each bond would be, then
+/// what `run` would refuse about this host's links.
+fn check(config: &Path) -> anyhow::Result<()> {
+    let cfg = Config::load(config)?;
+    for b in &cfg.bonds {
+        for w in &b.warnings {
+            println!("warning: {}: bond.{}: {w}", config.display(), b.name);
+        }
+        println!("{}", daemon::describe(b));
+        daemon::check_on_this_host(&cfg, b)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
+    }
+    println!("{}: OK", config.display());
+    Ok(())
+}
+
+/// `xbond stats`: the counters now, or with `--interval` the rates over
+/// that many seconds.
+fn stats(
+    dir: &Path,
+    bond: Option<String>,
+    json: bool,
+    interval: Option<f64>,
+) -> anyhow::Result<()> {
+    let bond = bond_name(dir, bond)?;
+    let fetch = || -> anyhow::Result<StatsView> {
+        Ok(serde_json::from_value(ipc::call(
+            dir,
+            &bond,
+            &Request::Stats,
+        )?)?)
+    };
+    let first = fetch()?;
+    match interval {
+        None if json => println!("{}", serde_json::to_string_pretty(&first)?),
+        None => print!("{}", format_stats(&first, None)),
+        Some(s) => {
+            if !(s > 0.0 && s <= 3600.0) {
+                bail!("--interval: expected seconds in (0, 3600]");
+            }
+            let t0 = std::time::Instant::now();
+            std::thread::sleep(Duration::from_secs_f64(s));
+            let second = fetch()?;
+            let rates = second.rates_since(&first, t0.elapsed().as_secs_f64());
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rates)?);
+            } else {
+                print!("{}", format_stats(&second, Some(&rates)));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `xbond hash`: the frame given, or one built from the flow's fields
+/// with the bond's MAC as the default source, explained by the daemon.
+fn hash(dir: &Path, a: HashArgs) -> anyhow::Result<()> {
+    let bond = bond_name(dir, a.bond)?;
+    let frame = match a.frame {
+        Some(hex) => hex,
+        None => {
+            let mac = |what: &str, v: Option<String>| -> anyhow::Result<Option<MacAddr>> {
+                v.map(|s| {
+                    MacAddr::parse(&s)
+                        .ok_or_else(|| anyhow::anyhow!("--{what}: '{s}' is not a MAC address"))
+                })
+                .transpose()
+            };
+            let spec = FlowSpec {
+                smac: mac("smac", a.smac)?,
+                dmac: mac("dmac", a.dmac)?,
+                vlan: a.vlan,
+                src: a.src,
+                dst: a.dst,
+                proto: a.proto,
+                sport: a.sport,
+                dport: a.dport,
+            };
+            let bond_mac: MacAddr = ipc::call(dir, &bond, &Request::Mac)?
+                .as_str()
+                .and_then(MacAddr::parse)
+                .context("the daemon's MAC reply")?;
+            spec.frame(bond_mac)?
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        }
+    };
+    let v = ipc::call(dir, &bond, &Request::Hash { frame })?;
+    print_reply(v, a.json, "hash", |r: HashReport| r.explanation)
+}
+
+/// `xbond vlan add|del|list`.
+fn vlan(dir: &Path, op: VlanOp) -> anyhow::Result<()> {
+    match op {
+        VlanOp::Add {
+            bond,
+            id,
+            name,
+            mtu,
+            addresses,
+        } => {
+            let req = Request::VlanAdd {
+                id,
+                name,
+                mtu,
+                addresses,
+            };
+            if let Some(s) = ipc::call(dir, &bond, &req)?.as_str() {
+                println!("{s}");
+            }
+        }
+        VlanOp::Del { bond, id } => {
+            if let Some(s) = ipc::call(dir, &bond, &Request::VlanDel { id })?.as_str() {
+                println!("{s}");
+            }
+        }
+        VlanOp::List { bond, json } => {
+            let bond = bond_name(dir, bond)?;
+            let v = ipc::call(dir, &bond, &Request::VlanList)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("{:<6} {:<16} {:>6}", "VLAN", "INTERFACE", "MTU");
+                for row in v.as_array().into_iter().flatten() {
+                    println!(
+                        "{:<6} {:<16} {:>6}",
+                        row["id"],
+                        row["name"].as_str().unwrap_or("-"),
+                        row["mtu"]
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
 }

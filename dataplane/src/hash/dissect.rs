@@ -145,28 +145,73 @@ enum Next {
 /// those of the innermost IP header it reaches. UDP tunnels (VXLAN, Geneve)
 /// are not looked into: their outer addresses and ports are the keys.
 pub(super) fn flow_dissect(f: &[u8], l2: &L2View) -> Option<FlowKeys> {
-    let mut k = FlowKeys::default();
-    let mut proto = l2.proto;
-    let mut nhoff = l2.nhoff;
-    let mut ip_proto: u8 = 0;
-    let mut fragment = false;
-    let mut hdrs = 0u32;
-    let mut allowed = || {
-        hdrs += 1;
-        hdrs <= MAX_DISSECT_HDRS
+    let mut d = Dissector {
+        f,
+        k: FlowKeys::default(),
+        proto: l2.proto,
+        nhoff: l2.nhoff,
+        ip_proto: 0,
+        fragment: false,
+        hdrs: 0,
     };
-
     'proto: loop {
-        let next = match proto {
+        match d.network_header() {
+            Next::Good => return Some(d.k),
+            Next::Bad => return None,
+            Next::Proto if d.allowed() => continue 'proto,
+            Next::Proto => return Some(d.k),
+            Next::Continue | Next::IpProto => {}
+        }
+        loop {
+            let next = d.ip_proto_header();
+            if !d.fragment {
+                d.k.ports = ports_at(f, d.nhoff, d.ip_proto);
+            }
+            match next {
+                Next::Proto if d.allowed() => continue 'proto,
+                Next::IpProto if d.allowed() => continue,
+                Next::Proto | Next::IpProto | Next::Good | Next::Continue => return Some(d.k),
+                Next::Bad => return None,
+            }
+        }
+    }
+}
+
+/// Where `flow_dissect` is in the frame: the keys so far, the protocol of
+/// the header at `nhoff` (`proto` at the network layer, `ip_proto` above
+/// it), and how many headers it has followed.
+struct Dissector<'a> {
+    f: &'a [u8],
+    k: FlowKeys,
+    proto: u16,
+    nhoff: usize,
+    ip_proto: u8,
+    fragment: bool,
+    hdrs: u32,
+}
+
+impl Dissector<'_> {
+    /// One more header may be followed (`MAX_FLOW_DISSECT_HDRS`).
+    #[inline(always)]
+    fn allowed(&mut self) -> bool {
+        self.hdrs += 1;
+        self.hdrs <= MAX_DISSECT_HDRS
+    }
+
+    /// The header `proto` names, at `nhoff`: its keys, and where to go on.
+    #[inline(always)]
+    fn network_header(&mut self) -> Next {
+        let (f, nhoff) = (self.f, self.nhoff);
+        match self.proto {
             proto::IPV4 => match bytes::<20>(f, nhoff) {
                 Some(h) if h[0] & 0x0f >= 5 => {
-                    k.set_v4(h, nhoff);
-                    nhoff += usize::from(h[0] & 0x0f) * 4;
-                    ip_proto = h[9];
+                    self.k.set_v4(h, nhoff);
+                    self.nhoff += usize::from(h[0] & 0x0f) * 4;
+                    self.ip_proto = h[9];
                     if u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 {
                         // Any fragment ends the dissection without ports
                         // (FLOW_DISSECTOR_F_PARSE_1ST_FRAG is not set).
-                        fragment = true;
+                        self.fragment = true;
                         Next::Good
                     } else {
                         Next::Continue
@@ -176,53 +221,34 @@ pub(super) fn flow_dissect(f: &[u8], l2: &L2View) -> Option<FlowKeys> {
             },
             proto::IPV6 => match bytes::<40>(f, nhoff) {
                 Some(h) => {
-                    k.set_v6(h, nhoff);
-                    ip_proto = h[6];
-                    nhoff += 40;
+                    self.k.set_v6(h, nhoff);
+                    self.ip_proto = h[6];
+                    self.nhoff += 40;
                     Next::Continue
                 }
                 None => Next::Bad,
             },
             proto::VLAN | proto::QINQ => match be16(f, nhoff + 2) {
-                Some(inner) => {
-                    proto = inner;
-                    nhoff += 4;
-                    Next::Proto
-                }
+                Some(inner) => self.go(inner, 4),
                 None => Next::Bad,
             },
             proto::PPP_SES => match bytes::<8>(f, nhoff) {
                 // Version 1, type 1, code 0 (a session frame).
-                Some(h) if h[0] == 0x11 && h[1] == 0 => {
-                    nhoff += 8;
-                    match u16::from_be_bytes([h[6], h[7]]) {
-                        0x0021 => {
-                            proto = proto::IPV4;
-                            Next::Proto
-                        }
-                        0x0057 => {
-                            proto = proto::IPV6;
-                            Next::Proto
-                        }
-                        0x0281 => {
-                            proto = proto::MPLS_UC;
-                            Next::Proto
-                        }
-                        0x0283 => {
-                            proto = proto::MPLS_MC;
-                            Next::Proto
-                        }
-                        p if p & 0x0101 == 0x0001 => Next::Good,
-                        _ => Next::Bad,
-                    }
-                }
+                Some(h) if h[0] == 0x11 && h[1] == 0 => match u16::from_be_bytes([h[6], h[7]]) {
+                    0x0021 => self.go(proto::IPV4, 8),
+                    0x0057 => self.go(proto::IPV6, 8),
+                    0x0281 => self.go(proto::MPLS_UC, 8),
+                    0x0283 => self.go(proto::MPLS_MC, 8),
+                    p if p & 0x0101 == 0x0001 => Next::Good,
+                    _ => Next::Bad,
+                },
                 _ => Next::Bad,
             },
             proto::TIPC => match bytes::<16>(f, nhoff) {
                 Some(h) => {
-                    k.addrs = Addrs::Tipc { at: nhoff + 12 };
-                    k.src = u32::from_ne_bytes([h[12], h[13], h[14], h[15]]);
-                    k.dst = 0;
+                    self.k.addrs = Addrs::Tipc { at: nhoff + 12 };
+                    self.k.src = u32::from_ne_bytes([h[12], h[13], h[14], h[15]]);
+                    self.k.dst = 0;
                     Next::Good
                 }
                 None => Next::Bad,
@@ -230,95 +256,59 @@ pub(super) fn flow_dissect(f: &[u8], l2: &L2View) -> Option<FlowKeys> {
             // The bonding key set has no MPLS, ARP or CFM keys: the kernel
             // stops there with what it has (no addresses).
             proto::MPLS_UC | proto::MPLS_MC | proto::ARP | proto::RARP | proto::CFM => Next::Good,
-            proto::FCOE => {
-                if f.len() >= nhoff + 38 {
-                    Next::Good
-                } else {
-                    Next::Bad
-                }
-            }
+            proto::FCOE if f.len() >= nhoff + 38 => Next::Good,
             proto::BATMAN => match bytes::<24>(f, nhoff) {
                 // batadv_unicast_packet (version 15, type 0x40) + Ethernet.
                 Some(h) if h[1] == 15 && h[0] == 0x40 => {
-                    proto = u16::from_be_bytes([h[22], h[23]]);
-                    nhoff += 24;
-                    Next::Proto
+                    self.go(u16::from_be_bytes([h[22], h[23]]), 24)
                 }
                 _ => Next::Bad,
             },
             _ => Next::Bad,
-        };
-        match next {
-            Next::Good => return Some(k),
-            Next::Bad => return None,
-            Next::Proto => {
-                if allowed() {
-                    continue 'proto;
-                }
-                return Some(k);
-            }
-            Next::Continue | Next::IpProto => {}
         }
+    }
 
-        loop {
-            let next = match ip_proto {
-                proto::GRE => gre(f, &mut proto, &mut nhoff),
-                proto::HOPOPTS | proto::ROUTING | proto::DSTOPTS if proto == proto::IPV6 => {
-                    match bytes::<2>(f, nhoff) {
-                        Some(h) => {
-                            ip_proto = h[0];
-                            nhoff += (usize::from(h[1]) + 1) * 8;
-                            Next::IpProto
-                        }
-                        None => Next::Bad,
-                    }
-                }
-                proto::FRAGMENT if proto == proto::IPV6 => match bytes::<8>(f, nhoff) {
+    /// Past a header of `len` bytes to one of protocol `proto`.
+    #[inline(always)]
+    fn go(&mut self, proto: u16, len: usize) -> Next {
+        self.proto = proto;
+        self.nhoff += len;
+        Next::Proto
+    }
+
+    /// The header `ip_proto` names, above the network header.
+    #[inline(always)]
+    fn ip_proto_header(&mut self) -> Next {
+        let (f, nhoff) = (self.f, self.nhoff);
+        match self.ip_proto {
+            proto::GRE => gre(f, &mut self.proto, &mut self.nhoff),
+            proto::HOPOPTS | proto::ROUTING | proto::DSTOPTS if self.proto == proto::IPV6 => {
+                match bytes::<2>(f, nhoff) {
                     Some(h) => {
-                        fragment = true;
-                        nhoff += 8;
-                        ip_proto = h[0];
-                        Next::Good
+                        self.ip_proto = h[0];
+                        self.nhoff += (usize::from(h[1]) + 1) * 8;
+                        Next::IpProto
                     }
                     None => Next::Bad,
-                },
-                proto::IPIP => {
-                    proto = proto::IPV4;
-                    Next::Proto
                 }
-                proto::IPV6_IN_IP => {
-                    proto = proto::IPV6;
-                    Next::Proto
-                }
-                proto::MPLS_IN_IP => {
-                    proto = proto::MPLS_UC;
-                    Next::Proto
-                }
-                proto::ICMP | proto::ICMPV6 => {
-                    icmp_at(f, nhoff, &mut k.icmp);
-                    Next::Continue
-                }
-                _ => Next::Continue,
-            };
-            if !fragment {
-                k.ports = ports_at(f, nhoff, ip_proto);
             }
-            match next {
-                Next::Proto => {
-                    if allowed() {
-                        continue 'proto;
-                    }
-                    return Some(k);
+            proto::FRAGMENT if self.proto == proto::IPV6 => match bytes::<8>(f, nhoff) {
+                Some(h) => {
+                    self.fragment = true;
+                    self.nhoff += 8;
+                    self.ip_proto = h[0];
+                    Next::Good
                 }
-                Next::IpProto => {
-                    if allowed() {
-                        continue;
-                    }
-                    return Some(k);
-                }
-                Next::Good | Next::Continue => return Some(k),
-                Next::Bad => return None,
+                None => Next::Bad,
+            },
+            proto::IPIP => self.go(proto::IPV4, 0),
+            proto::IPV6_IN_IP => self.go(proto::IPV6, 0),
+            proto::MPLS_IN_IP => self.go(proto::MPLS_UC, 0),
+            proto::ICMP | proto::ICMPV6 => {
+                icmp_at(f, nhoff, &mut self.k.icmp);
+                Next::Continue
             }
+            _ => Next::Continue,
         }
     }
 }

@@ -247,53 +247,13 @@ impl Config {
                 "options" => {}
                 "members" => {
                     saw_members = true;
-                    let a = v.as_array().ok_or_else(|| {
-                        ctx.err(
-                            key("members"),
-                            "expected a list of interface names or selectors like { driver = \"ixgbe\", mac = \"10:e7:c6:*\" }",
-                        )
-                    })?;
-                    for m in a {
-                        let spec =
-                            MemberSpec::from_toml(m).map_err(|e| ctx.err(key("members"), e))?;
-                        if members.contains(&spec) {
-                            return Err(ctx.err(key("members"), format!("{spec} is listed twice")));
-                        }
-                        members.push(spec);
-                    }
+                    members = parse_members(ctx, &key("members"), v)?;
                 }
-                "mtu" => {
-                    mtu = as_u32(ctx, &key("mtu"), v)?;
-                    if !(68..=65535).contains(&mtu) {
-                        return Err(ctx.err(key("mtu"), format!("{mtu} is out of range 68-65535")));
-                    }
-                }
-                "mac" => {
-                    let s = as_str(ctx, &key("mac"), v)?;
-                    let m = MacAddr::parse(s).ok_or_else(|| {
-                        ctx.err(key("mac"), format!("'{s}' is not a MAC address"))
-                    })?;
-                    if m.is_multicast() || m.is_zero() {
-                        return Err(ctx.err(key("mac"), format!("{m} is not a unicast address")));
-                    }
-                    mac = Some(m);
-                }
+                "mtu" => mtu = parse_mtu(ctx, &key("mtu"), v)?,
+                "mac" => mac = Some(parse_mac(ctx, &key("mac"), v)?),
                 "addresses" => addresses = parse_addresses(ctx, &key("addresses"), v)?,
                 "actor_port_prio" => {
-                    let t = v.as_table().ok_or_else(|| {
-                        ctx.err(
-                            key("actor_port_prio"),
-                            "expected a table of member = priority, like { eth0 = 100 }",
-                        )
-                    })?;
-                    for (m, p) in t {
-                        let k = format!("{}.{m}", key("actor_port_prio"));
-                        let prio = as_u32(ctx, &k, p)?;
-                        if !(1..=65535).contains(&prio) {
-                            return Err(ctx.err(k, format!("{prio} is out of range 1-65535")));
-                        }
-                        actor_port_prio.push((m.clone(), prio as u16));
-                    }
+                    actor_port_prio = parse_port_prios(ctx, &key("actor_port_prio"), v)?
                 }
                 "vlan" => {
                     let a = v.as_array().ok_or_else(|| {
@@ -301,17 +261,7 @@ impl Config {
                     })?;
                     vlan_values.extend(a.iter());
                 }
-                "qinq" => {
-                    qinq = match as_str(ctx, &key("qinq"), v)? {
-                        "drop" => Qinq::Drop,
-                        "pass" => Qinq::Pass,
-                        other => {
-                            return Err(
-                                ctx.err(key("qinq"), format!("'{other}' is not one of drop, pass"))
-                            )
-                        }
-                    }
-                }
+                "qinq" => qinq = parse_qinq(ctx, &key("qinq"), v)?,
                 k if ENGINE_KEYS.contains(&k) => parse_engine(ctx, name, k, v, &mut engine)?,
                 k if options::canonical(k).is_some() || k == "max_bonds" || k == "slaves" => {
                     let text = option_text(ctx, &key(k), v)?;
@@ -330,44 +280,8 @@ impl Config {
         }
         let warnings = opts.finish().map_err(|e| ctx.opt(name, e))?;
         opts.check_implemented().map_err(|e| ctx.opt(name, e))?;
-        // With selectors the member names are known only at start.
-        let names: Option<Vec<&str>> = members.iter().map(MemberSpec::name).collect();
-        let is_member = |m: &str| names.as_ref().is_none_or(|n| n.contains(&m));
-        for (k, v) in [
-            ("primary", &opts.primary),
-            ("active_slave", &opts.active_slave),
-        ] {
-            if let Some(m) = v {
-                if !is_member(m) {
-                    return Err(ctx.err(key(k), format!("{m} is not a member of {name}")));
-                }
-            }
-        }
-        if members.iter().any(|m| m.name() == Some(name)) {
-            return Err(ctx.err(key("members"), "a bond cannot be its own member"));
-        }
-        if let Some((m, _)) = actor_port_prio.iter().find(|(m, _)| !is_member(m)) {
-            return Err(ctx.err(
-                format!("{}.{m}", key("actor_port_prio")),
-                format!("{m} is not a member of {name}"),
-            ));
-        }
-        if !actor_port_prio.is_empty() && opts.mode != options::BondMode::Ieee8023ad {
-            return Err(ctx.err(
-                key("actor_port_prio"),
-                "a port priority is an 802.3ad setting (mode=802.3ad)",
-            ));
-        }
         let vlans = parse_vlans(ctx, name, mtu, &vlan_values)?;
-        for v in &vlans {
-            if members.iter().any(|m| m.name() == Some(v.name.as_str())) {
-                return Err(ctx.err(
-                    key("members"),
-                    format!("{} is the host interface of VLAN {}", v.name, v.id),
-                ));
-            }
-        }
-        Ok(BondConfig {
+        let bond = BondConfig {
             name: name.to_string(),
             members,
             options: opts,
@@ -379,8 +293,124 @@ impl Config {
             qinq,
             engine,
             warnings,
-        })
+        };
+        check_member_names(ctx, &bond)?;
+        Ok(bond)
     }
+}
+
+/// `members`: interface names or selectors, none twice.
+fn parse_members(ctx: &Ctx, key: &str, v: &toml::Value) -> Result<Vec<MemberSpec>, ConfigError> {
+    let a = v.as_array().ok_or_else(|| {
+        ctx.err(
+            key,
+            "expected a list of interface names or selectors like { driver = \"ixgbe\", mac = \"10:e7:c6:*\" }",
+        )
+    })?;
+    let mut members = Vec::new();
+    for m in a {
+        let spec = MemberSpec::from_toml(m).map_err(|e| ctx.err(key, e))?;
+        if members.contains(&spec) {
+            return Err(ctx.err(key, format!("{spec} is listed twice")));
+        }
+        members.push(spec);
+    }
+    Ok(members)
+}
+
+fn parse_mtu(ctx: &Ctx, key: &str, v: &toml::Value) -> Result<u32, ConfigError> {
+    let mtu = as_u32(ctx, key, v)?;
+    if !(68..=65535).contains(&mtu) {
+        return Err(ctx.err(key, format!("{mtu} is out of range 68-65535")));
+    }
+    Ok(mtu)
+}
+
+/// `mac`: a unicast address.
+fn parse_mac(ctx: &Ctx, key: &str, v: &toml::Value) -> Result<MacAddr, ConfigError> {
+    let s = as_str(ctx, key, v)?;
+    let m = MacAddr::parse(s).ok_or_else(|| ctx.err(key, format!("'{s}' is not a MAC address")))?;
+    if m.is_multicast() || m.is_zero() {
+        return Err(ctx.err(key, format!("{m} is not a unicast address")));
+    }
+    Ok(m)
+}
+
+/// `actor_port_prio`: a table of member = priority (1-65535).
+fn parse_port_prios(
+    ctx: &Ctx,
+    key: &str,
+    v: &toml::Value,
+) -> Result<Vec<(String, u16)>, ConfigError> {
+    let t = v.as_table().ok_or_else(|| {
+        ctx.err(
+            key,
+            "expected a table of member = priority, like { eth0 = 100 }",
+        )
+    })?;
+    let mut prios = Vec::new();
+    for (m, p) in t {
+        let k = format!("{key}.{m}");
+        let prio = as_u32(ctx, &k, p)?;
+        if !(1..=65535).contains(&prio) {
+            return Err(ctx.err(k, format!("{prio} is out of range 1-65535")));
+        }
+        prios.push((m.clone(), prio as u16));
+    }
+    Ok(prios)
+}
+
+fn parse_qinq(ctx: &Ctx, key: &str, v: &toml::Value) -> Result<Qinq, ConfigError> {
+    match as_str(ctx, key, v)? {
+        "drop" => Ok(Qinq::Drop),
+        "pass" => Ok(Qinq::Pass),
+        other => Err(ctx.err(key, format!("'{other}' is not one of drop, pass"))),
+    }
+}
+
+/// What names another member must be one (primary, active_slave, the port
+/// priorities); the bond and its VLAN interfaces must not be one. With
+/// selectors the member names are known only at start.
+fn check_member_names(ctx: &Ctx, b: &BondConfig) -> Result<(), ConfigError> {
+    let name = b.name.as_str();
+    let key = |k: &str| format!("bond.{name}.{k}");
+    let names: Option<Vec<&str>> = b.members.iter().map(MemberSpec::name).collect();
+    let is_member = |m: &str| names.as_ref().is_none_or(|n| n.contains(&m));
+    let opts = &b.options;
+    for (k, v) in [
+        ("primary", &opts.primary),
+        ("active_slave", &opts.active_slave),
+    ] {
+        if let Some(m) = v {
+            if !is_member(m) {
+                return Err(ctx.err(key(k), format!("{m} is not a member of {name}")));
+            }
+        }
+    }
+    if b.members.iter().any(|m| m.name() == Some(name)) {
+        return Err(ctx.err(key("members"), "a bond cannot be its own member"));
+    }
+    if let Some((m, _)) = b.actor_port_prio.iter().find(|(m, _)| !is_member(m)) {
+        return Err(ctx.err(
+            format!("{}.{m}", key("actor_port_prio")),
+            format!("{m} is not a member of {name}"),
+        ));
+    }
+    if !b.actor_port_prio.is_empty() && opts.mode != options::BondMode::Ieee8023ad {
+        return Err(ctx.err(
+            key("actor_port_prio"),
+            "a port priority is an 802.3ad setting (mode=802.3ad)",
+        ));
+    }
+    for v in &b.vlans {
+        if b.members.iter().any(|m| m.name() == Some(v.name.as_str())) {
+            return Err(ctx.err(
+                key("members"),
+                format!("{} is the host interface of VLAN {}", v.name, v.id),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The `[[bond.NAME.vlan]]` tables: ids 1-4094, each once; an interface

@@ -169,178 +169,35 @@ impl XskSocket {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let s = fd.as_raw_fd();
 
-        let mut tx_metadata = false;
-        if umem_owner.is_none() {
-            let area = pool.area();
-            let mut reg = XdpUmemReg {
-                addr: area.as_ptr() as u64,
-                len: area.len() as u64,
-                chunk_size: area.frame_size(),
-                headroom: 0,
-                flags: XDP_UMEM_TX_METADATA_LEN,
-                tx_metadata_len: TX_METADATA_LEN,
-            };
-            // TX metadata (checksum requests) where the kernel has it; a
-            // kernel without it refuses the flag with EINVAL.
-            tx_metadata = match setsockopt(s, SOL_XDP, XDP_UMEM_REG, &reg) {
-                Ok(()) => true,
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                    reg.flags = 0;
-                    reg.tx_metadata_len = 0;
-                    setsockopt(s, SOL_XDP, XDP_UMEM_REG, &reg)
-                        .map_err(|e| annotate(e, "XDP_UMEM_REG"))?;
-                    false
-                }
-                Err(e) => return Err(annotate(e, "XDP_UMEM_REG")),
-            };
-        }
+        let tx_metadata = match umem_owner {
+            None => register_umem(s, pool)?,
+            Some(_) => false,
+        };
         setsockopt(s, SOL_XDP, XDP_UMEM_FILL_RING, &size)?;
         setsockopt(s, SOL_XDP, XDP_UMEM_COMPLETION_RING, &size)?;
         setsockopt(s, SOL_XDP, XDP_RX_RING, &size)?;
         setsockopt(s, SOL_XDP, XDP_TX_RING, &size)?;
-
-        let mut off = XdpMmapOffsets::default();
-        let mut optlen = size_of::<XdpMmapOffsets>() as libc::socklen_t;
-        // SAFETY: `off` is a writable buffer of `optlen` bytes.
-        cvt(unsafe {
-            libc::getsockopt(
-                s,
-                SOL_XDP,
-                XDP_MMAP_OFFSETS,
-                (&mut off as *mut XdpMmapOffsets).cast(),
-                &mut optlen,
-            )
-        })?;
-        let desc = size_of::<XdpDesc>();
-        let rx_map = RingMap::new(
-            s,
-            off.rx.desc as usize + size as usize * desc,
-            XDP_PGOFF_RX_RING,
-        )?;
-        let tx_map = RingMap::new(
-            s,
-            off.tx.desc as usize + size as usize * desc,
-            XDP_PGOFF_TX_RING,
-        )?;
-        let fr_map = RingMap::new(
-            s,
-            off.fr.desc as usize + size as usize * 8,
-            XDP_UMEM_PGOFF_FILL_RING,
-        )?;
-        let cr_map = RingMap::new(
-            s,
-            off.cr.desc as usize + size as usize * 8,
-            XDP_UMEM_PGOFF_COMPLETION_RING,
-        )?;
-
+        let (maps, off) = map_rings(s, size)?;
         // SAFETY: each layout comes from the kernel's offsets for its own
         // mapping; the maps live in the same struct and outlive the rings.
         let (rx, tx, fill, comp) = unsafe {
             (
-                ConsumerRing::new(rx_map.layout(&off.rx, size)),
-                ProducerRing::new(tx_map.layout(&off.tx, size)),
-                ProducerRing::new(fr_map.layout(&off.fr, size)),
-                ConsumerRing::new(cr_map.layout(&off.cr, size)),
+                ConsumerRing::new(maps[0].layout(&off.rx, size)),
+                ProducerRing::new(maps[1].layout(&off.tx, size)),
+                ProducerRing::new(maps[2].layout(&off.fr, size)),
+                ConsumerRing::new(maps[3].layout(&off.cr, size)),
             )
         };
-
-        if let Some(usecs) = cfg.busy_poll_usecs {
-            let one: libc::c_int = 1;
-            setsockopt(s, libc::SOL_SOCKET, SO_PREFER_BUSY_POLL, &one)
-                .map_err(|e| annotate(e, "SO_PREFER_BUSY_POLL"))?;
-            setsockopt(s, libc::SOL_SOCKET, SO_BUSY_POLL, &(usecs as libc::c_int))
-                .map_err(|e| annotate(e, "SO_BUSY_POLL"))?;
-        }
-        if let Some(budget) = cfg.busy_poll_budget {
-            setsockopt(
-                s,
-                libc::SOL_SOCKET,
-                SO_BUSY_POLL_BUDGET,
-                &(budget as libc::c_int),
-            )
-            .map_err(|e| annotate(e, "SO_BUSY_POLL_BUDGET"))?;
-        }
-        if let Some(budget) = cfg.tx_skb_budget {
-            setsockopt(s, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &(budget as libc::c_int))
-                .map_err(|e| annotate(e, "XDP_MAX_TX_SKB_BUDGET (needs kernel 6.17+)"))?;
-        }
-
-        let mut flags = XDP_USE_NEED_WAKEUP | XDP_USE_SG;
-        flags |= match cfg.bind {
-            BindMode::Auto => 0,
-            BindMode::Copy => XDP_COPY,
-            BindMode::ZeroCopy => XDP_ZEROCOPY,
-        };
-        let mut shared_fd = 0;
-        if let Some(owner) = umem_owner {
-            // A socket sharing a UMEM inherits the owner's bind mode and
-            // need_wakeup; the kernel refuses any other flag with EINVAL.
-            flags = XDP_SHARED_UMEM;
-            shared_fd = owner.as_raw_fd() as u32;
-        }
-        let sa = SockaddrXdp {
-            sxdp_family: AF_XDP as u16,
-            sxdp_flags: flags,
-            sxdp_ifindex: ifindex,
-            sxdp_queue_id: queue,
-            sxdp_shared_umem_fd: shared_fd,
-        };
-        // A socket closed on the same queue a moment ago keeps it busy for a
-        // few milliseconds (AFXDP.md, gotcha 10): retry EBUSY briefly.
-        let deadline = Instant::now() + Duration::from_millis(500);
-        let mut sa = sa;
-        loop {
-            // SAFETY: `sa` is a valid sockaddr_xdp of the size passed.
-            let r = unsafe {
-                libc::bind(
-                    s,
-                    (&sa as *const SockaddrXdp).cast(),
-                    size_of::<SockaddrXdp>() as libc::socklen_t,
-                )
-            };
-            match cvt(r) {
-                Ok(_) => break,
-                Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                // A driver (or kernel) without multi-buffer AF_XDP: bind
-                // without it; frames then fit one chunk.
-                Err(e)
-                    if sa.sxdp_flags & XDP_USE_SG != 0
-                        && matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL)) =>
-                {
-                    sa.sxdp_flags &= !XDP_USE_SG;
-                }
-                Err(e) => {
-                    return Err(annotate(
-                        e,
-                        &format!("bind to ifindex {ifindex} queue {queue}"),
-                    ))
-                }
-            }
-        }
-
-        let mut opts: u32 = 0;
-        let mut optlen = size_of::<u32>() as libc::socklen_t;
-        // SAFETY: `opts` is a writable u32 of `optlen` bytes.
-        let zero_copy = cvt(unsafe {
-            libc::getsockopt(
-                s,
-                SOL_XDP,
-                XDP_OPTIONS,
-                (&mut opts as *mut u32).cast(),
-                &mut optlen,
-            )
-        })
-        .is_ok()
-            && opts & XDP_OPTIONS_ZEROCOPY != 0;
+        set_busy_poll(s, cfg)?;
+        let bound = bind(s, ifindex, queue, cfg.bind, umem_owner)?;
+        let zero_copy = is_zero_copy(s);
 
         Ok(XskSocket {
             rx,
             tx,
             fill,
             comp,
-            _maps: [rx_map, tx_map, fr_map, cr_map],
+            _maps: maps,
             fd,
             ifindex,
             in_fill: 0,
@@ -348,7 +205,7 @@ impl XskSocket {
             ring_size: size,
             info: SocketInfo {
                 zero_copy,
-                multi_buffer: umem_owner.is_none() && sa.sxdp_flags & XDP_USE_SG != 0,
+                multi_buffer: umem_owner.is_none() && bound & XDP_USE_SG != 0,
                 tx_metadata,
             },
         })
@@ -590,6 +447,167 @@ impl StatsHandle {
         })?;
         Ok(st)
     }
+}
+
+/// Register the pool's area as the socket's UMEM, with TX metadata
+/// (checksum requests) where the kernel has it; a kernel without it
+/// refuses the flag with EINVAL. Returns whether metadata is on.
+fn register_umem(s: RawFd, pool: &FramePool) -> io::Result<bool> {
+    let area = pool.area();
+    let mut reg = XdpUmemReg {
+        addr: area.as_ptr() as u64,
+        len: area.len() as u64,
+        chunk_size: area.frame_size(),
+        headroom: 0,
+        flags: XDP_UMEM_TX_METADATA_LEN,
+        tx_metadata_len: TX_METADATA_LEN,
+    };
+    match setsockopt(s, SOL_XDP, XDP_UMEM_REG, &reg) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            reg.flags = 0;
+            reg.tx_metadata_len = 0;
+            setsockopt(s, SOL_XDP, XDP_UMEM_REG, &reg).map_err(|e| annotate(e, "XDP_UMEM_REG"))?;
+            Ok(false)
+        }
+        Err(e) => Err(annotate(e, "XDP_UMEM_REG")),
+    }
+}
+
+/// Map the four rings (RX, TX, fill, completion, in that order) at the
+/// offsets the kernel reports.
+fn map_rings(s: RawFd, size: u32) -> io::Result<([RingMap; 4], XdpMmapOffsets)> {
+    let mut off = XdpMmapOffsets::default();
+    let mut optlen = size_of::<XdpMmapOffsets>() as libc::socklen_t;
+    // SAFETY: `off` is a writable buffer of `optlen` bytes.
+    cvt(unsafe {
+        libc::getsockopt(
+            s,
+            SOL_XDP,
+            XDP_MMAP_OFFSETS,
+            (&mut off as *mut XdpMmapOffsets).cast(),
+            &mut optlen,
+        )
+    })?;
+    let n = size as usize;
+    let desc = size_of::<XdpDesc>();
+    let maps = [
+        RingMap::new(s, off.rx.desc as usize + n * desc, XDP_PGOFF_RX_RING)?,
+        RingMap::new(s, off.tx.desc as usize + n * desc, XDP_PGOFF_TX_RING)?,
+        RingMap::new(s, off.fr.desc as usize + n * 8, XDP_UMEM_PGOFF_FILL_RING)?,
+        RingMap::new(
+            s,
+            off.cr.desc as usize + n * 8,
+            XDP_UMEM_PGOFF_COMPLETION_RING,
+        )?,
+    ];
+    Ok((maps, off))
+}
+
+/// The busy-poll and TX budget socket options the config asks for.
+fn set_busy_poll(s: RawFd, cfg: &XskConfig) -> io::Result<()> {
+    if let Some(usecs) = cfg.busy_poll_usecs {
+        let one: libc::c_int = 1;
+        setsockopt(s, libc::SOL_SOCKET, SO_PREFER_BUSY_POLL, &one)
+            .map_err(|e| annotate(e, "SO_PREFER_BUSY_POLL"))?;
+        setsockopt(s, libc::SOL_SOCKET, SO_BUSY_POLL, &(usecs as libc::c_int))
+            .map_err(|e| annotate(e, "SO_BUSY_POLL"))?;
+    }
+    if let Some(budget) = cfg.busy_poll_budget {
+        setsockopt(
+            s,
+            libc::SOL_SOCKET,
+            SO_BUSY_POLL_BUDGET,
+            &(budget as libc::c_int),
+        )
+        .map_err(|e| annotate(e, "SO_BUSY_POLL_BUDGET"))?;
+    }
+    if let Some(budget) = cfg.tx_skb_budget {
+        setsockopt(s, SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &(budget as libc::c_int))
+            .map_err(|e| annotate(e, "XDP_MAX_TX_SKB_BUDGET (needs kernel 6.17+)"))?;
+    }
+    Ok(())
+}
+
+/// Bind to `ifindex`/`queue`; returns the flags the bind took.
+fn bind(
+    s: RawFd,
+    ifindex: u32,
+    queue: u32,
+    mode: BindMode,
+    umem_owner: Option<BorrowedFd<'_>>,
+) -> io::Result<u16> {
+    let mut flags = XDP_USE_NEED_WAKEUP | XDP_USE_SG;
+    flags |= match mode {
+        BindMode::Auto => 0,
+        BindMode::Copy => XDP_COPY,
+        BindMode::ZeroCopy => XDP_ZEROCOPY,
+    };
+    let mut shared_fd = 0;
+    if let Some(owner) = umem_owner {
+        // A socket sharing a UMEM inherits the owner's bind mode and
+        // need_wakeup; the kernel refuses any other flag with EINVAL.
+        flags = XDP_SHARED_UMEM;
+        shared_fd = owner.as_raw_fd() as u32;
+    }
+    let mut sa = SockaddrXdp {
+        sxdp_family: AF_XDP as u16,
+        sxdp_flags: flags,
+        sxdp_ifindex: ifindex,
+        sxdp_queue_id: queue,
+        sxdp_shared_umem_fd: shared_fd,
+    };
+    // A socket closed on the same queue a moment ago keeps it busy for a
+    // few milliseconds (AFXDP.md, gotcha 10): retry EBUSY briefly.
+    let deadline = Instant::now() + Duration::from_millis(500);
+    loop {
+        // SAFETY: `sa` is a valid sockaddr_xdp of the size passed.
+        let r = unsafe {
+            libc::bind(
+                s,
+                (&sa as *const SockaddrXdp).cast(),
+                size_of::<SockaddrXdp>() as libc::socklen_t,
+            )
+        };
+        match cvt(r) {
+            Ok(_) => return Ok(sa.sxdp_flags),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            // A driver (or kernel) without multi-buffer AF_XDP: bind
+            // without it; frames then fit one chunk.
+            Err(e)
+                if sa.sxdp_flags & XDP_USE_SG != 0
+                    && matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL)) =>
+            {
+                sa.sxdp_flags &= !XDP_USE_SG;
+            }
+            Err(e) => {
+                return Err(annotate(
+                    e,
+                    &format!("bind to ifindex {ifindex} queue {queue}"),
+                ))
+            }
+        }
+    }
+}
+
+/// Whether the bound socket got zero-copy (`XDP_OPTIONS`).
+fn is_zero_copy(s: RawFd) -> bool {
+    let mut opts: u32 = 0;
+    let mut optlen = size_of::<u32>() as libc::socklen_t;
+    // SAFETY: `opts` is a writable u32 of `optlen` bytes.
+    cvt(unsafe {
+        libc::getsockopt(
+            s,
+            SOL_XDP,
+            XDP_OPTIONS,
+            (&mut opts as *mut u32).cast(),
+            &mut optlen,
+        )
+    })
+    .is_ok()
+        && opts & XDP_OPTIONS_ZEROCOPY != 0
 }
 
 fn annotate(e: io::Error, what: &str) -> io::Error {

@@ -162,15 +162,7 @@ impl Engine {
         let mut tx_loads = Vec::new();
         let mut pending = Vec::new();
         for w in 0..nworkers {
-            let mine: Vec<(usize, u32)> = ports
-                .iter()
-                .enumerate()
-                .flat_map(|(pi, p)| {
-                    (0..p.queues)
-                        .filter(move |q| *q as usize % nworkers == w)
-                        .map(move |q| (pi, q))
-                })
-                .collect();
+            let mine = queues_of_worker(ports, nworkers, w);
             if mine.is_empty() {
                 continue;
             }
@@ -185,21 +177,7 @@ impl Engine {
                 FrameArea::mmap(frames, cfg.frame_size)
                     .context(|| format!("frame area of {frames} frames"))?,
             );
-            let mut sockets: Vec<XskSocket> = Vec::new();
-            for &(pi, q) in &mine {
-                let p = &ports[pi];
-                let owner = sockets.first().map(XskSocket::borrow_fd);
-                let mut s = XskSocket::new(&pool, owner, p.ifindex, q, &xsk_cfg)
-                    .context(|| format!("AF_XDP socket on {} queue {q}", p.name))?;
-                match sockets.first() {
-                    Some(first) => s.inherit(first.info()),
-                    None => pool.set_tx_metadata(s.info().tx_metadata),
-                }
-                maps[pi]
-                    .set(q, s.fd())
-                    .context(|| format!("XSKMAP entry {} queue {q}", p.name))?;
-                sockets.push(s);
-            }
+            let sockets = open_sockets(&mut pool, ports, &maps, &mine, &xsk_cfg)?;
             let (cmd_tx, cmd_rx) = bounded(1024);
             let waker = Arc::new(Waker::new().context(|| "worker waker".into())?);
             let mut worker = Worker::new(
@@ -254,22 +232,7 @@ impl Engine {
         let cores = core_affinity::get_core_ids().unwrap_or_default();
         let mut workers = Vec::new();
         for (i, (worker, cmd_tx)) in pending.into_iter().enumerate() {
-            let core = if !cfg.cpus.is_empty() {
-                let id = cfg.cpus[i % cfg.cpus.len()];
-                match cores.iter().find(|c| c.id == id) {
-                    Some(c) => Some(*c),
-                    None => {
-                        return Err(EngineError::NoSuchCore {
-                            core: id,
-                            cores: cores.len(),
-                        })
-                    }
-                }
-            } else if cores.is_empty() {
-                None
-            } else {
-                Some(cores[cores.len() - 1 - (i % cores.len())])
-            };
+            let core = worker_core(&cfg.cpus, &cores, i)?;
             workers.push(
                 WorkerHandle::spawn(worker, format!("xbond-worker{i}"), core, cmd_tx)
                     .context(|| format!("start worker {i}"))?,
@@ -454,6 +417,68 @@ impl Engine {
 }
 
 /// Load the redirect program for `map` and attach it to the port.
+/// The (port, queue) pairs worker `w` of `nworkers` serves: queue q of
+/// every port goes to worker q mod nworkers.
+fn queues_of_worker(ports: &[PortSpec], nworkers: usize, w: usize) -> Vec<(usize, u32)> {
+    ports
+        .iter()
+        .enumerate()
+        .flat_map(|(pi, p)| {
+            (0..p.queues)
+                .filter(move |q| *q as usize % nworkers == w)
+                .map(move |q| (pi, q))
+        })
+        .collect()
+}
+
+/// One socket per (port, queue) of a worker, in the port's XSKMAP. The
+/// first registers the worker's frame area as the UMEM; the others share
+/// it and take what the first got (TX metadata).
+fn open_sockets(
+    pool: &mut FramePool,
+    ports: &[PortSpec],
+    maps: &[XskMap],
+    mine: &[(usize, u32)],
+    xsk_cfg: &XskConfig,
+) -> Result<Vec<XskSocket>, EngineError> {
+    let mut sockets: Vec<XskSocket> = Vec::new();
+    for &(pi, q) in mine {
+        let p = &ports[pi];
+        let owner = sockets.first().map(XskSocket::borrow_fd);
+        let mut s = XskSocket::new(pool, owner, p.ifindex, q, xsk_cfg)
+            .context(|| format!("AF_XDP socket on {} queue {q}", p.name))?;
+        match sockets.first() {
+            Some(first) => s.inherit(first.info()),
+            None => pool.set_tx_metadata(s.info().tx_metadata),
+        }
+        maps[pi]
+            .set(q, s.fd())
+            .context(|| format!("XSKMAP entry {} queue {q}", p.name))?;
+        sockets.push(s);
+    }
+    Ok(sockets)
+}
+
+/// The core worker `i` runs on: the configured `cpus` in turn, else the
+/// machine's cores from the last one down (control keeps core 0).
+fn worker_core(
+    cpus: &[usize],
+    cores: &[core_affinity::CoreId],
+    i: usize,
+) -> Result<Option<core_affinity::CoreId>, EngineError> {
+    if !cpus.is_empty() {
+        let id = cpus[i % cpus.len()];
+        return match cores.iter().find(|c| c.id == id) {
+            Some(c) => Ok(Some(*c)),
+            None => Err(EngineError::NoSuchCore {
+                core: id,
+                cores: cores.len(),
+            }),
+        };
+    }
+    Ok((!cores.is_empty()).then(|| cores[cores.len() - 1 - (i % cores.len())]))
+}
+
 fn attach(p: &PortSpec, map: XskMap, mode: AttachMode) -> Result<PortXdp, EngineError> {
     // Frames on a queue without a socket are dropped, never passed to the
     // member's own stack (AFXDP.md, gotcha 13).

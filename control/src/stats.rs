@@ -145,72 +145,85 @@ pub fn format_stats(s: &StatsView, rates: Option<&[Rate]>) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "bond {}", s.bond);
     match rates {
-        None => {
-            let _ = writeln!(
-                out,
-                "{:<16} {:<6} {:>3} {:>12} {:>14} {:>12} {:>14} {:>7} {:>10}",
-                "PORT", "ROLE", "Q", "RX_PKTS", "RX_BYTES", "TX_PKTS", "TX_BYTES", "TX_%", "DROPS"
-            );
-            // Each member's part of what the members sent: the distribution
-            // of the bond's transmit load.
-            let member_tx: u64 = s
-                .ports
-                .iter()
-                .filter(|p| p.role == "member")
-                .map(|p| p.tx_packets)
-                .sum();
-            for p in &s.ports {
-                let drops: u64 = p.drops.values().sum();
-                let share = if p.role == "member" && member_tx > 0 {
-                    format!("{:.1}", 100.0 * p.tx_packets as f64 / member_tx as f64)
-                } else {
-                    "-".to_string()
-                };
-                let _ = writeln!(
-                    out,
-                    "{:<16} {:<6} {:>3} {:>12} {:>14} {:>12} {:>14} {:>7} {:>10}",
-                    p.port,
-                    p.role,
-                    p.queue,
-                    p.rx_packets,
-                    p.rx_bytes,
-                    p.tx_packets,
-                    p.tx_bytes,
-                    share,
-                    drops
-                );
-                for (reason, n) in p.drops.iter().filter(|(_, n)| **n > 0) {
-                    let _ = writeln!(out, "    drop {reason}: {n}");
-                }
-                if !p.socket.xdp_mode.is_empty() {
-                    let _ = writeln!(out, "    socket: {}", p.socket.describe());
-                }
-                for (k, n) in p.xdp.iter().filter(|(_, n)| **n > 0) {
-                    let _ = writeln!(out, "    xdp {k}: {n}");
-                }
-            }
+        None => write_ports(&mut out, s),
+        Some(rates) => write_rates(&mut out, rates),
+    }
+    write_protocols(&mut out, s);
+    out
+}
+
+/// One line per port and queue with its totals and its part of the
+/// members' transmit load; under it the drops by reason, the socket and
+/// the kernel's XDP counters that are not zero.
+fn write_ports(out: &mut String, s: &StatsView) {
+    let _ = writeln!(
+        out,
+        "{:<16} {:<6} {:>3} {:>12} {:>14} {:>12} {:>14} {:>7} {:>10}",
+        "PORT", "ROLE", "Q", "RX_PKTS", "RX_BYTES", "TX_PKTS", "TX_BYTES", "TX_%", "DROPS"
+    );
+    let member_tx: u64 = s
+        .ports
+        .iter()
+        .filter(|p| p.role == "member")
+        .map(|p| p.tx_packets)
+        .sum();
+    for p in &s.ports {
+        let drops: u64 = p.drops.values().sum();
+        let share = if p.role == "member" && member_tx > 0 {
+            format!("{:.1}", 100.0 * p.tx_packets as f64 / member_tx as f64)
+        } else {
+            "-".to_string()
+        };
+        let _ = writeln!(
+            out,
+            "{:<16} {:<6} {:>3} {:>12} {:>14} {:>12} {:>14} {:>7} {:>10}",
+            p.port,
+            p.role,
+            p.queue,
+            p.rx_packets,
+            p.rx_bytes,
+            p.tx_packets,
+            p.tx_bytes,
+            share,
+            drops
+        );
+        for (reason, n) in p.drops.iter().filter(|(_, n)| **n > 0) {
+            let _ = writeln!(out, "    drop {reason}: {n}");
         }
-        Some(rates) => {
-            let _ = writeln!(
-                out,
-                "{:<16} {:>3} {:>12} {:>12} {:>12} {:>12} {:>10}",
-                "PORT", "Q", "RX_PPS", "RX_MBPS", "TX_PPS", "TX_MBPS", "DROP/S"
-            );
-            for r in rates {
-                let _ = writeln!(
-                    out,
-                    "{:<16} {:>3} {:>12.1} {:>12.3} {:>12.1} {:>12.3} {:>10.1}",
-                    r.port,
-                    r.queue,
-                    r.rx_pps,
-                    r.rx_bps / 1e6,
-                    r.tx_pps,
-                    r.tx_bps / 1e6,
-                    r.drops_ps
-                );
-            }
+        if !p.socket.xdp_mode.is_empty() {
+            let _ = writeln!(out, "    socket: {}", p.socket.describe());
+        }
+        for (k, n) in p.xdp.iter().filter(|(_, n)| **n > 0) {
+            let _ = writeln!(out, "    xdp {k}: {n}");
         }
     }
+}
+
+/// `--interval`: per second, like sar -n DEV.
+fn write_rates(out: &mut String, rates: &[Rate]) {
+    let _ = writeln!(
+        out,
+        "{:<16} {:>3} {:>12} {:>12} {:>12} {:>12} {:>10}",
+        "PORT", "Q", "RX_PPS", "RX_MBPS", "TX_PPS", "TX_MBPS", "DROP/S"
+    );
+    for r in rates {
+        let _ = writeln!(
+            out,
+            "{:<16} {:>3} {:>12.1} {:>12.3} {:>12.1} {:>12.3} {:>10.1}",
+            r.port,
+            r.queue,
+            r.rx_pps,
+            r.rx_bps / 1e6,
+            r.tx_pps,
+            r.tx_bps / 1e6,
+            r.drops_ps
+        );
+    }
+}
+
+/// The protocols' counters: LACP per member, the ARP/NS monitor, ALB, and
+/// control's own.
+fn write_protocols(out: &mut String, s: &StatsView) {
     if !s.lacp.is_empty() {
         let _ = writeln!(
             out,
@@ -264,7 +277,6 @@ pub fn format_stats(s: &StatsView, rates: Option<&[Rate]>) -> String {
     for (k, v) in &s.control {
         let _ = writeln!(out, "control {k}: {v}");
     }
-    out
 }
 
 #[cfg(test)]

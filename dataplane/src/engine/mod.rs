@@ -205,14 +205,7 @@ impl Engine {
                         .context(|| format!("statistics of {} queue {q}", p.name))?,
                 });
                 if let Role::Member(m) = p.role {
-                    let m = m as usize;
-                    if member_workers.len() <= m {
-                        member_workers.resize(m + 1, Vec::new());
-                    }
-                    let wi = pending.len();
-                    if !member_workers[m].contains(&wi) {
-                        member_workers[m].push(wi);
-                    }
+                    serves_member(&mut member_workers, m, pending.len());
                 }
                 worker
                     .add_xsk(s, p.role, counters)
@@ -417,6 +410,18 @@ impl Engine {
 }
 
 /// Load the redirect program for `map` and attach it to the port.
+/// Worker `w` serves a queue of member `m`: control's frames for the
+/// member may go through it.
+fn serves_member(member_workers: &mut Vec<Vec<usize>>, m: MemberId, w: usize) {
+    let m = usize::from(m);
+    if member_workers.len() <= m {
+        member_workers.resize(m + 1, Vec::new());
+    }
+    if !member_workers[m].contains(&w) {
+        member_workers[m].push(w);
+    }
+}
+
 /// The (port, queue) pairs worker `w` of `nworkers` serves: queue q of
 /// every port goes to worker q mod nworkers.
 fn queues_of_worker(ports: &[PortSpec], nworkers: usize, w: usize) -> Vec<(usize, u32)> {

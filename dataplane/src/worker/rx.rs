@@ -63,18 +63,7 @@ impl Worker {
                 Role::Host(vid) => forward::from_host(snap, tx, data, vid),
             };
             if snap.lb.is_some() {
-                // balance-tlb/alb: members have MACs of their own.
-                match verdict {
-                    Verdict::ToMember(m) => {
-                        lb::rewrite_for_member(snap, m, pool.data_mut(&mut f), false)
-                    }
-                    Verdict::ArpReplyVia(m) => {
-                        lb::rewrite_for_member(snap, m, pool.data_mut(&mut f), true);
-                        verdict = Verdict::ToMember(m);
-                    }
-                    Verdict::ToHost { .. } => lb::adopt_for_host(snap, pool.data_mut(&mut f)),
-                    _ => {}
-                }
+                verdict = lb_rewrite(snap, verdict, pool.data_mut(&mut f));
             }
             match (role, verdict) {
                 (Role::Host(vid), Verdict::ToMember(_) | Verdict::ToAllMembers) if vid != 0 => {
@@ -98,15 +87,9 @@ impl Worker {
                     .flatten()
                     .ok_or(DropReason::NoTxQueue),
                 Verdict::ToControl(why) => {
-                    match ControlFrame::new(role, why, pool.data(&f)).filter(|_| tail.is_empty()) {
-                        Some(cf) => match to_control.try_send(cf) {
-                            Ok(()) => slots[i].batch.control(),
-                            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                                slots[i].batch.drop(DropReason::ControlQueueFull, 1)
-                            }
-                        },
-                        None => slots[i].batch.drop(DropReason::ControlFrameTooLong, 1),
-                    }
+                    let cf =
+                        ControlFrame::new(role, why, pool.data(&f)).filter(|_| tail.is_empty());
+                    hand_over(to_control, &mut slots[i].batch, cf);
                     pool.free(f);
                     tail.drain(..).for_each(|b| pool.free(b));
                     continue;
@@ -123,25 +106,78 @@ impl Worker {
             if let (Role::Host(_), Ok(_)) = (role, target) {
                 tx_checksum(pool, &mut f, tail);
             }
-            match target {
-                Ok(t) if slots[t].txq.len() + tail.len() < cfg.txq_capacity => {
-                    slots[t].txq.push(f);
-                    slots[t].txq.append(tail);
-                }
-                Ok(t) => {
-                    slots[t].batch.drop(DropReason::TxRingFull, 1);
-                    pool.free(f);
-                    tail.drain(..).for_each(|b| pool.free(b));
-                }
-                Err(r) => {
-                    slots[i].batch.drop(r, 1);
-                    pool.free(f);
-                    tail.drain(..).for_each(|b| pool.free(b));
-                }
-            }
+            enqueue(slots, i, target, pool, f, tail, cfg.txq_capacity);
         }
         n
     }
+}
+
+/// balance-tlb/alb, where members have MACs of their own: a frame for a
+/// member leaves with its MAC (an ARP reply placed by the client table
+/// also as the ARP sender), and one for the host is addressed to the bond.
+#[inline]
+fn lb_rewrite(snap: &crate::snapshot::BondSnapshot, verdict: Verdict, frame: &mut [u8]) -> Verdict {
+    match verdict {
+        Verdict::ToMember(m) => lb::rewrite_for_member(snap, m, frame, false),
+        Verdict::ArpReplyVia(m) => {
+            lb::rewrite_for_member(snap, m, frame, true);
+            return Verdict::ToMember(m);
+        }
+        Verdict::ToHost { .. } => lb::adopt_for_host(snap, frame),
+        _ => {}
+    }
+    verdict
+}
+
+/// A frame for control, copied (`None`: too long for a control frame),
+/// counted on the port it came from.
+#[inline]
+fn hand_over(
+    to_control: &Sender<ControlFrame>,
+    batch: &mut BatchCounters,
+    cf: Option<ControlFrame>,
+) {
+    match cf {
+        Some(cf) => match to_control.try_send(cf) {
+            Ok(()) => batch.control(),
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                batch.drop(DropReason::ControlQueueFull, 1)
+            }
+        },
+        None => batch.drop(DropReason::ControlFrameTooLong, 1),
+    }
+}
+
+/// A packet (`head` and its `tail` buffers) onto the transmit queue of
+/// slot `target`, or dropped whole: counted on the target when its queue
+/// is full, on the receiving slot `from` when it has no target.
+#[inline]
+fn enqueue(
+    slots: &mut [Slot],
+    from: usize,
+    target: Result<usize, DropReason>,
+    pool: &mut FramePool,
+    head: Frame,
+    tail: &mut Vec<Frame>,
+    capacity: usize,
+) {
+    let reason = match target {
+        Ok(t) if slots[t].txq.len() + tail.len() < capacity => {
+            slots[t].txq.push(head);
+            slots[t].txq.append(tail);
+            return;
+        }
+        Ok(t) => {
+            slots[t].batch.drop(DropReason::TxRingFull, 1);
+            None
+        }
+        Err(r) => Some(r),
+    };
+    if let Some(r) = reason {
+        slots[from].batch.drop(r, 1);
+    }
+    pool.free(head);
+    tail.drain(..).for_each(|b| pool.free(b));
 }
 
 /// The L4 checksum of a frame from the host, made right for the wire: the

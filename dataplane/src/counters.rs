@@ -52,6 +52,8 @@ drop_reasons! {
     QinqRejected => "qinq_rejected",
     /// No room in the frame's chunk for a VLAN tag.
     NoRoomForTag => "no_room_for_tag",
+    /// Larger than a 64 KiB GSO packet (AF_PACKET host port).
+    Oversize => "oversize",
 }
 
 /// The counters of one port.

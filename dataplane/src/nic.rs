@@ -54,12 +54,33 @@ pub const HOST_PORT_FEATURES: &[(&str, bool)] = &[
     ("tx-checksum-sctp", false),
 ];
 
-/// Set a host port's offloads ([`HOST_PORT_FEATURES`]) and check that what
-/// matters held: checksum offload on, no device segmentation.
-pub fn set_host_port_offloads(ifname: &str) -> io::Result<()> {
-    crate::sys::ethtool::set_features(ifname, HOST_PORT_FEATURES)?;
+/// TCP segmentation a host port read through AF_PACKET keeps on
+/// (`host_port = "af_packet"`): the virtio-net header carries the segment
+/// size, and the member's NIC or driver path segments.
+const WHOLE_PACKET_FEATURES: &[&str] = &[
+    "tx-tcp-segmentation",
+    "tx-tcp-ecn-segmentation",
+    "tx-tcp-mangleid-segmentation",
+    "tx-tcp6-segmentation",
+];
+
+/// A host port's offloads: [`HOST_PORT_FEATURES`], with TCP segmentation
+/// on when its packets are read whole (`whole`).
+pub fn host_port_features(whole: bool) -> Vec<(&'static str, bool)> {
+    HOST_PORT_FEATURES
+        .iter()
+        .map(|&(n, on)| (n, on || (whole && WHOLE_PACKET_FEATURES.contains(&n))))
+        .collect()
+}
+
+/// Set a host port's offloads ([`host_port_features`]) and check that what
+/// matters held: checksum offload on, no device segmentation it was not
+/// asked for.
+pub fn set_host_port_offloads(ifname: &str, whole: bool) -> io::Result<()> {
+    let want = host_port_features(whole);
+    crate::sys::ethtool::set_features(ifname, &want)?;
     let now = crate::sys::ethtool::features(ifname)?;
-    for (name, want) in HOST_PORT_FEATURES {
+    for (name, want) in &want {
         let have = now.iter().find(|(n, _)| n == name).map(|(_, on)| *on);
         if have.is_some_and(|on| on != *want) && (!want || *name == "tx-checksum-ip-generic") {
             return Err(io::Error::other(format!(

@@ -316,3 +316,89 @@ fn jumbo_frames_cross_an_mtu_9000_bond_both_ways() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// A port's bytes per packet, from `stats --json`.
+fn bytes_per_packet(stats: &serde_json::Value, port: &str, dir: &str) -> f64 {
+    let p = stats["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["port"] == port)
+        .unwrap_or_else(|| panic!("no port {port}: {stats}"));
+    p[format!("{dir}_bytes")].as_f64().unwrap() / p[format!("{dir}_packets")].as_f64().unwrap()
+}
+
+#[test]
+fn an_af_packet_host_port_carries_the_hosts_tcp_packets_whole() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("whole", 2)?;
+    let d = Daemon::start(
+        &t,
+        &bond_config(
+            M0_M1,
+            "mode=active-backup miimon=100",
+            "host_port = \"af_packet\"",
+        ),
+    )?;
+    // bond0 keeps TSO: the host's TCP hands it 64 KiB packets.
+    let k = String::from_utf8(run(&mut ns(&t.host, &["ethtool", "-k", "bond0"]))?.stdout)?;
+    assert!(k.contains("tx-checksumming: on"), "{k}");
+    assert!(k.contains("tcp-segmentation-offload: on"), "{k}");
+    assert!(k.contains("tx-udp-segmentation: off"), "{k}");
+    // Members without offload: their kernel path segments and checksums
+    // what xbond writes, so s0 sees what a NIC would put on the wire.
+    for m in ["m0", "m1"] {
+        run(&mut ns(&t.host, &["ethtool", "-K", m, "tx", "off"]))?;
+    }
+    add_ipv6(&t)?;
+    ping(&t.host, PEER_IP, 2)?;
+    let cap = capture(&t.switch, "s0", Duration::from_secs(4), from_bond);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        tcp_transfer(&t.host, &t.peer, PEER_IP, 7301, 8 << 20)?,
+        8 << 20
+    );
+    let r = udp_stream(&t.host, &t.peer, PEER_IP, 7302, 2000, 200, |_| {})?;
+    assert_eq!(r.lost(), 0, "{r:?}");
+    ipv6_traffic(&t.host, &t.peer, PEER_IP6, 7303)?;
+    let frames = cap
+        .join()
+        .map_err(|_| anyhow::anyhow!("capture panicked"))???;
+    let v = verify(&frames);
+    eprintln!("checksums on s0 (good, bad): {v:?}");
+    for (name, (good, bad)) in [
+        ("tcp4", v.tcp4),
+        ("udp4", v.udp4),
+        ("tcp6", v.tcp6),
+        ("udp6", v.udp6),
+    ] {
+        assert!(good > 0, "no {name} frame seen: {v:?}");
+        assert_eq!(bad, 0, "{name} frames with a wrong checksum: {v:?}");
+    }
+    let longest = frames.iter().map(Vec::len).max().unwrap_or(0);
+    assert!(longest <= 1514, "a frame of {longest} bytes on the wire");
+    // Back the other way, the peer's TCP reaches the host.
+    assert_eq!(
+        tcp_transfer(&t.peer, &t.host, BOND_IP, 7304, 8 << 20)?,
+        8 << 20
+    );
+    // The packets crossed whole: xbond read and wrote more than an MTU per
+    // packet on average.
+    let stats: serde_json::Value = serde_json::from_str(&d.cli(&["stats", "--json"])?)?;
+    let host_rx = bytes_per_packet(&stats, "bond0-xb", "rx");
+    let m0_tx = bytes_per_packet(&stats, "m0", "tx");
+    eprintln!("bytes per packet: host port read {host_rx:.0}, m0 wrote {m0_tx:.0}");
+    assert!(host_rx > 3000.0 && m0_tx > 3000.0, "{stats}");
+    for p in stats["ports"].as_array().unwrap() {
+        let dropped: u64 = p["drops"]
+            .as_object()
+            .unwrap()
+            .values()
+            .filter_map(|v| v.as_u64())
+            .sum();
+        assert_eq!(dropped, 0, "{p}");
+    }
+    Ok(())
+}

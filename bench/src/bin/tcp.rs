@@ -24,7 +24,7 @@ use std::time::Duration;
 use xbond_testbed::*;
 
 const USAGE: &str = "usage: xbond-tcp [--secs S] [--reps N] [--streams 1,4] [--dirs tx,rx] \
-[--mtus 1500,9000] [--modes active-backup,balance-xor,802.3ad]";
+[--mtus 1500,9000] [--modes active-backup,balance-xor,802.3ad] [--host-ports af_xdp,af_packet]";
 const REF_IP: &str = "198.18.0.9";
 
 /// One topology: a bond in `mode` at `mtu`, its switch, the reference host
@@ -38,7 +38,7 @@ struct Bed {
 }
 
 impl Bed {
-    fn new(mode: &str, mtu: u32) -> anyhow::Result<Bed> {
+    fn new(mode: &str, mtu: u32, host_port: &str) -> anyhow::Result<Bed> {
         let lacp = mode == "802.3ad";
         let topo = if lacp {
             Topo::with_switch("tcp", 2, "none")?
@@ -63,7 +63,7 @@ impl Bed {
                         }
                         m => format!("mode={m} miimon=100"),
                     },
-                    &format!("mtu = {mtu}"),
+                    &format!("mtu = {mtu}\nhost_port = \"{host_port}\""),
                 ),
             )?,
             topo,
@@ -272,6 +272,7 @@ fn main() -> anyhow::Result<()> {
         "--dirs",
         "--mtus",
         "--modes",
+        "--host-ports",
     ];
     for (i, a) in args.iter().enumerate().skip(1) {
         if a.starts_with("--") && !known.contains(&a.as_str()) {
@@ -287,6 +288,13 @@ fn main() -> anyhow::Result<()> {
     let mtus = numbers(&args, "--mtus", "1500,9000")?;
     let dirs = list(&args, "--dirs", "tx,rx");
     let modes = list(&args, "--modes", "active-backup,balance-xor,802.3ad");
+    let host_ports = list(&args, "--host-ports", "af_xdp,af_packet");
+    if let Some(h) = host_ports
+        .iter()
+        .find(|h| *h != "af_xdp" && *h != "af_packet")
+    {
+        bail!("--host-ports: af_xdp or af_packet, not {h}");
+    }
     if let Some(d) = dirs.iter().find(|d| *d != "tx" && *d != "rx") {
         bail!("--dirs: tx or rx, not {d}");
     }
@@ -303,11 +311,15 @@ fn main() -> anyhow::Result<()> {
     if !require_root() {
         bail!("xbond-tcp needs root (network namespaces)");
     }
-    println!("| mode | MTU | direction | streams | xbond Gbit/s | plain Gbit/s | xbond / plain | xbond retr. | plain retr. | xbond drops (own, kernel) |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| mode | host port | MTU | direction | streams | xbond Gbit/s | plain Gbit/s | xbond / plain | xbond retr. | plain retr. | xbond drops (own, kernel) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for &mtu in &mtus {
-        for mode in &modes {
-            let bed = Bed::new(mode, mtu).with_context(|| format!("{mode} at MTU {mtu}"))?;
+        for (mode, hp) in modes
+            .iter()
+            .flat_map(|m| host_ports.iter().map(move |h| (m, h)))
+        {
+            let bed =
+                Bed::new(mode, mtu, hp).with_context(|| format!("{mode}, {hp}, at MTU {mtu}"))?;
             for dir in &dirs {
                 for &n in &streams {
                     let rx = dir == "rx";
@@ -324,7 +336,7 @@ fn main() -> anyhow::Result<()> {
                     let after = bed.drops()?;
                     let (x, p) = (median(&mut xb), median(&mut pl));
                     println!(
-                        "| {mode} | {mtu} | {} | {n} | {x:.2} | {p:.2} | {:.0} % | {:.0} | {:.0} | {}, {} |",
+                        "| {mode} | {hp} | {mtu} | {} | {n} | {x:.2} | {p:.2} | {:.0} % | {:.0} | {:.0} | {}, {} |",
                         if rx { "peer → host" } else { "host → peer" },
                         100.0 * x / p,
                         median(&mut xr),

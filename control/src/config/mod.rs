@@ -9,7 +9,7 @@ pub use members::{MemberSpec, Selector};
 use options::{BondOptions, OptionError};
 use std::path::{Path, PathBuf};
 pub use xbond_dataplane::engine::EngineConfig;
-use xbond_dataplane::engine::{AttachMode, BindMode};
+use xbond_dataplane::engine::{AttachMode, BindMode, HostPortKind};
 use xbond_dataplane::wire::MacAddr;
 use xbond_dataplane::worker::PollPolicy;
 
@@ -89,6 +89,7 @@ const ENGINE_KEYS: &[&str] = &[
     "busy_poll_usecs",
     "busy_poll_budget",
     "tx_skb_budget",
+    "host_port",
 ];
 
 struct Ctx<'a> {
@@ -538,6 +539,12 @@ fn parse_engine(
             e.replace_xdp = v
                 .as_bool()
                 .ok_or_else(|| ctx.err(&key, "expected true or false"))?
+        }
+        "host_port" => {
+            e.host_port = match pick(&["af_xdp", "af_packet"])?.as_str() {
+                "af_packet" => HostPortKind::AfPacket,
+                _ => HostPortKind::AfXdp,
+            }
         }
         "poll" => {
             e.poll = match pick(&["busy", "adaptive", "interrupt"])?.as_str() {

@@ -51,6 +51,7 @@ pub(super) fn host_pair(
     hidden: &str,
     mtu: u32,
     mac: MacAddr,
+    whole: bool,
 ) -> anyhow::Result<(u32, u32, bool)> {
     let (host, peer, created) = match nl.link_by_name(name)? {
         Some(h) => {
@@ -81,8 +82,16 @@ pub(super) fn host_pair(
     let done = (|| -> anyhow::Result<()> {
         // Checksum offload and software GSO stay on; the worker makes the
         // partial checksums right (dataplane `offload`).
-        nic::set_host_port_offloads(name)?;
+        nic::set_host_port_offloads(name, whole)?;
         set_disable_ipv6(hidden, "1");
+        if whole {
+            // Read through AF_PACKET, the host's frames also reach the
+            // hidden end's own stack; it must not answer ARP for the host.
+            let path = format!("/proc/sys/net/ipv4/conf/{hidden}/arp_ignore");
+            if let Err(e) = std::fs::write(&path, "8") {
+                tracing::warn!("{path}: {e}");
+            }
+        }
         nl.set_up(peer.index, true)?;
         nl.set_up(host.index, true)?;
         Ok(())

@@ -16,7 +16,7 @@ use anyhow::{bail, Context};
 use crossbeam::channel::{bounded, Receiver};
 use std::net::IpAddr;
 use std::time::Instant;
-use xbond_dataplane::engine::{Engine, PortSpec};
+use xbond_dataplane::engine::{Engine, HostPortKind, PortSpec};
 use xbond_dataplane::snapshot::BondSnapshot;
 use xbond_dataplane::wire::vlan::VidSet;
 use xbond_dataplane::wire::MacAddr;
@@ -75,8 +75,15 @@ impl BondRuntime {
         let host_name = cfg.name.clone();
         let hidden = hidden_name(&cfg.name);
         let setup = (|| -> anyhow::Result<(u32, u32)> {
-            let (host, peer, created) = host_pair(&mut nl, &host_name, &hidden, cfg.mtu, bond_mac)
-                .map_err(|e| e.context(format!("bond {}", cfg.name)))?;
+            let (host, peer, created) = host_pair(
+                &mut nl,
+                &host_name,
+                &hidden,
+                cfg.mtu,
+                bond_mac,
+                cfg.engine.host_port == HostPortKind::AfPacket,
+            )
+            .map_err(|e| e.context(format!("bond {}", cfg.name)))?;
             if created {
                 created_host = Some(host);
             }

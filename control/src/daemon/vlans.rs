@@ -33,9 +33,15 @@ impl BondRuntime {
             );
         }
         let hidden = hidden_name(&v.name);
-        let (host_index, hidden_index, _) =
-            host_pair(&mut self.nl, &v.name, &hidden, v.mtu, self.core.bond_mac())
-                .map_err(|e| e.context(format!("vlan {}", v.id)))?;
+        let (host_index, hidden_index, _) = host_pair(
+            &mut self.nl,
+            &v.name,
+            &hidden,
+            v.mtu,
+            self.core.bond_mac(),
+            false,
+        )
+        .map_err(|e| e.context(format!("vlan {}", v.id)))?;
         // The VLAN has the bond's carrier, as a kernel VLAN device follows
         // its real device.
         if self.core.status(Instant::now()).mii_status != "up" {

@@ -15,6 +15,8 @@ pub enum EngineError {
     WorkerGone(usize),
     #[error("worker {0} did not answer")]
     WorkerTimeout(usize),
+    #[error("host_port = \"af_packet\" needs the bond's own host interface")]
+    NoHostPort,
 }
 
 /// Name what was being set up when an `io::Error` happened.

@@ -17,7 +17,8 @@ use crate::sys::waker::Waker;
 pub use crate::sys::xsk::SocketInfo;
 use crate::sys::xsk::{StatsHandle, XskConfig, XskSocket};
 use crate::worker::{
-    ControlFrame, PollPolicy, Role, Worker, WorkerCommand, WorkerConfig, WorkerHandle, WorkerJob,
+    ControlFrame, HostGso, PollPolicy, Role, Worker, WorkerCommand, WorkerConfig, WorkerHandle,
+    WorkerJob,
 };
 use crate::{FrameArea, FramePool};
 use crossbeam::channel::{bounded, Sender};
@@ -44,6 +45,20 @@ pub struct EngineConfig {
     pub busy_poll_usecs: Option<u32>,
     pub busy_poll_budget: Option<u32>,
     pub tx_skb_budget: Option<u32>,
+    /// How the bond's own interface is read.
+    pub host_port: HostPortKind,
+}
+
+/// How the bond's own host interface is read (`host_port`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostPortKind {
+    /// AF_XDP, like the members: the host's packets arrive cut to the MTU.
+    #[default]
+    AfXdp,
+    /// AF_PACKET with virtio-net headers: the host's TSO/GSO packets cross
+    /// the bond whole and leave the members through AF_PACKET (`worker/gso.rs`).
+    AfPacket,
 }
 
 impl Default for EngineConfig {
@@ -64,6 +79,7 @@ impl Default for EngineConfig {
             busy_poll_usecs: None,
             busy_poll_budget: None,
             tx_skb_budget: None,
+            host_port: HostPortKind::AfXdp,
         }
     }
 }
@@ -211,6 +227,9 @@ impl Engine {
                     .add_xsk(s, p.role, counters)
                     .context(|| format!("AF_XDP socket on {} queue {q}", p.name))?;
             }
+            if w == 0 && cfg.host_port == HostPortKind::AfPacket {
+                worker.set_host_gso(host_gso(ports)?);
+            }
             worker.prime();
             pending.push((worker, cmd_tx));
         }
@@ -219,6 +238,11 @@ impl Engine {
         let mode = cfg.xdp_mode;
         let mut attached = Vec::new();
         for (p, map) in ports.iter().zip(maps) {
+            if cfg.host_port == HostPortKind::AfPacket && p.role == Role::Host(0) {
+                // No program: the host's packets are read whole through
+                // AF_PACKET, and a program would make the veth cut them.
+                continue;
+            }
             attached.push(attach(p, map, mode)?);
         }
 
@@ -275,6 +299,9 @@ impl Engine {
                         let stats = s.stats_handle()?;
                         let info = s.info();
                         wk.add_xsk(s, role, c)?;
+                        if let (Role::Member(m), Some(g)) = (role, wk.host_gso_mut()) {
+                            g.add_member(m, ifindex)?;
+                        }
                         wk.prime();
                         Ok((fd, stats, info))
                     });
@@ -410,6 +437,24 @@ impl Engine {
 }
 
 /// Load the redirect program for `map` and attach it to the port.
+/// The AF_PACKET side of `host_port = "af_packet"`: a reader on the bond's
+/// host interface and a writer on every member.
+fn host_gso(ports: &[PortSpec]) -> Result<HostGso, EngineError> {
+    let host = ports
+        .iter()
+        .find(|p| p.role == Role::Host(0))
+        .ok_or(EngineError::NoHostPort)?;
+    let mut g =
+        HostGso::new(host.ifindex).context(|| format!("AF_PACKET socket on {}", host.name))?;
+    for p in ports {
+        if let Role::Member(m) = p.role {
+            g.add_member(m, p.ifindex)
+                .context(|| format!("AF_PACKET socket on {}", p.name))?;
+        }
+    }
+    Ok(g)
+}
+
 /// Worker `w` serves a queue of member `m`: control's frames for the
 /// member may go through it.
 fn serves_member(member_workers: &mut Vec<Vec<usize>>, m: MemberId, w: usize) {

@@ -7,6 +7,7 @@ pub(crate) mod abi;
 pub mod area;
 pub mod bpf;
 pub mod ethtool;
+pub mod packet;
 pub(crate) mod ring;
 pub mod waker;
 pub mod xsk;

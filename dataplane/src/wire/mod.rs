@@ -46,6 +46,7 @@ pub mod ipv6;
 pub mod lacp;
 pub mod marker;
 pub mod ndisc;
+pub mod virtio_net;
 pub mod vlan;
 
 /// A frame or header too short for what it claims to hold.

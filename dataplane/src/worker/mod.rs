@@ -7,6 +7,7 @@
 //! receive path, `tx.rs` the transmit path and VLAN tagging, `handle.rs`
 //! what control holds of a worker thread and sends it.
 
+mod gso;
 mod handle;
 mod rx;
 #[cfg(test)]
@@ -14,6 +15,7 @@ mod tests;
 mod tx;
 
 pub use crate::forward::Handover;
+pub use gso::HostGso;
 pub use handle::{ControlFrame, WorkerCommand, WorkerHandle, WorkerJob};
 use tx::{broadcast, tag_frame, untag_frame};
 
@@ -140,6 +142,8 @@ pub struct Worker {
     kick_error_logged: bool,
     /// The UMEM-wide settings its first socket got, for sockets added later.
     umem_info: SocketInfo,
+    /// `host_port = "af_packet"`: the bond's interface read through AF_PACKET.
+    gso: Option<HostGso>,
 }
 
 impl Worker {
@@ -171,6 +175,7 @@ impl Worker {
             idle_rounds: 0,
             kick_error_logged: false,
             umem_info: SocketInfo::default(),
+            gso: None,
         }
     }
 
@@ -272,6 +277,9 @@ impl Worker {
             recovered += s.port.close(&mut self.pool);
             s.batch.publish(&s.counters);
         }
+        if let (Role::Member(m), Some(g)) = (role, &mut self.gso) {
+            g.remove_member(m);
+        }
         self.member_slot.clear();
         self.host_slot.clear();
         for idx in 0..self.slots.len() {
@@ -359,6 +367,9 @@ impl Worker {
                 self.pollset.add(fd);
             }
         }
+        if let Some(g) = &self.gso {
+            self.pollset.add(g.poll_fd());
+        }
         if let Err(e) = self.pollset.wait(timeout) {
             tracing::warn!("worker poll: {e}");
         }
@@ -387,6 +398,7 @@ impl Worker {
             let (level, keep) = (self.fill_level(i, &snap), self.keep_free(i));
             self.slots[i].port.refill(&mut self.pool, level, keep);
         }
+        work += self.gso_round(&snap);
         work += self.flush();
         for s in &mut self.slots {
             work += s.port.complete(&mut self.pool);

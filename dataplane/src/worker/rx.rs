@@ -116,7 +116,11 @@ impl Worker {
 /// member leaves with its MAC (an ARP reply placed by the client table
 /// also as the ARP sender), and one for the host is addressed to the bond.
 #[inline]
-fn lb_rewrite(snap: &crate::snapshot::BondSnapshot, verdict: Verdict, frame: &mut [u8]) -> Verdict {
+pub(super) fn lb_rewrite(
+    snap: &crate::snapshot::BondSnapshot,
+    verdict: Verdict,
+    frame: &mut [u8],
+) -> Verdict {
     match verdict {
         Verdict::ToMember(m) => lb::rewrite_for_member(snap, m, frame, false),
         Verdict::ArpReplyVia(m) => {
@@ -132,7 +136,7 @@ fn lb_rewrite(snap: &crate::snapshot::BondSnapshot, verdict: Verdict, frame: &mu
 /// A frame for control, copied (`None`: too long for a control frame),
 /// counted on the port it came from.
 #[inline]
-fn hand_over(
+pub(super) fn hand_over(
     to_control: &Sender<ControlFrame>,
     batch: &mut BatchCounters,
     cf: Option<ControlFrame>,

@@ -1,0 +1,293 @@
+//! AF_PACKET sockets with virtio-net headers (`PACKET_VNET_HDR`): the
+//! host port that keeps the host's TSO/GSO packets whole. A packet is read
+//! with a 10-byte `virtio_net_hdr` in front (segment size, checksum start
+//! and offset) and written to a member the same way, so a 64 KiB TCP packet
+//! crosses the bond as one, and the member's NIC (or the kernel, for a
+//! member without the offload) segments it and finishes its checksums.
+//!
+//! Reads and writes are batched: `recvmmsg` fills a [`RxBatch`] of
+//! buffers, `sendmmsg` writes a list of [`TxItem`]s that point into it.
+
+use super::cvt;
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// The virtio-net header in front of every packet (`struct virtio_net_hdr`).
+pub const VNET_HDR_LEN: usize = 10;
+
+/// Room for one packet: a 64 KiB GSO packet, its Ethernet header and a tag,
+/// the virtio-net header, and slack.
+pub const RX_BUF_LEN: usize = 65536 + 256;
+
+const SOL_PACKET: libc::c_int = 263;
+const PACKET_VNET_HDR: libc::c_int = 15;
+const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
+const ETH_P_ALL: u16 = 0x0003;
+/// Socket receive buffer of a host port: a few milliseconds of a worker
+/// that is preempted under full TCP load.
+const RCVBUF: libc::c_int = 32 << 20;
+/// Send buffer of a member's writer: several batches of 64 KiB packets.
+const SNDBUF: libc::c_int = 16 << 20;
+
+/// Received packets, each `[virtio_net_hdr][frame]`, in fixed buffers that
+/// are allocated once.
+pub struct RxBatch {
+    buf: Box<[u8]>,
+    lens: Vec<usize>,
+    truncated: Vec<bool>,
+}
+
+impl RxBatch {
+    /// Buffers for `slots` packets per read.
+    pub fn new(slots: usize) -> Self {
+        RxBatch {
+            buf: vec![0u8; slots * RX_BUF_LEN].into_boxed_slice(),
+            lens: vec![0; slots],
+            truncated: vec![false; slots],
+        }
+    }
+
+    pub fn slots(&self) -> usize {
+        self.lens.len()
+    }
+
+    /// Packet `i`: its virtio-net header, then the frame.
+    pub fn packet(&self, i: usize) -> &[u8] {
+        let at = i * RX_BUF_LEN;
+        &self.buf[at..at + self.lens[i]]
+    }
+
+    pub fn packet_mut(&mut self, i: usize) -> &mut [u8] {
+        let at = i * RX_BUF_LEN;
+        &mut self.buf[at..at + self.lens[i]]
+    }
+
+    /// Packet `i` did not fit its buffer (larger than a 64 KiB GSO packet).
+    pub fn truncated(&self, i: usize) -> bool {
+        self.truncated[i]
+    }
+}
+
+/// One packet to write: the frame of packet `buf` of an [`RxBatch`], with
+/// `hdr` as its virtio-net header and `tag` (when set) inserted after the
+/// MAC addresses.
+#[derive(Debug, Clone, Copy)]
+pub struct TxItem {
+    pub buf: usize,
+    pub hdr: [u8; VNET_HDR_LEN],
+    pub tag: Option<[u8; 4]>,
+}
+
+/// An AF_PACKET socket bound to one interface, with virtio-net headers.
+pub struct PacketSocket {
+    fd: OwnedFd,
+    msgs: Vec<libc::mmsghdr>,
+    iovs: Vec<[libc::iovec; 4]>,
+}
+
+// SAFETY: `msgs` and `iovs` are scratch space whose pointers are written
+// afresh before every call and not used after it; the socket is a plain
+// descriptor.
+unsafe impl Send for PacketSocket {}
+
+fn setsockopt(fd: RawFd, level: libc::c_int, name: libc::c_int, v: libc::c_int) -> io::Result<()> {
+    // SAFETY: `v` is a live c_int of the size passed.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&v as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+fn annotate(e: io::Error, what: &str) -> io::Error {
+    io::Error::new(e.kind(), format!("{what}: {e}"))
+}
+
+impl PacketSocket {
+    /// A socket that reads every frame `ifindex` receives (not the ones it
+    /// sends) and can write to it; reads of up to `batch` packets.
+    pub fn receiver(ifindex: u32, batch: usize) -> io::Result<Self> {
+        let s = Self::open(ifindex, ETH_P_ALL, batch)?;
+        let fd = s.fd();
+        setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            .map_err(|e| annotate(e, "PACKET_IGNORE_OUTGOING"))?;
+        if setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, RCVBUF).is_err() {
+            setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, RCVBUF)
+                .map_err(|e| annotate(e, "SO_RCVBUF"))?;
+        }
+        Ok(s)
+    }
+
+    /// A socket that only writes to `ifindex` (it receives nothing). It
+    /// goes through the qdisc: `PACKET_QDISC_BYPASS` transmits with
+    /// `__dev_direct_xmit`, which drops a GSO packet the device cannot
+    /// take whole instead of segmenting it (a member without TSO).
+    pub fn sender(ifindex: u32, batch: usize) -> io::Result<Self> {
+        let s = Self::open(ifindex, 0, batch)?;
+        // A batch of 64 KiB packets is charged to the socket until the
+        // member's path has freed it (segmented, for a member without
+        // TSO); the default send buffer refuses most of a batch.
+        if setsockopt(s.fd(), libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, SNDBUF).is_err() {
+            setsockopt(s.fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, SNDBUF)
+                .map_err(|e| annotate(e, "SO_SNDBUF"))?;
+        }
+        Ok(s)
+    }
+
+    fn open(ifindex: u32, protocol: u16, batch: usize) -> io::Result<Self> {
+        // SAFETY: plain socket(2); the descriptor is owned right away.
+        let raw = cvt(unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                libc::c_int::from(protocol.to_be()),
+            )
+        })
+        .map_err(|e| annotate(e, "AF_PACKET socket"))?;
+        // SAFETY: `raw` is a fresh descriptor nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        setsockopt(raw, SOL_PACKET, PACKET_VNET_HDR, 1)
+            .map_err(|e| annotate(e, "PACKET_VNET_HDR"))?;
+        // SAFETY: an all-zero sockaddr_ll is valid; the fields that matter
+        // are set below.
+        let mut sa: libc::sockaddr_ll = unsafe { zeroed() };
+        sa.sll_family = libc::AF_PACKET as u16;
+        sa.sll_protocol = protocol.to_be();
+        sa.sll_ifindex = ifindex as i32;
+        // SAFETY: `sa` is a valid sockaddr_ll of the size passed.
+        cvt(unsafe {
+            libc::bind(
+                raw,
+                (&sa as *const libc::sockaddr_ll).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        })
+        .map_err(|e| annotate(e, &format!("bind AF_PACKET to ifindex {ifindex}")))?;
+        let empty = libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        };
+        Ok(PacketSocket {
+            fd,
+            // SAFETY: an all-zero mmsghdr is a valid (empty) message.
+            msgs: (0..batch).map(|_| unsafe { zeroed() }).collect(),
+            iovs: vec![[empty; 4]; batch],
+        })
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Read what is there, up to the batch's slots and this socket's batch,
+    /// without blocking. Returns the packets read (0 when none waited).
+    pub fn recv(&mut self, batch: &mut RxBatch) -> io::Result<usize> {
+        let n = batch.slots().min(self.msgs.len());
+        let base = batch.buf.as_mut_ptr();
+        for i in 0..n {
+            self.iovs[i][0] = libc::iovec {
+                // SAFETY: slot `i` lies inside `buf` (`slots * RX_BUF_LEN`).
+                iov_base: unsafe { base.add(i * RX_BUF_LEN) }.cast(),
+                iov_len: RX_BUF_LEN,
+            };
+            let h = &mut self.msgs[i].msg_hdr;
+            h.msg_name = std::ptr::null_mut();
+            h.msg_namelen = 0;
+            h.msg_iov = self.iovs[i].as_mut_ptr();
+            h.msg_iovlen = 1;
+            h.msg_control = std::ptr::null_mut();
+            h.msg_controllen = 0;
+            h.msg_flags = 0;
+            self.msgs[i].msg_len = 0;
+        }
+        // SAFETY: `msgs[..n]` point at iovecs of this socket, which point at
+        // `n` distinct buffers of `batch`; all outlive the call.
+        let r = unsafe {
+            libc::recvmmsg(
+                self.fd(),
+                self.msgs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
+        };
+        match cvt(r) {
+            Ok(got) => {
+                let got = got as usize;
+                for i in 0..got {
+                    batch.lens[i] = (self.msgs[i].msg_len as usize).min(RX_BUF_LEN);
+                    batch.truncated[i] = self.msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+                }
+                Ok(got)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Write `items` (frames of `batch`) without blocking. Returns how many
+    /// the kernel took, from the front; the rest were refused because the
+    /// device queue was full (`Ok` short), or the error of the first.
+    pub fn send(&mut self, batch: &RxBatch, items: &[TxItem]) -> io::Result<usize> {
+        let n = items.len().min(self.msgs.len());
+        if n == 0 {
+            return Ok(0);
+        }
+        for (i, it) in items[..n].iter().enumerate() {
+            let pkt = batch.packet(it.buf);
+            let frame = &pkt[VNET_HDR_LEN.min(pkt.len())..];
+            let split = frame.len().min(12);
+            let tag_len = if it.tag.is_some() { 4 } else { 0 };
+            self.iovs[i] = [
+                libc::iovec {
+                    iov_base: it.hdr.as_ptr() as *mut libc::c_void,
+                    iov_len: VNET_HDR_LEN,
+                },
+                libc::iovec {
+                    iov_base: frame.as_ptr() as *mut libc::c_void,
+                    iov_len: split,
+                },
+                libc::iovec {
+                    iov_base: it.tag.as_ref().map_or(std::ptr::null(), |t| t.as_ptr())
+                        as *mut libc::c_void,
+                    iov_len: tag_len,
+                },
+                libc::iovec {
+                    // SAFETY: `split <= frame.len()`.
+                    iov_base: unsafe { frame.as_ptr().add(split) } as *mut libc::c_void,
+                    iov_len: frame.len() - split,
+                },
+            ];
+            let h = &mut self.msgs[i].msg_hdr;
+            h.msg_name = std::ptr::null_mut();
+            h.msg_namelen = 0;
+            h.msg_iov = self.iovs[i].as_mut_ptr();
+            h.msg_iovlen = 4;
+            h.msg_control = std::ptr::null_mut();
+            h.msg_controllen = 0;
+            h.msg_flags = 0;
+        }
+        // SAFETY: `msgs[..n]` point at iovecs of this socket, which point
+        // into `items` and `batch`; the kernel only reads them, during the
+        // call, and all outlive it.
+        let r = unsafe {
+            libc::sendmmsg(
+                self.fd(),
+                self.msgs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        match cvt(r) {
+            Ok(sent) => Ok(sent as usize),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOBUFS)) => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! The host port that keeps the host's TSO/GSO packets whole
+//! (`host_port = "af_packet"`): the bond's own interface is read through an
+//! AF_PACKET socket with virtio-net headers, and what it sends leaves the
+//! members through AF_PACKET sockets the same way, a 64 KiB TCP packet as
+//! one write, segmented by the member's NIC or, without the offload, by the
+//! member's kernel driver path. The mode logic is the same as on the AF_XDP
+//! path: `forward::from_host` on the frame, balance-alb's rewrites, tags.
+//! Frames towards the host still leave through the host port's AF_XDP
+//! socket, and control's frames through the members' AF_XDP sockets.
+
+use super::rx::{hand_over, lb_rewrite};
+use super::*;
+use crate::sys::packet::{PacketSocket, RxBatch, TxItem, VNET_HDR_LEN};
+use crate::wire::ethernet;
+use std::os::fd::RawFd;
+
+/// Packets read from the host per round.
+pub const GSO_BATCH: usize = 32;
+
+/// The AF_PACKET side of a worker: the host interface's socket and one
+/// writing socket per member.
+pub struct HostGso {
+    rx: PacketSocket,
+    batch: RxBatch,
+    members: Vec<Option<PacketSocket>>,
+    queues: Vec<Vec<TxItem>>,
+    error_logged: bool,
+}
+
+impl HostGso {
+    /// Read the host interface `ifindex` (the hidden end of its pair).
+    pub fn new(ifindex: u32) -> std::io::Result<Self> {
+        Ok(HostGso {
+            rx: PacketSocket::receiver(ifindex, GSO_BATCH)?,
+            batch: RxBatch::new(GSO_BATCH),
+            members: Vec::new(),
+            queues: Vec::new(),
+            error_logged: false,
+        })
+    }
+
+    /// Write to member `m` on `ifindex`.
+    pub fn add_member(&mut self, m: MemberId, ifindex: u32) -> std::io::Result<()> {
+        let s = PacketSocket::sender(ifindex, GSO_BATCH)?;
+        let m = usize::from(m);
+        if self.members.len() <= m {
+            self.members.resize_with(m + 1, || None);
+            self.queues.resize_with(m + 1, Vec::new);
+        }
+        self.members[m] = Some(s);
+        self.queues[m].clear();
+        Ok(())
+    }
+
+    pub fn remove_member(&mut self, m: MemberId) {
+        if let Some(s) = self.members.get_mut(usize::from(m)) {
+            *s = None;
+        }
+    }
+
+    pub fn poll_fd(&self) -> RawFd {
+        self.rx.fd()
+    }
+
+    fn queue(&mut self, m: MemberId, item: TxItem) -> bool {
+        match self.queues.get_mut(usize::from(m)) {
+            Some(q) if self.members[usize::from(m)].is_some() => {
+                q.push(item);
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// The virtio-net header and frame of packet `pkt`, if it has both.
+fn split(pkt: &mut [u8]) -> Option<([u8; VNET_HDR_LEN], &mut [u8])> {
+    if pkt.len() < VNET_HDR_LEN + ethernet::HEADER_LEN {
+        return None;
+    }
+    let (h, frame) = pkt.split_at_mut(VNET_HDR_LEN);
+    let mut hdr = [0u8; VNET_HDR_LEN];
+    hdr.copy_from_slice(h);
+    Some((hdr, frame))
+}
+
+impl Worker {
+    /// Read the host interface through `gso` from now on.
+    pub fn set_host_gso(&mut self, gso: HostGso) {
+        self.gso = Some(gso);
+    }
+
+    pub fn host_gso_mut(&mut self) -> Option<&mut HostGso> {
+        self.gso.as_mut()
+    }
+
+    /// One read of the host interface, each packet placed as the mode says
+    /// and written to its members. Returns the packets read.
+    pub(super) fn gso_round(&mut self, snap: &crate::snapshot::BondSnapshot) -> u32 {
+        let Worker {
+            slots,
+            member_slot,
+            host_slot,
+            to_control,
+            tx,
+            gso,
+            ..
+        } = self;
+        let Some(g) = gso.as_mut() else {
+            return 0;
+        };
+        let Some(host) = host_slot.first().copied().flatten() else {
+            return 0;
+        };
+        let n = match g.rx.recv(&mut g.batch) {
+            Ok(n) => n,
+            Err(e) => {
+                if !g.error_logged {
+                    tracing::warn!("host port read: {e}");
+                    g.error_logged = true;
+                }
+                return 0;
+            }
+        };
+        for i in 0..n {
+            if g.batch.truncated(i) {
+                slots[host].batch.drop(DropReason::Oversize, 1);
+                continue;
+            }
+            let Some((hdr, frame)) = split(g.batch.packet_mut(i)) else {
+                slots[host].batch.drop(DropReason::Runt, 1);
+                continue;
+            };
+            slots[host].batch.rx(frame.len() as u32);
+            let mut verdict = forward::from_host(snap, tx, frame, 0);
+            if snap.lb.is_some() {
+                verdict = lb_rewrite(snap, verdict, frame);
+            }
+            let item = TxItem {
+                buf: i,
+                hdr,
+                tag: None,
+            };
+            match verdict {
+                Verdict::ToMember(m) | Verdict::ArpReplyVia(m) => {
+                    if !g.queue(m, item) {
+                        slots[host].batch.drop(DropReason::NoTxQueue, 1);
+                    }
+                }
+                Verdict::ToAllMembers => {
+                    let mut offered = false;
+                    for m in snap.members.iter().filter(|m| m.can_tx) {
+                        offered |= g.queue(m.id, item);
+                    }
+                    if !offered {
+                        slots[host].batch.drop(DropReason::NoUsableMember, 1);
+                    }
+                }
+                Verdict::ToControl(why) => {
+                    let cf = ControlFrame::new(Role::Host(0), why, frame);
+                    hand_over(to_control, &mut slots[host].batch, cf);
+                }
+                Verdict::Drop(r) => slots[host].batch.drop(r, 1),
+                Verdict::ToHost { .. } => slots[host].batch.drop(DropReason::NoTxQueue, 1),
+            }
+        }
+        for (m, q) in g.queues.iter_mut().enumerate() {
+            if q.is_empty() {
+                continue;
+            }
+            let Some(sock) = g.members[m].as_mut() else {
+                q.clear();
+                continue;
+            };
+            let counted = member_slot.get(m).copied().flatten().unwrap_or(host);
+            let sent = match sock.send(&g.batch, q) {
+                Ok(k) => k,
+                Err(e) => {
+                    if !g.error_logged {
+                        tracing::warn!("member {m} write: {e}");
+                        g.error_logged = true;
+                    }
+                    0
+                }
+            };
+            let bytes: u64 = q[..sent]
+                .iter()
+                .map(|it| (g.batch.packet(it.buf).len() - VNET_HDR_LEN) as u64)
+                .sum();
+            slots[counted].batch.tx(sent as u64, bytes);
+            let refused = (q.len() - sent) as u64;
+            slots[counted].batch.drop(DropReason::TxRingFull, refused);
+            q.clear();
+        }
+        n as u32
+    }
+}

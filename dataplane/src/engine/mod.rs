@@ -54,10 +54,10 @@ pub struct EngineConfig {
 #[serde(rename_all = "snake_case")]
 pub enum HostPortKind {
     /// AF_XDP, like the members: the host's packets arrive cut to the MTU.
-    #[default]
     AfXdp,
     /// AF_PACKET with virtio-net headers: the host's TSO/GSO packets cross
     /// the bond whole and leave the members through AF_PACKET (`worker/gso.rs`).
+    #[default]
     AfPacket,
 }
 
@@ -79,7 +79,7 @@ impl Default for EngineConfig {
             busy_poll_usecs: None,
             busy_poll_budget: None,
             tx_skb_budget: None,
-            host_port: HostPortKind::AfXdp,
+            host_port: HostPortKind::AfPacket,
         }
     }
 }
@@ -436,7 +436,6 @@ impl Engine {
     }
 }
 
-/// Load the redirect program for `map` and attach it to the port.
 /// The AF_PACKET side of `host_port = "af_packet"`: a reader on the bond's
 /// host interface and a writer on every member.
 fn host_gso(ports: &[PortSpec]) -> Result<HostGso, EngineError> {
@@ -529,6 +528,7 @@ fn worker_core(
     Ok((!cores.is_empty()).then(|| cores[cores.len() - 1 - (i % cores.len())]))
 }
 
+/// Load the redirect program for `map` and attach it to the port.
 fn attach(p: &PortSpec, map: XskMap, mode: AttachMode) -> Result<PortXdp, EngineError> {
     // Frames on a queue without a socket are dropped, never passed to the
     // member's own stack (AFXDP.md, gotcha 13).

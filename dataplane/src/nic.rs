@@ -92,6 +92,11 @@ pub fn set_host_port_offloads(ifname: &str, whole: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Turn features on or off by `ethtool -k` name.
+pub fn set_features(ifname: &str, want: &[(&str, bool)]) -> io::Result<()> {
+    crate::sys::ethtool::set_features(ifname, want)
+}
+
 /// Features by `ethtool -k` name, and whether each is active.
 pub fn features(ifname: &str) -> io::Result<Vec<(String, bool)>> {
     crate::sys::ethtool::features(ifname)

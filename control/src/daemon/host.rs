@@ -91,6 +91,11 @@ pub(super) fn host_pair(
             if let Err(e) = std::fs::write(&path, "8") {
                 tracing::warn!("{path}: {e}");
             }
+            // With no XDP program on it, the hidden end takes frames from an
+            // XDP program on bond0 (`XDP_TX`, a redirect) only when its NAPI
+            // runs, which GRO turns on; without it the kernel drops them.
+            nic::set_features(hidden, &[("rx-gro", true)])
+                .with_context(|| format!("{hidden}: turn GRO on"))?;
         }
         nl.set_up(peer.index, true)?;
         nl.set_up(host.index, true)?;

@@ -11,6 +11,8 @@
 //! not available, the worker finishes it itself. Both give the right
 //! checksum whether the host's was partial or complete.
 
+pub mod coalesce;
+
 use crate::wire::{checksum, ethernet, ipv4, ipv6, vlan};
 
 /// Where the checksum of a frame's L4 header is and what it covers.

@@ -231,6 +231,47 @@ impl PacketSocket {
         }
     }
 
+    /// Write `n` packets, packet `i` being `pkt(i)`, each already
+    /// `[virtio_net_hdr][frame]` in one buffer, without blocking. Returns
+    /// how many the kernel took, from the front (as [`PacketSocket::send`]).
+    pub fn send_whole<'a>(&mut self, n: usize, pkt: impl Fn(usize) -> &'a [u8]) -> io::Result<usize> {
+        let n = n.min(self.msgs.len());
+        if n == 0 {
+            return Ok(0);
+        }
+        for i in 0..n {
+            let p = pkt(i);
+            self.iovs[i][0] = libc::iovec {
+                iov_base: p.as_ptr() as *mut libc::c_void,
+                iov_len: p.len(),
+            };
+            let h = &mut self.msgs[i].msg_hdr;
+            h.msg_name = std::ptr::null_mut();
+            h.msg_namelen = 0;
+            h.msg_iov = self.iovs[i].as_mut_ptr();
+            h.msg_iovlen = 1;
+            h.msg_control = std::ptr::null_mut();
+            h.msg_controllen = 0;
+            h.msg_flags = 0;
+        }
+        // SAFETY: `msgs[..n]` point at iovecs of this socket, which point at
+        // buffers `pkt` lent for 'a; the kernel only reads them, during the
+        // call.
+        let r = unsafe {
+            libc::sendmmsg(
+                self.fd(),
+                self.msgs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        match cvt(r) {
+            Ok(sent) => Ok(sent as usize),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOBUFS)) => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Write `items` (frames of `batch`) without blocking. Returns how many
     /// the kernel took, from the front; the rest were refused because the
     /// device queue was full (`Ok` short), or the error of the first.

@@ -80,6 +80,37 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     pub fn set_csum_start(&mut self, v: u16) {
         self.set_u16_at(field::CSUM_START, v);
     }
+
+    pub fn set_csum_offset(&mut self, v: u16) {
+        self.set_u16_at(field::CSUM_OFFSET, v);
+    }
+
+    pub fn set_gso_size(&mut self, v: u16) {
+        self.set_u16_at(field::GSO_SIZE, v);
+    }
+
+    pub fn set_flags(&mut self, v: u8) {
+        self.buffer.as_mut()[field::FLAGS] = v;
+    }
+
+    pub fn set_gso_type(&mut self, v: u8) {
+        self.buffer.as_mut()[field::GSO_TYPE] = v;
+    }
+}
+
+/// The header of a TCP packet the kernel is to treat as `mss`-byte
+/// segments, with `hdr_len` bytes of headers and the TCP header at
+/// `l4` (its checksum partial, seeded with the pseudo-header sum).
+pub fn tcp_gso(v6: bool, hdr_len: u16, mss: u16, l4: u16) -> [u8; HEADER_LEN] {
+    let mut out = [0u8; HEADER_LEN];
+    let mut p = Packet::new_unchecked(&mut out[..]);
+    p.set_flags(F_NEEDS_CSUM);
+    p.set_gso_type(if v6 { gso::TCPV6 } else { gso::TCPV4 });
+    p.set_hdr_len(hdr_len);
+    p.set_gso_size(mss);
+    p.set_csum_start(l4);
+    p.set_csum_offset(16);
+    out
 }
 
 /// The header of the same packet with `n` bytes inserted in front of its

@@ -10,6 +10,7 @@
 
 use super::rx::{hand_over, lb_rewrite};
 use super::*;
+use crate::offload::coalesce::{self, Coalescer};
 use crate::sys::packet::{PacketSocket, RxBatch, TxItem, VNET_HDR_LEN};
 use crate::wire::ethernet;
 use std::os::fd::RawFd;
@@ -22,6 +23,9 @@ pub const GSO_BATCH: usize = 32;
 pub struct HostGso {
     rx: PacketSocket,
     batch: RxBatch,
+    /// TCP from the members, joined (`offload::coalesce`), to the host.
+    to_host: PacketSocket,
+    coalesce: Coalescer,
     members: Vec<Option<PacketSocket>>,
     queues: Vec<Vec<TxItem>>,
     error_logged: bool,
@@ -33,6 +37,8 @@ impl HostGso {
         Ok(HostGso {
             rx: PacketSocket::receiver(ifindex, GSO_BATCH)?,
             batch: RxBatch::new(GSO_BATCH),
+            to_host: PacketSocket::sender(ifindex, coalesce::REGIONS)?,
+            coalesce: Coalescer::new(),
             members: Vec::new(),
             queues: Vec::new(),
             error_logged: false,
@@ -70,6 +76,69 @@ impl HostGso {
             }
             _ => false,
         }
+    }
+}
+
+/// A frame for the bond's own interface that goes through the coalescer:
+/// TCP over IPv4 or IPv6, untagged. Everything else keeps the AF_XDP path
+/// (a flow never takes both, so nothing is reordered).
+#[inline]
+pub(super) fn is_tcp(frame: &[u8]) -> bool {
+    match frame.get(12..14) {
+        Some([0x08, 0x00]) => frame.get(23) == Some(&6),
+        Some([0x86, 0xdd]) => frame.get(20) == Some(&6),
+        _ => false,
+    }
+}
+
+impl HostGso {
+    /// Take a TCP frame for the host (`parts`, its buffers in order) into
+    /// the coalescer, writing out what it holds first when it is full.
+    /// `false`: it could not be taken (longer than a region).
+    pub(super) fn to_host<'a>(
+        &mut self,
+        counted: &mut BatchCounters,
+        parts: impl IntoIterator<Item = &'a [u8]>,
+    ) -> bool {
+        if self.coalesce.is_full() {
+            self.flush_to_host(counted);
+        }
+        self.coalesce.offer(parts).is_some()
+    }
+
+    /// Write what the coalescer holds to the host interface, counted on the
+    /// host port (`counted`): a packet per write, its segments as packets;
+    /// what the kernel refuses is counted as `tx_ring_full`.
+    pub(super) fn flush_to_host(&mut self, counted: &mut BatchCounters) {
+        if self.coalesce.is_empty() {
+            return;
+        }
+        self.coalesce.finish();
+        let c = &self.coalesce;
+        let mut at = 0;
+        while at < c.len() {
+            let sent = match self.to_host.send_whole(c.len() - at, |i| c.packet(at + i)) {
+                Ok(k) => k,
+                Err(e) => {
+                    if !self.error_logged {
+                        tracing::warn!("host port write: {e}");
+                        self.error_logged = true;
+                    }
+                    0
+                }
+            };
+            for i in at..at + sent {
+                let frame_len = c.packet(i).len() - VNET_HDR_LEN;
+                counted.tx(u64::from(c.segments(i)), frame_len as u64);
+            }
+            at += sent;
+            if sent == 0 {
+                let lost: u64 = (at..c.len()).map(|i| u64::from(c.segments(i))).sum();
+                counted.drop(DropReason::TxRingFull, lost);
+                break;
+            }
+        }
+        self.coalesce.clear();
     }
 }
 

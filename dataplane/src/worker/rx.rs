@@ -23,6 +23,7 @@ impl Worker {
             cfg,
             tx,
             tail,
+            gso,
             ..
         } = self;
         let (n, bad) = slots[i].port.recv(pool, rxbuf, max);
@@ -75,6 +76,22 @@ impl Worker {
                 (_, Verdict::ToHost { untag: true, .. }) => untag_frame(pool, &mut f),
                 _ => {}
             }
+            if let (Role::Member(_), Verdict::ToHost { vid: 0, .. }, Some(g), Some(Some(h))) =
+                (role, verdict, gso.as_mut(), host_slot.first().copied())
+            {
+                // TCP for the bond's own interface is joined into larger
+                // packets and written through AF_PACKET (`HostGso`).
+                if gso::is_tcp(pool.data(&f)) {
+                    let parts = std::iter::once(&f)
+                        .chain(tail.iter())
+                        .map(|b| pool.data(b));
+                    if g.to_host(&mut slots[h].batch, parts) {
+                        pool.free(f);
+                        tail.drain(..).for_each(|b| pool.free(b));
+                        continue;
+                    }
+                }
+            }
             let target = match verdict {
                 Verdict::ToHost { vid, .. } => host_slot
                     .get(usize::from(vid))
@@ -107,6 +124,9 @@ impl Worker {
                 tx_checksum(pool, &mut f, tail);
             }
             enqueue(slots, i, target, pool, f, tail, cfg.txq_capacity);
+        }
+        if let (Some(g), Some(Some(h))) = (gso.as_mut(), host_slot.first().copied()) {
+            g.flush_to_host(&mut slots[h].batch);
         }
         n
     }

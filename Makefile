@@ -36,3 +36,4 @@ fuzz:
 	cd fuzz && cargo +nightly fuzz run imports -- -max_total_time=300
 	cd fuzz && cargo +nightly fuzz run probe_frames -- -max_total_time=300
 	cd fuzz && cargo +nightly fuzz run host_checksums -- -max_total_time=300
+	cd fuzz && cargo +nightly fuzz run host_coalesce -- -max_total_time=300

@@ -51,7 +51,7 @@ fi
 
 if cargo +nightly fuzz --version >/dev/null 2>&1; then
     # A short run of each fuzz target over the wire parsers and importers (`make fuzz` runs longer).
-    for target in slow_protocols member_frames imports probe_frames host_checksums; do
+    for target in slow_protocols member_frames imports probe_frames host_checksums host_coalesce; do
         step "fuzz $target" cargo +nightly fuzz run --fuzz-dir fuzz "$target" -- -max_total_time=20
     done
 else

@@ -33,12 +33,26 @@ pub struct SocketView {
     pub bind: String,
     pub multi_buffer: bool,
     pub tx_metadata: bool,
+    /// The bond's own interface, read and written through AF_PACKET with
+    /// virtio-net headers (`host_port = "af_packet"`); its AF_XDP socket
+    /// carries what is not TCP.
+    #[serde(default)]
+    pub af_packet: bool,
 }
 
 impl SocketView {
-    /// `native XDP, copy, multi-buffer, TX checksum metadata`.
+    /// `native XDP, copy, multi-buffer, TX checksum metadata`; for an
+    /// AF_PACKET host port, `AF_PACKET (whole TCP packets, receive
+    /// coalescing), AF_XDP copy, ...`.
     pub fn describe(&self) -> String {
-        let mut parts = vec![format!("{} XDP", self.xdp_mode), self.bind.clone()];
+        let mut parts = if self.af_packet {
+            vec![
+                "AF_PACKET (whole TCP packets, receive coalescing)".to_string(),
+                format!("AF_XDP {}", self.bind),
+            ]
+        } else {
+            vec![format!("{} XDP", self.xdp_mode), self.bind.clone()]
+        };
         parts.push(
             if self.multi_buffer {
                 "multi-buffer"
@@ -301,6 +315,7 @@ mod tests {
                 bind: "copy".into(),
                 multi_buffer: true,
                 tx_metadata: true,
+                af_packet: false,
             },
         }
     }

@@ -324,6 +324,17 @@ fn jumbo_frames_cross_an_mtu_9000_bond_both_ways() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Packets and bytes `dev` in namespace `n` has received (`ip -s`).
+fn link_rx(n: &str, dev: &str) -> anyhow::Result<(u64, u64)> {
+    let out = run(&mut ns(n, &["ip", "-s", "-j", "link", "show", dev]))?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let rx = &v[0]["stats64"]["rx"];
+    match (rx["packets"].as_u64(), rx["bytes"].as_u64()) {
+        (Some(p), Some(b)) => Ok((p, b)),
+        _ => anyhow::bail!("no rx counters for {dev}: {v}"),
+    }
+}
+
 /// A port's bytes per packet, from `stats --json`.
 fn bytes_per_packet(stats: &serde_json::Value, port: &str, dir: &str) -> f64 {
     let p = stats["ports"]
@@ -386,11 +397,17 @@ fn an_af_packet_host_port_carries_the_hosts_tcp_packets_whole() -> anyhow::Resul
     }
     let longest = frames.iter().map(Vec::len).max().unwrap_or(0);
     assert!(longest <= 1514, "a frame of {longest} bytes on the wire");
-    // Back the other way, the peer's TCP reaches the host.
+    // Back the other way, the peer's TCP reaches the host, its segments
+    // joined: bond0 receives more than an MTU per packet on average.
+    let before = link_rx(&t.host, "bond0")?;
     assert_eq!(
         tcp_transfer(&t.peer, &t.host, BOND_IP, 7304, 8 << 20)?,
         8 << 20
     );
+    let after = link_rx(&t.host, "bond0")?;
+    let joined = (after.1 - before.1) as f64 / (after.0 - before.0) as f64;
+    eprintln!("bond0 received {joined:.0} bytes per packet");
+    assert!(joined > 3000.0, "{before:?} -> {after:?}");
     // The packets crossed whole: xbond read and wrote more than an MTU per
     // packet on average.
     let stats: serde_json::Value = serde_json::from_str(&d.cli(&["stats", "--json"])?)?;
@@ -398,6 +415,17 @@ fn an_af_packet_host_port_carries_the_hosts_tcp_packets_whole() -> anyhow::Resul
     let m0_tx = bytes_per_packet(&stats, "m0", "tx");
     eprintln!("bytes per packet: host port read {host_rx:.0}, m0 wrote {m0_tx:.0}");
     assert!(host_rx > 3000.0 && m0_tx > 3000.0, "{stats}");
+    let host = stats["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["port"] == "bond0-xb")
+        .unwrap();
+    assert_eq!(host["socket"]["af_packet"], true, "{host}");
+    assert_eq!(host["socket"]["xdp_mode"], "none", "{host}");
+    assert!(d
+        .cli(&["stats"])?
+        .contains("AF_PACKET (whole TCP packets, receive coalescing), AF_XDP copy"));
     // Nothing is lost; the inactive member drops what it receives, as the
     // kernel's backup does, and that is not a loss.
     for p in stats["ports"].as_array().unwrap() {

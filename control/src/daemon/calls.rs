@@ -202,6 +202,7 @@ fn port_row(q: &QueueStats) -> PortRow {
 fn socket_view(q: &QueueStats) -> SocketView {
     SocketView {
         xdp_mode: match q.xdp_mode {
+            _ if q.af_packet => "none",
             AttachMode::Native => "native",
             AttachMode::Generic => "generic",
         }
@@ -214,5 +215,6 @@ fn socket_view(q: &QueueStats) -> SocketView {
         .into(),
         multi_buffer: q.info.multi_buffer,
         tx_metadata: q.info.tx_metadata,
+        af_packet: q.af_packet,
     }
 }

@@ -105,6 +105,10 @@ pub struct QueueStats {
     pub info: SocketInfo,
     /// How the port's XDP program is attached.
     pub xdp_mode: AttachMode,
+    /// The bond's own interface read and written through AF_PACKET
+    /// (`host_port = "af_packet"`): no XDP program on it, and its AF_XDP
+    /// socket carries only what is not TCP.
+    pub af_packet: bool,
     socket: StatsHandle,
 }
 
@@ -216,6 +220,7 @@ impl Engine {
                     counters: Arc::clone(&counters),
                     info: s.info(),
                     xdp_mode: cfg.xdp_mode,
+                    af_packet: cfg.host_port == HostPortKind::AfPacket && p.role == Role::Host(0),
                     socket: s
                         .stats_handle()
                         .context(|| format!("statistics of {} queue {q}", p.name))?,
@@ -325,6 +330,7 @@ impl Engine {
                     counters,
                     info,
                     xdp_mode: self.attach,
+                    af_packet: false,
                     socket,
                 });
             }

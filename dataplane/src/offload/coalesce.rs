@@ -142,7 +142,11 @@ fn same_flow(a: &[u8], sa: &Seg, b: &[u8], sb: &Seg) -> bool {
     if sa.v6 != sb.v6 {
         return false;
     }
-    let addrs = if sa.v6 { L3 + 8..L3 + 40 } else { L3 + 12..L3 + 20 };
+    let addrs = if sa.v6 {
+        L3 + 8..L3 + 40
+    } else {
+        L3 + 12..L3 + 20
+    };
     a[addrs.clone()] == b[addrs] && a[sa.l4..sa.l4 + 4] == b[sb.l4..sb.l4 + 4]
 }
 
@@ -150,14 +154,14 @@ fn same_flow(a: &[u8], sa: &Seg, b: &[u8], sb: &Seg) -> bool {
 /// segments of one TCP send: the IP lengths, IPv4 ID and header checksum,
 /// the sequence number, the PSH flag, the window and the TCP checksum.
 fn same_headers(a: &[u8], b: &[u8], s: &Seg) -> bool {
-    let differ: &[std::ops::Range<usize>] = if s.v6 {
-        &[L3 + 4..L3 + 6]
+    let ip = if s.v6 {
+        [L3 + 4..L3 + 6, L3 + 6..L3 + 6]
     } else {
-        &[L3 + 2..L3 + 6, L3 + 10..L3 + 12]
+        [L3 + 2..L3 + 6, L3 + 10..L3 + 12]
     };
     let tcp = [s.l4 + 4..s.l4 + 8, s.l4 + 13..s.l4 + 18];
     let mut at = 0;
-    for r in differ.iter().chain(&tcp) {
+    for r in ip.iter().chain(&tcp) {
         if a[at..r.start] != b[at..r.start] {
             return false;
         }

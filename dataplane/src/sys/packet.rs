@@ -234,7 +234,11 @@ impl PacketSocket {
     /// Write `n` packets, packet `i` being `pkt(i)`, each already
     /// `[virtio_net_hdr][frame]` in one buffer, without blocking. Returns
     /// how many the kernel took, from the front (as [`PacketSocket::send`]).
-    pub fn send_whole<'a>(&mut self, n: usize, pkt: impl Fn(usize) -> &'a [u8]) -> io::Result<usize> {
+    pub fn send_whole<'a>(
+        &mut self,
+        n: usize,
+        pkt: impl Fn(usize) -> &'a [u8],
+    ) -> io::Result<usize> {
         let n = n.min(self.msgs.len());
         if n == 0 {
             return Ok(0);

@@ -95,7 +95,7 @@ impl HostGso {
     /// Take a TCP frame for the host (`parts`, its buffers in order) into
     /// the coalescer, writing out what it holds first when it is full.
     /// `false`: it could not be taken (longer than a region).
-    pub(super) fn to_host<'a>(
+    pub(super) fn take_for_host<'a>(
         &mut self,
         counted: &mut BatchCounters,
         parts: impl IntoIterator<Item = &'a [u8]>,

@@ -82,10 +82,8 @@ impl Worker {
                 // TCP for the bond's own interface is joined into larger
                 // packets and written through AF_PACKET (`HostGso`).
                 if gso::is_tcp(pool.data(&f)) {
-                    let parts = std::iter::once(&f)
-                        .chain(tail.iter())
-                        .map(|b| pool.data(b));
-                    if g.to_host(&mut slots[h].batch, parts) {
+                    let parts = std::iter::once(&f).chain(tail.iter()).map(|b| pool.data(b));
+                    if g.take_for_host(&mut slots[h].batch, parts) {
                         pool.free(f);
                         tail.drain(..).for_each(|b| pool.free(b));
                         continue;

@@ -82,7 +82,7 @@ impl Tcp {
         let sum = !checksum::fold(checksum::add(u64::from(pseudo), &tcp));
         tcp[16..18].copy_from_slice(&sum.to_be_bytes());
         f.extend(tcp);
-        f.extend(std::iter::repeat(0).take(self.pad));
+        f.extend(std::iter::repeat_n(0, self.pad));
         f
     }
 }
@@ -115,7 +115,11 @@ fn coalesce(frames: &[Vec<u8>]) -> Out {
         c.finish();
         out.extend((0..c.len()).map(|i| {
             let p = c.packet(i);
-            (p[..HDR].try_into().unwrap(), p[HDR..].to_vec(), c.segments(i))
+            (
+                p[..HDR].try_into().unwrap(),
+                p[HDR..].to_vec(),
+                c.segments(i),
+            )
         }));
         c.clear();
         assert!(c.is_empty());
@@ -136,15 +140,24 @@ fn coalesce(frames: &[Vec<u8>]) -> Out {
 /// partial one, verifies; and its IPv4 header checksum does.
 fn assert_checksums_complete(frame: &[u8], v6: bool) {
     let mut f = frame.to_vec();
-    let seed = u16::from_be_bytes([f[L3 + if v6 { 40 } else { 20 } + 16], f[L3 + if v6 { 40 } else { 20 } + 17]]);
+    let seed = u16::from_be_bytes([
+        f[L3 + if v6 { 40 } else { 20 } + 16],
+        f[L3 + if v6 { 40 } else { 20 } + 17],
+    ]);
     let req = seed_l4_checksum(&mut f).expect("a TCP frame");
     assert_eq!(
-        u16::from_be_bytes([f[usize::from(req.start) + 16], f[usize::from(req.start) + 17]]),
+        u16::from_be_bytes([
+            f[usize::from(req.start) + 16],
+            f[usize::from(req.start) + 17]
+        ]),
         seed,
         "the field holds the pseudo-header sum"
     );
     finish_in_place(&mut f, req);
-    assert!(parse(&f).is_some(), "checksums of the finished packet verify");
+    assert!(
+        parse(&f).is_some(),
+        "checksums of the finished packet verify"
+    );
 }
 
 #[test]
@@ -159,7 +172,10 @@ fn three_segments_of_a_send_become_one_packet_with_a_gso_header() {
     assert_eq!(vh, &[0x01, 0x01, 66, 0, 0xe8, 0x03, 34, 0, 16, 0]);
     assert_eq!(f.len(), 66 + 3000);
     assert_eq!(be16(f, L3 + 2), 20 + 32 + 3000);
-    assert!(checksum::verifies(0, &f[L3..L3 + 20]), "IPv4 header checksum");
+    assert!(
+        checksum::verifies(0, &f[L3..L3 + 20]),
+        "IPv4 header checksum"
+    );
     assert_eq!(be32(f, 38), 5000, "the first segment's sequence number");
     let want: Vec<u8> = segs.iter().flat_map(|s| s.payload.clone()).collect();
     assert_eq!(&f[66..], &want[..]);
@@ -193,7 +209,8 @@ fn a_packet_on_its_own_leaves_as_it_came_with_an_empty_header() {
 #[test]
 fn what_must_not_join_does_not() {
     let base = run_of(&[800, 800], 10);
-    let cases: Vec<(&str, Box<dyn Fn(&mut Tcp)>)> = vec![
+    type Change = Box<dyn Fn(&mut Tcp)>;
+    let cases: Vec<(&str, Change)> = vec![
         ("a gap in the sequence", Box::new(|t| t.seq += 1)),
         ("another ACK", Box::new(|t| t.ack += 1)),
         ("another timestamp", Box::new(|t| t.options[11] = 3)),
@@ -244,8 +261,16 @@ fn psh_and_a_shorter_segment_end_a_packet() {
     segs[1].flags |= TCP_PSH;
     let out = coalesce(&segs.iter().map(Tcp::frame).collect::<Vec<_>>());
     let counts: Vec<u16> = out.iter().map(|o| o.2).collect();
-    assert_eq!(counts, [2, 2, 1], "PSH ends the first, the 400 bytes the second");
-    assert_eq!(out[0].1[L3 + 20 + 13] & TCP_PSH, TCP_PSH, "the joined packet keeps PSH");
+    assert_eq!(
+        counts,
+        [2, 2, 1],
+        "PSH ends the first, the 400 bytes the second"
+    );
+    assert_eq!(
+        out[0].1[L3 + 20 + 13] & TCP_PSH,
+        TCP_PSH,
+        "the joined packet keeps PSH"
+    );
     assert_eq!(out[1].1.len(), 66 + 1300);
 }
 
@@ -289,7 +314,10 @@ fn a_packet_stays_within_the_ip_length_and_a_frame_in_parts_is_whole() {
         .map(|i| (c.packet(i).len() - HDR, c.segments(i)))
         .collect();
     assert!(out.len() >= 2, "{out:?}");
-    assert!(out.iter().all(|&(len, _)| len - L3 <= MAX_IP_LEN), "{out:?}");
+    assert!(
+        out.iter().all(|&(len, _)| len - L3 <= MAX_IP_LEN),
+        "{out:?}"
+    );
     assert_eq!(out.iter().map(|o| usize::from(o.1)).sum::<usize>(), 60);
 }
 
@@ -316,13 +344,19 @@ fn malformed_frames_pass_as_they_came() {
     }
 }
 
+type Segments = Vec<(u32, Vec<u8>)>;
+
 /// Split a joined packet into its segments, as the kernel's GSO does: the
 /// payloads, with each segment's sequence number.
-fn segments_of(vh: &[u8; HDR], f: &[u8]) -> Vec<(u32, Vec<u8>)> {
+fn segments_of(vh: &[u8; HDR], f: &[u8]) -> Segments {
     let hl = usize::from(u16::from_le_bytes([vh[2], vh[3]]));
     let mss = usize::from(u16::from_le_bytes([vh[4], vh[5]]));
     let seg = parse_any(f);
-    let (hl, mss) = if vh[1] == 0 { (seg.1, usize::MAX) } else { (hl, mss) };
+    let (hl, mss) = if vh[1] == 0 {
+        (seg.1, usize::MAX)
+    } else {
+        (hl, mss)
+    };
     f[hl..]
         .chunks(mss.min(f.len().max(1)))
         .scan(seg.0, |seq, c| {
@@ -335,7 +369,11 @@ fn segments_of(vh: &[u8; HDR], f: &[u8]) -> Vec<(u32, Vec<u8>)> {
 
 /// Sequence number and header length of a TCP frame, checksums or not.
 fn parse_any(f: &[u8]) -> (u32, usize) {
-    let l4 = if be16(f, 12) == 0x86dd { L3 + 40 } else { L3 + 20 };
+    let l4 = if be16(f, 12) == 0x86dd {
+        L3 + 40
+    } else {
+        L3 + 20
+    };
     (be32(f, l4 + 4), l4 + usize::from(f[l4 + 12] >> 4) * 4)
 }
 

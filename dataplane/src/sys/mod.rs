@@ -8,6 +8,7 @@ pub mod area;
 pub mod bpf;
 pub mod ethtool;
 pub mod packet;
+pub mod packet_ring;
 pub(crate) mod ring;
 pub mod waker;
 pub mod xsk;

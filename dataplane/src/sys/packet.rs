@@ -5,8 +5,8 @@
 //! crosses the bond as one, and the member's NIC (or the kernel, for a
 //! member without the offload) segments it and finishes its checksums.
 //!
-//! Reads and writes are batched: `recvmmsg` fills a [`RxBatch`] of
-//! buffers, `sendmmsg` writes a list of [`TxItem`]s that point into it.
+//! Packets are read from a ring (`packet_ring.rs`) and written in batches:
+//! `sendmmsg` writes a list of [`TxItem`]s that point into the ring.
 
 use super::cvt;
 use std::io;
@@ -16,60 +16,12 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 /// The virtio-net header in front of every packet (`struct virtio_net_hdr`).
 pub const VNET_HDR_LEN: usize = 10;
 
-/// Room for one packet: a 64 KiB GSO packet, its Ethernet header and a tag,
-/// the virtio-net header, and slack.
-pub const RX_BUF_LEN: usize = 65536 + 256;
-
 const SOL_PACKET: libc::c_int = 263;
 const PACKET_VNET_HDR: libc::c_int = 15;
-const PACKET_IGNORE_OUTGOING: libc::c_int = 23;
-const ETH_P_ALL: u16 = 0x0003;
-/// Socket receive buffer of a host port: a few milliseconds of a worker
-/// that is preempted under full TCP load.
-const RCVBUF: libc::c_int = 32 << 20;
 /// Send buffer of a member's writer: several batches of 64 KiB packets.
 const SNDBUF: libc::c_int = 16 << 20;
 
-/// Received packets, each `[virtio_net_hdr][frame]`, in fixed buffers that
-/// are allocated once.
-pub struct RxBatch {
-    buf: Box<[u8]>,
-    lens: Vec<usize>,
-    truncated: Vec<bool>,
-}
-
-impl RxBatch {
-    /// Buffers for `slots` packets per read.
-    pub fn new(slots: usize) -> Self {
-        RxBatch {
-            buf: vec![0u8; slots * RX_BUF_LEN].into_boxed_slice(),
-            lens: vec![0; slots],
-            truncated: vec![false; slots],
-        }
-    }
-
-    pub fn slots(&self) -> usize {
-        self.lens.len()
-    }
-
-    /// Packet `i`: its virtio-net header, then the frame.
-    pub fn packet(&self, i: usize) -> &[u8] {
-        let at = i * RX_BUF_LEN;
-        &self.buf[at..at + self.lens[i]]
-    }
-
-    pub fn packet_mut(&mut self, i: usize) -> &mut [u8] {
-        let at = i * RX_BUF_LEN;
-        &mut self.buf[at..at + self.lens[i]]
-    }
-
-    /// Packet `i` did not fit its buffer (larger than a 64 KiB GSO packet).
-    pub fn truncated(&self, i: usize) -> bool {
-        self.truncated[i]
-    }
-}
-
-/// One packet to write: the frame of packet `buf` of an [`RxBatch`], with
+/// One packet to write: the frame of packet `buf` of the ring, with
 /// `hdr` as its virtio-net header and `tag` (when set) inserted after the
 /// MAC addresses.
 #[derive(Debug, Clone, Copy)]
@@ -105,25 +57,20 @@ fn setsockopt(fd: RawFd, level: libc::c_int, name: libc::c_int, v: libc::c_int) 
     .map(drop)
 }
 
+/// A socket's receive buffer: `SO_RCVBUFFORCE` (root), else `SO_RCVBUF`.
+pub(super) fn set_rcvbuf(fd: RawFd, bytes: libc::c_int) -> io::Result<()> {
+    if setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, bytes).is_err() {
+        setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, bytes)
+            .map_err(|e| annotate(e, "SO_RCVBUF"))?;
+    }
+    Ok(())
+}
+
 fn annotate(e: io::Error, what: &str) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
 impl PacketSocket {
-    /// A socket that reads every frame `ifindex` receives (not the ones it
-    /// sends) and can write to it; reads of up to `batch` packets.
-    pub fn receiver(ifindex: u32, batch: usize) -> io::Result<Self> {
-        let s = Self::open(ifindex, ETH_P_ALL, batch)?;
-        let fd = s.fd();
-        setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-            .map_err(|e| annotate(e, "PACKET_IGNORE_OUTGOING"))?;
-        if setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, RCVBUF).is_err() {
-            setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, RCVBUF)
-                .map_err(|e| annotate(e, "SO_RCVBUF"))?;
-        }
-        Ok(s)
-    }
-
     /// A socket that only writes to `ifindex` (it receives nothing). It
     /// goes through the qdisc: `PACKET_QDISC_BYPASS` transmits with
     /// `__dev_direct_xmit`, which drops a GSO packet the device cannot
@@ -185,52 +132,6 @@ impl PacketSocket {
         self.fd.as_raw_fd()
     }
 
-    /// Read what is there, up to the batch's slots and this socket's batch,
-    /// without blocking. Returns the packets read (0 when none waited).
-    pub fn recv(&mut self, batch: &mut RxBatch) -> io::Result<usize> {
-        let n = batch.slots().min(self.msgs.len());
-        let base = batch.buf.as_mut_ptr();
-        for i in 0..n {
-            self.iovs[i][0] = libc::iovec {
-                // SAFETY: slot `i` lies inside `buf` (`slots * RX_BUF_LEN`).
-                iov_base: unsafe { base.add(i * RX_BUF_LEN) }.cast(),
-                iov_len: RX_BUF_LEN,
-            };
-            let h = &mut self.msgs[i].msg_hdr;
-            h.msg_name = std::ptr::null_mut();
-            h.msg_namelen = 0;
-            h.msg_iov = self.iovs[i].as_mut_ptr();
-            h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
-            h.msg_flags = 0;
-            self.msgs[i].msg_len = 0;
-        }
-        // SAFETY: `msgs[..n]` point at iovecs of this socket, which point at
-        // `n` distinct buffers of `batch`; all outlive the call.
-        let r = unsafe {
-            libc::recvmmsg(
-                self.fd(),
-                self.msgs.as_mut_ptr(),
-                n as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
-        };
-        match cvt(r) {
-            Ok(got) => {
-                let got = got as usize;
-                for i in 0..got {
-                    batch.lens[i] = (self.msgs[i].msg_len as usize).min(RX_BUF_LEN);
-                    batch.truncated[i] = self.msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-                }
-                Ok(got)
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(0),
-            Err(e) => Err(e),
-        }
-    }
-
     /// Write `n` packets, packet `i` being `pkt(i)`, each already
     /// `[virtio_net_hdr][frame]` in one buffer, without blocking. Returns
     /// how many the kernel took, from the front (as [`PacketSocket::send`]).
@@ -276,17 +177,39 @@ impl PacketSocket {
         }
     }
 
-    /// Write `items` (frames of `batch`) without blocking. Returns how many
-    /// the kernel took, from the front; the rest were refused because the
-    /// device queue was full (`Ok` short), or the error of the first.
-    pub fn send(&mut self, batch: &RxBatch, items: &[TxItem]) -> io::Result<usize> {
+    /// Write `items` (packet `it.buf` being `pkt(it.buf)`, its virtio-net
+    /// header first) without blocking. Returns how many the kernel took,
+    /// from the front; the rest were refused because the device queue was
+    /// full (`Ok` short), or the error of the first.
+    pub fn send<'a>(
+        &mut self,
+        pkt: impl Fn(usize) -> &'a [u8],
+        items: &[TxItem],
+    ) -> io::Result<usize> {
         let n = items.len().min(self.msgs.len());
         if n == 0 {
             return Ok(0);
         }
         for (i, it) in items[..n].iter().enumerate() {
-            let pkt = batch.packet(it.buf);
-            let frame = &pkt[VNET_HDR_LEN.min(pkt.len())..];
+            let p = pkt(it.buf);
+            let frame = &p[VNET_HDR_LEN.min(p.len())..];
+            // Untagged, the header and frame are one buffer: fewer iovecs
+            // for the kernel to import.
+            if it.tag.is_none() && it.hdr[..] == p[..VNET_HDR_LEN.min(p.len())] {
+                self.iovs[i][0] = libc::iovec {
+                    iov_base: p.as_ptr() as *mut libc::c_void,
+                    iov_len: p.len(),
+                };
+                let h = &mut self.msgs[i].msg_hdr;
+                h.msg_name = std::ptr::null_mut();
+                h.msg_namelen = 0;
+                h.msg_iov = self.iovs[i].as_mut_ptr();
+                h.msg_iovlen = 1;
+                h.msg_control = std::ptr::null_mut();
+                h.msg_controllen = 0;
+                h.msg_flags = 0;
+                continue;
+            }
             let split = frame.len().min(12);
             let tag_len = if it.tag.is_some() { 4 } else { 0 };
             self.iovs[i] = [
@@ -319,8 +242,8 @@ impl PacketSocket {
             h.msg_flags = 0;
         }
         // SAFETY: `msgs[..n]` point at iovecs of this socket, which point
-        // into `items` and `batch`; the kernel only reads them, during the
-        // call, and all outlive it.
+        // into `items` and the buffers `pkt` lent for 'a; the kernel only
+        // reads them, during the call.
         let r = unsafe {
             libc::sendmmsg(
                 self.fd(),

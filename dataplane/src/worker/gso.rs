@@ -11,18 +11,19 @@
 use super::rx::{hand_over, lb_rewrite};
 use super::*;
 use crate::offload::coalesce::{self, Coalescer};
-use crate::sys::packet::{PacketSocket, RxBatch, TxItem, VNET_HDR_LEN};
+use crate::sys::packet::{PacketSocket, TxItem, VNET_HDR_LEN};
+use crate::sys::packet_ring::RxRing;
+use crate::wire::virtio_net;
 use crate::wire::ethernet;
 use std::os::fd::RawFd;
 
 /// Packets read from the host per round.
-pub const GSO_BATCH: usize = 32;
+pub const GSO_BATCH: usize = 64;
 
 /// The AF_PACKET side of a worker: the host interface's socket and one
 /// writing socket per member.
 pub struct HostGso {
-    rx: PacketSocket,
-    batch: RxBatch,
+    ring: RxRing,
     /// TCP from the members, joined (`offload::coalesce`), to the host.
     to_host: PacketSocket,
     coalesce: Coalescer,
@@ -35,8 +36,7 @@ impl HostGso {
     /// Read the host interface `ifindex` (the hidden end of its pair).
     pub fn new(ifindex: u32) -> std::io::Result<Self> {
         Ok(HostGso {
-            rx: PacketSocket::receiver(ifindex, GSO_BATCH)?,
-            batch: RxBatch::new(GSO_BATCH),
+            ring: RxRing::new(ifindex, GSO_BATCH)?,
             to_host: PacketSocket::sender(ifindex, coalesce::REGIONS)?,
             coalesce: Coalescer::new(),
             members: Vec::new(),
@@ -65,7 +65,7 @@ impl HostGso {
     }
 
     pub fn poll_fd(&self) -> RawFd {
-        self.rx.fd()
+        self.ring.fd()
     }
 
     fn queue(&mut self, m: MemberId, item: TxItem) -> bool {
@@ -181,35 +181,35 @@ impl Worker {
         let Some(host) = host_slot.first().copied().flatten() else {
             return 0;
         };
-        let n = match g.rx.recv(&mut g.batch) {
-            Ok(n) => n,
-            Err(e) => {
-                if !g.error_logged {
-                    tracing::warn!("host port read: {e}");
-                    g.error_logged = true;
-                }
-                return 0;
-            }
-        };
+        let n = g.ring.take(GSO_BATCH);
         for i in 0..n {
-            if g.batch.truncated(i) {
+            if g.ring.truncated(i) {
                 slots[host].batch.drop(DropReason::Oversize, 1);
                 continue;
             }
-            let Some((hdr, frame)) = split(g.batch.packet_mut(i)) else {
+            // A tag the kernel kept aside goes back in front of the
+            // EtherType; the checksum start moves with it.
+            let tag = g.ring.tag(i);
+            let Some((hdr, frame)) = split(g.ring.packet_mut(i)) else {
                 slots[host].batch.drop(DropReason::Runt, 1);
                 continue;
+            };
+            let hdr = match tag {
+                Some(_) => match virtio_net::shifted(hdr, 4) {
+                    Some(h) => h,
+                    None => {
+                        slots[host].batch.drop(DropReason::NoRoomForTag, 1);
+                        continue;
+                    }
+                },
+                None => hdr,
             };
             slots[host].batch.rx(frame.len() as u32);
             let mut verdict = forward::from_host(snap, tx, frame, 0);
             if snap.lb.is_some() {
                 verdict = lb_rewrite(snap, verdict, frame);
             }
-            let item = TxItem {
-                buf: i,
-                hdr,
-                tag: None,
-            };
+            let item = TxItem { buf: i, hdr, tag };
             match verdict {
                 Verdict::ToMember(m) | Verdict::ArpReplyVia(m) => {
                     if !g.queue(m, item) {
@@ -242,7 +242,8 @@ impl Worker {
                 continue;
             };
             let counted = member_slot.get(m).copied().flatten().unwrap_or(host);
-            let sent = match sock.send(&g.batch, q) {
+            let ring = &g.ring;
+            let sent = match sock.send(|i| ring.packet(i), q) {
                 Ok(k) => k,
                 Err(e) => {
                     if !g.error_logged {
@@ -254,13 +255,17 @@ impl Worker {
             };
             let bytes: u64 = q[..sent]
                 .iter()
-                .map(|it| (g.batch.packet(it.buf).len() - VNET_HDR_LEN) as u64)
+                .map(|it| {
+                    let tag = if it.tag.is_some() { 4 } else { 0 };
+                    (g.ring.packet(it.buf).len() - VNET_HDR_LEN + tag) as u64
+                })
                 .sum();
             slots[counted].batch.tx(sent as u64, bytes);
             let refused = (q.len() - sent) as u64;
             slots[counted].batch.drop(DropReason::TxRingFull, refused);
             q.clear();
         }
+        g.ring.release();
         n as u32
     }
 }

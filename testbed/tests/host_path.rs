@@ -179,6 +179,44 @@ fn add_ipv6(t: &Topo) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// With the members' TX offload off, so that s0 sees what a NIC would put
+/// on the wire: `tcp_bytes` of TCP from port `port`, then UDP and IPv6
+/// traffic from the host to the peer, none lost, and every TCP/UDP frame on
+/// s0 with a right checksum. Returns the frames seen.
+fn host_traffic_checked_on_s0(
+    t: &Topo,
+    port: u16,
+    tcp_bytes: usize,
+) -> anyhow::Result<Vec<Vec<u8>>> {
+    for m in ["m0", "m1"] {
+        run(&mut ns(&t.host, &["ethtool", "-K", m, "tx", "off"]))?;
+    }
+    add_ipv6(t)?;
+    ping(&t.host, PEER_IP, 2)?;
+    let cap = capture(&t.switch, "s0", Duration::from_secs(4), from_bond);
+    std::thread::sleep(Duration::from_millis(300));
+    let moved = tcp_transfer(&t.host, &t.peer, PEER_IP, port, tcp_bytes)?;
+    assert_eq!(moved, tcp_bytes);
+    let r = udp_stream(&t.host, &t.peer, PEER_IP, port + 1, 2000, 200, |_| {})?;
+    assert_eq!(r.lost(), 0, "{r:?}");
+    ipv6_traffic(&t.host, &t.peer, PEER_IP6, port + 2)?;
+    let frames = cap
+        .join()
+        .map_err(|_| anyhow::anyhow!("capture panicked"))???;
+    let v = verify(&frames);
+    eprintln!("checksums on s0 (good, bad): {v:?}");
+    for (name, (good, bad)) in [
+        ("tcp4", v.tcp4),
+        ("udp4", v.udp4),
+        ("tcp6", v.tcp6),
+        ("udp6", v.udp6),
+    ] {
+        assert!(good > 0, "no {name} frame seen: {v:?}");
+        assert_eq!(bad, 0, "{name} frames with a wrong checksum: {v:?}");
+    }
+    Ok(frames)
+}
+
 #[test]
 fn checksums_the_host_left_partial_leave_complete() -> anyhow::Result<()> {
     if !require_root() {
@@ -200,34 +238,8 @@ fn checksums_the_host_left_partial_leave_complete() -> anyhow::Result<()> {
     assert!(k.contains("generic-segmentation-offload: on"), "{k}");
     assert!(k.contains("tcp-segmentation-offload: off"), "{k}");
     assert!(k.contains("tx-udp-segmentation: off"), "{k}");
-    // Members without offload: the kernel finishes each checksum from the
-    // seed xbond wrote, so the switch sees what a NIC would put on the wire.
-    for m in ["m0", "m1"] {
-        run(&mut ns(&t.host, &["ethtool", "-K", m, "tx", "off"]))?;
-    }
-    add_ipv6(&t)?;
-    ping(&t.host, PEER_IP, 2)?;
-    let cap = capture(&t.switch, "s0", Duration::from_secs(4), from_bond);
-    std::thread::sleep(Duration::from_millis(300));
-    let moved = tcp_transfer(&t.host, &t.peer, PEER_IP, 7101, 4 << 20)?;
-    assert_eq!(moved, 4 << 20);
-    let r = udp_stream(&t.host, &t.peer, PEER_IP, 7102, 2000, 200, |_| {})?;
-    assert_eq!(r.lost(), 0, "{r:?}");
-    ipv6_traffic(&t.host, &t.peer, PEER_IP6, 7103)?;
-    let frames = cap
-        .join()
-        .map_err(|_| anyhow::anyhow!("capture panicked"))???;
-    let v = verify(&frames);
-    eprintln!("checksums on s0 (good, bad): {v:?}");
-    for (name, (good, bad)) in [
-        ("tcp4", v.tcp4),
-        ("udp4", v.udp4),
-        ("tcp6", v.tcp6),
-        ("udp6", v.udp6),
-    ] {
-        assert!(good > 0, "no {name} frame seen: {v:?}");
-        assert_eq!(bad, 0, "{name} frames with a wrong checksum: {v:?}");
-    }
+    // The kernel finishes each checksum from the seed xbond wrote.
+    host_traffic_checked_on_s0(&t, 7101, 4 << 20)?;
     let stats: serde_json::Value = serde_json::from_str(&d.cli(&["stats", "--json"])?)?;
     for p in stats["ports"].as_array().unwrap() {
         assert_eq!(p["socket"]["tx_metadata"], true, "{p}");
@@ -365,36 +377,8 @@ fn an_af_packet_host_port_carries_the_hosts_tcp_packets_whole() -> anyhow::Resul
     assert!(k.contains("tx-checksumming: on"), "{k}");
     assert!(k.contains("tcp-segmentation-offload: on"), "{k}");
     assert!(k.contains("tx-udp-segmentation: off"), "{k}");
-    // Members without offload: their kernel path segments and checksums
-    // what xbond writes, so s0 sees what a NIC would put on the wire.
-    for m in ["m0", "m1"] {
-        run(&mut ns(&t.host, &["ethtool", "-K", m, "tx", "off"]))?;
-    }
-    add_ipv6(&t)?;
-    ping(&t.host, PEER_IP, 2)?;
-    let cap = capture(&t.switch, "s0", Duration::from_secs(4), from_bond);
-    std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(
-        tcp_transfer(&t.host, &t.peer, PEER_IP, 7301, 8 << 20)?,
-        8 << 20
-    );
-    let r = udp_stream(&t.host, &t.peer, PEER_IP, 7302, 2000, 200, |_| {})?;
-    assert_eq!(r.lost(), 0, "{r:?}");
-    ipv6_traffic(&t.host, &t.peer, PEER_IP6, 7303)?;
-    let frames = cap
-        .join()
-        .map_err(|_| anyhow::anyhow!("capture panicked"))???;
-    let v = verify(&frames);
-    eprintln!("checksums on s0 (good, bad): {v:?}");
-    for (name, (good, bad)) in [
-        ("tcp4", v.tcp4),
-        ("udp4", v.udp4),
-        ("tcp6", v.tcp6),
-        ("udp6", v.udp6),
-    ] {
-        assert!(good > 0, "no {name} frame seen: {v:?}");
-        assert_eq!(bad, 0, "{name} frames with a wrong checksum: {v:?}");
-    }
+    // The members' kernel path segments and checksums what xbond writes.
+    let frames = host_traffic_checked_on_s0(&t, 7301, 8 << 20)?;
     let longest = frames.iter().map(Vec::len).max().unwrap_or(0);
     assert!(longest <= 1514, "a frame of {longest} bytes on the wire");
     // Back the other way, the peer's TCP reaches the host, its segments
@@ -438,5 +422,83 @@ fn an_af_packet_host_port_carries_the_hosts_tcp_packets_whole() -> anyhow::Resul
             .sum();
         assert_eq!(dropped, 0, "{p}");
     }
+    Ok(())
+}
+
+/// An IPv4/UDP frame from the bond to the peer, tagged `vid`, to port 7777.
+fn tagged_udp(vid: u16) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 2, 0, 2, 0, 0, 0, 1, 0, 0x81, 0x00];
+    f.extend(vid.to_be_bytes());
+    f.extend([0x08, 0x00]);
+    let mut ip = vec![0x45, 0, 0, 32, 0, 1, 0x40, 0, 64, 17, 0, 0];
+    ip.extend([198, 18, 0, 1, 198, 18, 0, 2]);
+    let sum: u32 = ip
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum();
+    let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
+    f.extend(ip);
+    // UDP without a checksum, 4 bytes of payload.
+    f.extend([0x1e, 0x61, 0x1e, 0x61, 0, 12, 0, 0, b't', b'a', b'g', b'!']);
+    f
+}
+
+#[test]
+fn a_tagged_frame_the_host_sends_on_bond0_leaves_tagged() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    // The kernel takes a VLAN tag out of a frame's bytes on receive (into
+    // the packet's metadata) before AF_PACKET sees it: the host port must
+    // put it back, or a VLAN the host runs on bond0 itself is lost.
+    let t = Topo::new("tagd", 2)?;
+    let _d = Daemon::start(&t, &bond_config(M0_M1, "mode=active-backup miimon=100", ""))?;
+    ping(&t.host, PEER_IP, 2)?;
+    let pcap = std::env::temp_dir().join(format!("xbond-{}-tag.pcap", t.prefix));
+    let pcap_s = pcap.to_string_lossy().to_string();
+    let dump = ns(
+        &t.switch,
+        &[
+            "timeout",
+            "8",
+            "tcpdump",
+            "-i",
+            "s0",
+            "-c",
+            "1",
+            "-U",
+            "-Z",
+            "root",
+            "-w",
+            &pcap_s,
+            "vlan 5 and udp port 7777",
+        ],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let hex: String = tagged_udp(5).iter().map(|b| format!("{b:02x}")).collect();
+    let send = format!(
+        "import socket,time\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n\
+         s.bind(('bond0',0))\nfor _ in range(5):\n    s.send(bytes.fromhex('{hex}'))\n    time.sleep(0.2)\n"
+    );
+    run(&mut ns(&t.host, &["python3", "-c", &send]))?;
+    let out = dump.wait_with_output()?;
+    let bytes = std::fs::read(&pcap).unwrap_or_default();
+    let _ = std::fs::remove_file(&pcap);
+    assert!(out.status.success(), "tcpdump saw no frame tagged 5 on s0");
+    // pcap: a 24-byte file header, a 16-byte record header, the frame.
+    let frame = bytes.get(40..).unwrap_or_default();
+    assert_eq!(
+        frame.get(12..16),
+        Some(&[0x81, 0x00, 0x00, 0x05][..]),
+        "{bytes:02x?}"
+    );
+    assert_eq!(
+        frame.get(frame.len().saturating_sub(4)..),
+        Some(&b"tag!"[..])
+    );
     Ok(())
 }

@@ -57,6 +57,41 @@ fn setsockopt(fd: RawFd, level: libc::c_int, name: libc::c_int, v: libc::c_int) 
     .map(drop)
 }
 
+/// Point message `m` at `len` iovecs from `iov`, with no address, control
+/// data or flags.
+pub(super) fn point(m: &mut libc::mmsghdr, iov: *mut libc::iovec, len: usize) {
+    let h = &mut m.msg_hdr;
+    h.msg_name = std::ptr::null_mut();
+    h.msg_namelen = 0;
+    h.msg_iov = iov;
+    h.msg_iovlen = len;
+    h.msg_control = std::ptr::null_mut();
+    h.msg_controllen = 0;
+    h.msg_flags = 0;
+    m.msg_len = 0;
+}
+
+/// Bind AF_PACKET socket `fd` to interface `ifindex`, for `protocol`
+/// (network order is done here; 0: receive nothing).
+pub(super) fn bind(fd: RawFd, ifindex: u32, protocol: u16) -> io::Result<()> {
+    // SAFETY: an all-zero sockaddr_ll is valid; the fields that matter are
+    // set below.
+    let mut sa: libc::sockaddr_ll = unsafe { zeroed() };
+    sa.sll_family = libc::AF_PACKET as u16;
+    sa.sll_protocol = protocol.to_be();
+    sa.sll_ifindex = ifindex as i32;
+    // SAFETY: `sa` is a valid sockaddr_ll of the size passed.
+    cvt(unsafe {
+        libc::bind(
+            fd,
+            (&sa as *const libc::sockaddr_ll).cast(),
+            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+    .map_err(|e| annotate(e, &format!("bind AF_PACKET to ifindex {ifindex}")))
+}
+
 /// A socket's receive buffer: `SO_RCVBUFFORCE` (root), else `SO_RCVBUF`.
 pub(super) fn set_rcvbuf(fd: RawFd, bytes: libc::c_int) -> io::Result<()> {
     if setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, bytes).is_err() {
@@ -101,21 +136,7 @@ impl PacketSocket {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         setsockopt(raw, SOL_PACKET, PACKET_VNET_HDR, 1)
             .map_err(|e| annotate(e, "PACKET_VNET_HDR"))?;
-        // SAFETY: an all-zero sockaddr_ll is valid; the fields that matter
-        // are set below.
-        let mut sa: libc::sockaddr_ll = unsafe { zeroed() };
-        sa.sll_family = libc::AF_PACKET as u16;
-        sa.sll_protocol = protocol.to_be();
-        sa.sll_ifindex = ifindex as i32;
-        // SAFETY: `sa` is a valid sockaddr_ll of the size passed.
-        cvt(unsafe {
-            libc::bind(
-                raw,
-                (&sa as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        })
-        .map_err(|e| annotate(e, &format!("bind AF_PACKET to ifindex {ifindex}")))?;
+        bind(raw, ifindex, protocol)?;
         let empty = libc::iovec {
             iov_base: std::ptr::null_mut(),
             iov_len: 0,
@@ -126,6 +147,27 @@ impl PacketSocket {
             msgs: (0..batch).map(|_| unsafe { zeroed() }).collect(),
             iovs: vec![[empty; 4]; batch],
         })
+    }
+
+    /// `sendmmsg` of the first `n` messages, without blocking: how many the
+    /// kernel took (0 when the device or the send buffer is full).
+    fn sendmmsg(&mut self, n: usize) -> io::Result<usize> {
+        // SAFETY: the callers pointed `msgs[..n]` at iovecs of this socket,
+        // which point at buffers borrowed for the caller's call; the kernel
+        // only reads them, during this call.
+        let r = unsafe {
+            libc::sendmmsg(
+                self.fd(),
+                self.msgs.as_mut_ptr(),
+                n as libc::c_uint,
+                libc::MSG_DONTWAIT,
+            )
+        };
+        match cvt(r) {
+            Ok(sent) => Ok(sent as usize),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOBUFS)) => Ok(0),
+            Err(e) => Err(e),
+        }
     }
 
     pub fn fd(&self) -> RawFd {
@@ -150,31 +192,9 @@ impl PacketSocket {
                 iov_base: p.as_ptr() as *mut libc::c_void,
                 iov_len: p.len(),
             };
-            let h = &mut self.msgs[i].msg_hdr;
-            h.msg_name = std::ptr::null_mut();
-            h.msg_namelen = 0;
-            h.msg_iov = self.iovs[i].as_mut_ptr();
-            h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
-            h.msg_flags = 0;
+            point(&mut self.msgs[i], self.iovs[i].as_mut_ptr(), 1);
         }
-        // SAFETY: `msgs[..n]` point at iovecs of this socket, which point at
-        // buffers `pkt` lent for 'a; the kernel only reads them, during the
-        // call.
-        let r = unsafe {
-            libc::sendmmsg(
-                self.fd(),
-                self.msgs.as_mut_ptr(),
-                n as libc::c_uint,
-                libc::MSG_DONTWAIT,
-            )
-        };
-        match cvt(r) {
-            Ok(sent) => Ok(sent as usize),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOBUFS)) => Ok(0),
-            Err(e) => Err(e),
-        }
+        self.sendmmsg(n)
     }
 
     /// Write `items` (packet `it.buf` being `pkt(it.buf)`, its virtio-net
@@ -200,14 +220,7 @@ impl PacketSocket {
                     iov_base: p.as_ptr() as *mut libc::c_void,
                     iov_len: p.len(),
                 };
-                let h = &mut self.msgs[i].msg_hdr;
-                h.msg_name = std::ptr::null_mut();
-                h.msg_namelen = 0;
-                h.msg_iov = self.iovs[i].as_mut_ptr();
-                h.msg_iovlen = 1;
-                h.msg_control = std::ptr::null_mut();
-                h.msg_controllen = 0;
-                h.msg_flags = 0;
+                point(&mut self.msgs[i], self.iovs[i].as_mut_ptr(), 1);
                 continue;
             }
             let split = frame.len().min(12);
@@ -232,30 +245,8 @@ impl PacketSocket {
                     iov_len: frame.len() - split,
                 },
             ];
-            let h = &mut self.msgs[i].msg_hdr;
-            h.msg_name = std::ptr::null_mut();
-            h.msg_namelen = 0;
-            h.msg_iov = self.iovs[i].as_mut_ptr();
-            h.msg_iovlen = 4;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
-            h.msg_flags = 0;
+            point(&mut self.msgs[i], self.iovs[i].as_mut_ptr(), 4);
         }
-        // SAFETY: `msgs[..n]` point at iovecs of this socket, which point
-        // into `items` and the buffers `pkt` lent for 'a; the kernel only
-        // reads them, during the call.
-        let r = unsafe {
-            libc::sendmmsg(
-                self.fd(),
-                self.msgs.as_mut_ptr(),
-                n as libc::c_uint,
-                libc::MSG_DONTWAIT,
-            )
-        };
-        match cvt(r) {
-            Ok(sent) => Ok(sent as usize),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::ENOBUFS)) => Ok(0),
-            Err(e) => Err(e),
-        }
+        self.sendmmsg(n)
     }
 }

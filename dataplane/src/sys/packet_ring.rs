@@ -165,21 +165,7 @@ impl RxRing {
             msgs: (0..batch).map(|_| unsafe { zeroed() }).collect(),
             iovs: vec![empty; batch],
         };
-        // SAFETY: an all-zero sockaddr_ll is valid; the fields that matter
-        // are set below.
-        let mut sa: libc::sockaddr_ll = unsafe { zeroed() };
-        sa.sll_family = libc::AF_PACKET as u16;
-        sa.sll_protocol = ETH_P_ALL.to_be();
-        sa.sll_ifindex = ifindex as i32;
-        // SAFETY: `sa` is a valid sockaddr_ll of the size passed.
-        cvt(unsafe {
-            libc::bind(
-                raw,
-                (&sa as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        })
-        .map_err(|e| io::Error::new(e.kind(), format!("bind AF_PACKET to ifindex {ifindex}: {e}")))?;
+        super::packet::bind(raw, ifindex, ETH_P_ALL)?;
         Ok(ring)
     }
 
@@ -254,14 +240,7 @@ impl RxRing {
                 iov_base: unsafe { base.add(j * BIG_LEN) }.cast(),
                 iov_len: BIG_LEN,
             };
-            let h = &mut self.msgs[j].msg_hdr;
-            h.msg_name = std::ptr::null_mut();
-            h.msg_namelen = 0;
-            h.msg_iov = &mut self.iovs[j];
-            h.msg_iovlen = 1;
-            h.msg_control = std::ptr::null_mut();
-            h.msg_controllen = 0;
-            h.msg_flags = 0;
+            super::packet::point(&mut self.msgs[j], &mut self.iovs[j], 1);
         }
         // SAFETY: `msgs[..k]` point at iovecs of this ring, which point at
         // `k` distinct buffers of `big`; all outlive the call.

@@ -1,20 +1,23 @@
 //! The host port that keeps the host's TSO/GSO packets whole
-//! (`host_port = "af_packet"`): the bond's own interface is read through an
-//! AF_PACKET socket with virtio-net headers, and what it sends leaves the
-//! members through AF_PACKET sockets the same way, a 64 KiB TCP packet as
-//! one write, segmented by the member's NIC or, without the offload, by the
-//! member's kernel driver path. The mode logic is the same as on the AF_XDP
-//! path: `forward::from_host` on the frame, balance-alb's rewrites, tags.
-//! Frames towards the host still leave through the host port's AF_XDP
-//! socket, and control's frames through the members' AF_XDP sockets.
+//! (`host_port = "af_packet"`, the default): the bond's own interface is
+//! read through an AF_PACKET ring with virtio-net headers
+//! (`sys/packet_ring.rs`), and what it sends leaves the members through
+//! AF_PACKET sockets the same way, a 64 KiB TCP packet as one write,
+//! segmented by the member's NIC or, without the offload, by the member's
+//! kernel driver path. The mode logic is the same as on the AF_XDP path:
+//! `forward::from_host` on the frame, balance-alb's rewrites, tags.
+//! Towards the host, TCP from the members is joined (`offload::coalesce`)
+//! and written through AF_PACKET too; other frames for the host leave
+//! through the host port's AF_XDP socket, and control's frames through the
+//! members' AF_XDP sockets.
 
 use super::rx::{hand_over, lb_rewrite};
 use super::*;
 use crate::offload::coalesce::{self, Coalescer};
 use crate::sys::packet::{PacketSocket, TxItem, VNET_HDR_LEN};
 use crate::sys::packet_ring::RxRing;
-use crate::wire::virtio_net;
 use crate::wire::ethernet;
+use crate::wire::virtio_net;
 use std::os::fd::RawFd;
 
 /// Packets read from the host per round.

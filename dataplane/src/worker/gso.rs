@@ -58,6 +58,8 @@ impl HostGso {
         }
         self.members[m] = Some(s);
         self.queues[m].clear();
+        // Room for a whole batch now, so that queueing never allocates.
+        self.queues[m].reserve(GSO_BATCH);
         Ok(())
     }
 

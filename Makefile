@@ -4,7 +4,7 @@
 
 .PHONY: setup build demo test lint bench fuzz
 
-APT_PACKAGES = iproute2 ethtool iputils-ping iperf3 tcpdump openvswitch-switch nftables
+APT_PACKAGES = iproute2 ethtool iputils-ping iperf3 tcpdump openvswitch-switch nftables prometheus
 
 setup:
 	@if command -v apt-get >/dev/null; then \

@@ -30,6 +30,10 @@ enum Cmd {
         /// Remove XDP programs that other tools attached to members.
         #[arg(long)]
         replace_xdp: bool,
+        /// Serve Prometheus metrics at http://ADDR/metrics (IP:PORT, or
+        /// :PORT for every address); over `[daemon] metrics`.
+        #[arg(long, value_name = "ADDR", value_parser = parse_metrics_addr)]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Validate CONFIG; every error names the file and the key.
     Check { config: PathBuf },
@@ -144,6 +148,10 @@ enum ImportFrom {
     Talos { file: PathBuf },
 }
 
+fn parse_metrics_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    xbond_control::config::parse_listen(s)
+}
+
 fn main() {
     let cli = Cli::parse();
     let filter =
@@ -197,12 +205,19 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
         Cmd::Run {
             config,
             replace_xdp,
+            metrics,
         } => {
             let mut cfg = Config::load(&config)?;
             if let Some(d) = &cli.run_dir {
                 cfg.run_dir = d.clone();
             }
-            daemon::run(cfg, RunOptions { replace_xdp })
+            daemon::run(
+                cfg,
+                RunOptions {
+                    replace_xdp,
+                    metrics,
+                },
+            )
         }
         Cmd::Check { config } => check(&config),
         Cmd::Status { bond, json } => {

@@ -97,3 +97,50 @@ pub fn in_ns<T: Send + 'static>(
         Ok(f())
     })
 }
+
+/// A copy of the xbond binary that any user may run, in a world-readable
+/// temporary directory (the build tree may sit under a private one, as a CI
+/// checkout in `mktemp -d` does); removed on drop.
+pub struct AnyoneBin {
+    pub path: PathBuf,
+    dir: PathBuf,
+}
+
+impl AnyoneBin {
+    pub fn new() -> anyhow::Result<AnyoneBin> {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!(
+            "xbond-anyone-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+        let path = dir.join("xbond");
+        std::fs::copy(xbond_bin(), &path)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+        Ok(AnyoneBin { path, dir })
+    }
+}
+
+impl Drop for AnyoneBin {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `setpriv` running ARGS as `uid`:`gid` with no supplementary groups and
+/// the capabilities `caps` (e.g. `net_admin`) kept as ambient ones.
+pub fn as_user(uid: u32, gid: u32, caps: &[&str], args: &[&str]) -> Command {
+    let mut c = Command::new("setpriv");
+    c.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .arg("--clear-groups");
+    if !caps.is_empty() {
+        let list: Vec<String> = caps.iter().map(|c| format!("+{c}")).collect();
+        c.arg(format!("--inh-caps={}", list.join(",")))
+            .arg(format!("--ambient-caps={}", list.join(",")));
+    }
+    c.args(args);
+    c
+}

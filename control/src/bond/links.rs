@@ -241,7 +241,18 @@ impl BondCore {
         }
     }
 
+    /// How often the active member changed after the first choice.
+    pub fn active_changes(&self) -> u64 {
+        self.active_changes
+    }
+
     pub(super) fn apply(&mut self, now: Instant, sel: Selection) {
+        if sel.new != sel.old {
+            if self.ever_active {
+                self.active_changes += 1;
+            }
+            self.ever_active |= sel.new.is_some();
+        }
         let name = |i: Option<MemberId>| {
             i.and_then(|i| self.members[usize::from(i)].as_ref())
                 .map_or("None".to_string(), |m| m.name.clone())

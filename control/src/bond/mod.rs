@@ -90,6 +90,10 @@ pub struct BondCore {
     /// The last snapshot handed out for publishing.
     published: Option<BondSnapshot>,
     foreign_slow_frames: u64,
+    /// Changes of the active member after the first one (failovers, and
+    /// losing the last member).
+    active_changes: u64,
+    ever_active: bool,
     /// 802.3ad: the LACP machines of every member.
     lacp: Option<Lacp>,
     /// 802.3ad port priority by member name (`actor_port_prio`).
@@ -145,6 +149,8 @@ impl BondCore {
             missing: Vec::new(),
             published: None,
             foreign_slow_frames: 0,
+            active_changes: 0,
+            ever_active: false,
             port_priorities: Vec::new(),
             alb,
             tx_load: LoadTotals::default(),

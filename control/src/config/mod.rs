@@ -71,10 +71,27 @@ pub struct BondConfig {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Config {
     pub run_dir: PathBuf,
+    /// `[daemon] socket_group`: only root and this group may open the
+    /// control sockets (else every local user may, and reads only).
+    pub socket_group: Option<String>,
+    /// `[daemon] metrics`: where `/metrics` is served (Prometheus).
+    pub metrics: Option<std::net::SocketAddr>,
     pub bonds: Vec<BondConfig>,
 }
 
 pub const DEFAULT_RUN_DIR: &str = "/run/xbond";
+
+/// A metrics listen address: `IP:PORT` (`[::1]:9469` for IPv6), or `:PORT`
+/// for every address.
+pub fn parse_listen(s: &str) -> Result<std::net::SocketAddr, String> {
+    let full = match s.strip_prefix(':') {
+        Some(port) => format!("[::]:{port}"),
+        None => s.to_string(),
+    };
+    full.parse().map_err(|_| {
+        format!("'{s}' is not a listen address (expected IP:PORT such as 127.0.0.1:9469, or :PORT)")
+    })
+}
 
 const ENGINE_KEYS: &[&str] = &[
     "xdp_mode",
@@ -168,6 +185,8 @@ impl Config {
             ctx.err("-", format!("not valid TOML: {}", e.message()))
         })?;
         let mut run_dir = PathBuf::from(DEFAULT_RUN_DIR);
+        let mut socket_group = None;
+        let mut metrics = None;
         let mut bonds = Vec::new();
         for (k, v) in &doc {
             match k.as_str() {
@@ -179,6 +198,19 @@ impl Config {
                         match dk.as_str() {
                             "run_dir" => {
                                 run_dir = PathBuf::from(as_str(&ctx, "daemon.run_dir", dv)?)
+                            }
+                            "socket_group" => {
+                                let g = as_str(&ctx, "daemon.socket_group", dv)?;
+                                if g.is_empty() {
+                                    return Err(ctx.err("daemon.socket_group", "empty group name"));
+                                }
+                                socket_group = Some(g.to_string());
+                            }
+                            "metrics" => {
+                                let a = as_str(&ctx, "daemon.metrics", dv)?;
+                                metrics = Some(
+                                    parse_listen(a).map_err(|e| ctx.err("daemon.metrics", e))?,
+                                );
                             }
                             other => return Err(ctx.err(format!("daemon.{other}"), "unknown key")),
                         }
@@ -212,7 +244,12 @@ impl Config {
                 seen.push((&b.name, m));
             }
         }
-        Ok(Config { run_dir, bonds })
+        Ok(Config {
+            run_dir,
+            socket_group,
+            metrics,
+            bonds,
+        })
     }
 
     fn parse_bond(ctx: &Ctx, name: &str, v: &toml::Value) -> Result<BondConfig, ConfigError> {

@@ -153,10 +153,16 @@ impl BondRuntime {
         StatsView {
             bond: self.core.name.clone(),
             ports,
-            control: BTreeMap::from([(
-                "foreign_slow_protocol_frames".to_string(),
-                self.core.foreign_slow_frames(),
-            )]),
+            control: BTreeMap::from([
+                (
+                    "foreign_slow_protocol_frames".to_string(),
+                    self.core.foreign_slow_frames(),
+                ),
+                (
+                    "active_member_changes".to_string(),
+                    self.core.active_changes(),
+                ),
+            ]),
             lacp,
             arp_monitor,
             alb,

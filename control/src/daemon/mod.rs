@@ -25,12 +25,16 @@ use runtime::BondRuntime;
 pub struct RunOptions {
     /// Remove XDP programs other tools attached to members (else refuse).
     pub replace_xdp: bool,
+    /// `--metrics ADDR`: serve Prometheus metrics there (over the config's
+    /// `[daemon] metrics`).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Run every bond of `config` until a signal arrives.
 pub fn run(mut config: Config, opts: RunOptions) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.run_dir)
-        .with_context(|| format!("create {}", config.run_dir.display()))?;
+    make_run_dir(&config.run_dir)?;
+    let access = crate::ipc::SocketAccess::for_group(config.socket_group.as_deref())?;
+    let metrics_at = opts.metrics.or(config.metrics);
     if opts.replace_xdp {
         for b in &mut config.bonds {
             b.engine.replace_xdp = true;
@@ -61,7 +65,7 @@ pub fn run(mut config: Config, opts: RunOptions) -> anyhow::Result<()> {
         }
         let (tx, rx) = unbounded();
         let reserved = reserved_for(&config, &b.name);
-        match BondRuntime::start(b, &config.run_dir, rx, &reserved) {
+        match BondRuntime::start(b, &config.run_dir, &access, rx, &reserved) {
             Ok(rt) => {
                 bond_event_txs.push(tx);
                 runtimes.push(rt);
@@ -83,6 +87,19 @@ pub fn run(mut config: Config, opts: RunOptions) -> anyhow::Result<()> {
                 }
             }
         })?;
+
+    if let Some(addr) = metrics_at {
+        let bonds = runtimes
+            .iter()
+            .filter_map(|rt| Some((rt.core.name.clone(), rt.call_tx.clone()?)))
+            .collect();
+        if let Err(e) = crate::metrics::serve(addr, bonds) {
+            for mut rt in runtimes {
+                rt.teardown();
+            }
+            return Err(e);
+        }
+    }
 
     // One control loop per bond, each on its own thread.
     let mut threads = Vec::new();
@@ -108,6 +125,25 @@ pub fn run(mut config: Config, opts: RunOptions) -> anyhow::Result<()> {
         let _ = t.join();
     }
     tracing::info!("stopped; every XDP program detached and host interfaces removed");
+    Ok(())
+}
+
+/// Create the run directory, readable and searchable by everyone (the
+/// control sockets in it decide who may do what), whatever the umask.
+fn make_run_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("chmod 755 {}", dir.display()))?;
+    } else if let Ok(m) = std::fs::metadata(dir) {
+        if m.permissions().mode() & 0o001 == 0 {
+            tracing::warn!(
+                "{} is not searchable by other users: only its owner and group reach the control sockets",
+                dir.display()
+            );
+        }
+    }
     Ok(())
 }
 

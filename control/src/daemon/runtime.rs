@@ -30,6 +30,11 @@ pub(super) struct BondRuntime {
     /// The hidden end of the host pair: down while the bond has no carrier.
     pub(super) hidden_index: u32,
     pub(super) socket: std::path::PathBuf,
+    /// Who may open the control socket.
+    pub(super) access: ipc::SocketAccess,
+    /// Where calls to this bond go in (the control socket and the metrics
+    /// server both send here).
+    pub(super) call_tx: Option<crossbeam::channel::Sender<ipc::Call>>,
     pub(super) restore: Vec<MemberRestore>,
     pub(super) addresses: Vec<(IpAddr, u8)>,
     pub(super) events: Receiver<LinkEvent>,
@@ -57,6 +62,7 @@ impl BondRuntime {
     pub(super) fn start(
         cfg: &BondConfig,
         run_dir: &std::path::Path,
+        access: &ipc::SocketAccess,
         events: Receiver<LinkEvent>,
         reserved: &[Reserved],
     ) -> anyhow::Result<Self> {
@@ -110,6 +116,8 @@ impl BondRuntime {
             host_index,
             hidden_index: peer_index,
             socket: ipc::socket_path(run_dir, &cfg.name),
+            access: access.clone(),
+            call_tx: None,
             restore: rt_restore,
             addresses: Vec::new(),
             events,
@@ -205,8 +213,9 @@ impl BondRuntime {
             self.add_vlan_addresses(v)?;
         }
         let (call_tx, call_rx) = bounded(16);
-        ipc::serve(&self.socket, call_tx)?;
+        ipc::serve(&self.socket, &self.access, call_tx.clone())?;
         self.calls = call_rx;
+        self.call_tx = Some(call_tx);
         self.core.dataplane_up(Instant::now());
         // Startup selection: publish and announce the first active member.
         self.run_actions();

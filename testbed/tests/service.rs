@@ -1,0 +1,292 @@
+//! Running xbond as a service: who may use the control socket, and the
+//! Prometheus metrics, scraped by a real Prometheus server. Needs root (runs
+//! in CI as root).
+
+use std::io::{Read, Write};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+use xbond_testbed::*;
+
+const NOBODY: u32 = 65534;
+
+/// A config for bond0 on m0, m1 with `daemon` lines added to `[daemon]`.
+fn config(options: &str, daemon: &str) -> String {
+    bond_config(M0_M1, options, "").replacen("[bond.bond0]", &format!("{daemon}\n[bond.bond0]"), 1)
+}
+
+fn cli_as(
+    bin: &AnyoneBin,
+    d: &Daemon,
+    uid: u32,
+    gid: u32,
+    caps: &[&str],
+    args: &[&str],
+) -> std::process::Output {
+    let run_dir = d.run_dir.display().to_string();
+    let mut all = vec![bin.path.to_str().unwrap(), "--run-dir", &run_dir];
+    all.extend_from_slice(args);
+    as_user(uid, gid, caps, &all).output().unwrap()
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn any_user_reads_the_bond_and_only_root_or_cap_net_admin_changes_it() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("acc", 2)?;
+    let d = Daemon::start(&t, &config("mode=active-backup miimon=100", ""))?;
+    let bin = AnyoneBin::new()?;
+
+    let st = cli_as(&bin, &d, NOBODY, NOBODY, &[], &["status"]);
+    assert!(st.status.success(), "{}", text(&st));
+    assert!(text(&st).contains("Bonding Mode: fault-tolerance (active-backup)"));
+    for args in [
+        &["stats"][..],
+        &["vlan", "list"],
+        &["hash", "--src", "198.18.0.1", "--dst", "198.18.0.2"],
+    ] {
+        let o = cli_as(&bin, &d, NOBODY, NOBODY, &[], args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+    }
+
+    let set = cli_as(
+        &bin,
+        &d,
+        NOBODY,
+        NOBODY,
+        &[],
+        &["set", "bond0", "miimon", "50"],
+    );
+    assert!(!set.status.success());
+    let why = text(&set);
+    assert!(
+        why.contains("needs root or CAP_NET_ADMIN") && why.contains("uid 65534"),
+        "{why}"
+    );
+    let vlan = cli_as(
+        &bin,
+        &d,
+        NOBODY,
+        NOBODY,
+        &[],
+        &["vlan", "add", "bond0", "7"],
+    );
+    assert!(!vlan.status.success() && text(&vlan).contains("CAP_NET_ADMIN"));
+    assert_eq!(d.status()?["miimon"], 100, "the refused change did nothing");
+
+    // CAP_NET_ADMIN without root may change the bond.
+    let set = cli_as(
+        &bin,
+        &d,
+        NOBODY,
+        NOBODY,
+        &["net_admin"],
+        &["set", "bond0", "miimon", "50"],
+    );
+    assert!(set.status.success(), "{}", text(&set));
+    assert_eq!(d.status()?["miimon"], 50);
+    d.cli(&["set", "bond0", "miimon", "100"])?;
+    assert_eq!(d.status()?["miimon"], 100);
+    Ok(())
+}
+
+#[test]
+fn a_socket_group_keeps_other_users_out() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("grp", 2)?;
+    let d = Daemon::start(
+        &t,
+        &config(
+            "mode=active-backup miimon=100",
+            "socket_group = \"nogroup\"",
+        ),
+    )?;
+    let bin = AnyoneBin::new()?;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(d.run_dir.join("bond0.sock"))?;
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    assert_eq!(meta.gid(), NOBODY, "owned by nogroup");
+
+    let outsider = cli_as(&bin, &d, 4242, 4242, &[], &["status"]);
+    assert!(!outsider.status.success());
+    assert!(
+        text(&outsider).contains("Permission denied"),
+        "{}",
+        text(&outsider)
+    );
+    let member = cli_as(&bin, &d, 4242, NOBODY, &[], &["status"]);
+    assert!(member.status.success(), "{}", text(&member));
+    Ok(())
+}
+
+/// GET `path` from `addr` inside namespace `ns`; the status line and body.
+fn http_get(ns: &str, addr: &str, path: &str, accept: &str) -> anyhow::Result<(String, String)> {
+    let addr = addr.to_string();
+    let req = format!("GET {path} HTTP/1.0\r\nHost: x\r\nAccept: {accept}\r\n\r\n");
+    in_ns(ns, move || -> anyhow::Result<(String, String)> {
+        let mut s = std::net::TcpStream::connect(&addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(10)))?;
+        s.write_all(req.as_bytes())?;
+        let mut all = String::new();
+        s.read_to_string(&mut all)?;
+        let (head, body) = all.split_once("\r\n\r\n").unwrap_or((&all, ""));
+        Ok((head.to_string(), body.to_string()))
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("http thread"))??
+}
+
+/// A Prometheus server in a namespace, stopped on drop.
+struct Prometheus {
+    child: Child,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The value of a Prometheus instant query with one series in its answer.
+fn query(ns: &str, q: &str) -> anyhow::Result<Option<f64>> {
+    let enc: String = q
+        .bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let (_, body) = http_get(
+        ns,
+        "127.0.0.1:19090",
+        &format!("/api/v1/query?query={enc}"),
+        "*/*",
+    )?;
+    let v: serde_json::Value = serde_json::from_str(&body)?;
+    let r = &v["data"]["result"];
+    Ok(r.as_array()
+        .filter(|a| a.len() == 1)
+        .and_then(|a| a[0]["value"][1].as_str())
+        .and_then(|s| s.parse().ok()))
+}
+
+fn wait_query(ns: &str, q: &str, want: f64) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let mut last = None;
+    while t0.elapsed() < Duration::from_secs(30) {
+        last = query(ns, q).unwrap_or(None);
+        if last == Some(want) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    anyhow::bail!("{q}: wanted {want}, Prometheus says {last:?}")
+}
+
+#[test]
+fn prometheus_scrapes_the_bond_and_its_queries_follow_a_failover() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("prm", 2)?;
+    let d = Daemon::start(
+        &t,
+        &config(
+            "mode=active-backup miimon=50",
+            "metrics = \"127.0.0.1:9469\"",
+        ),
+    )?;
+    ping(&t.host, PEER_IP, 2)?;
+
+    // The text format, as promtool reads it.
+    let (head, body) = http_get(&t.host, "127.0.0.1:9469", "/metrics", "text/plain")?;
+    assert!(
+        head.contains("200") && head.contains("text/plain; version=0.0.4"),
+        "{head}"
+    );
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    promtool.stdin.take().unwrap().write_all(body.as_bytes())?;
+    let lint = promtool.wait_with_output()?;
+    assert!(
+        lint.status.success(),
+        "promtool check metrics: {}{}\n{body}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    assert!(
+        body.contains("node_bonding_slaves{master=\"bond0\"} 2"),
+        "{body}"
+    );
+    assert!(body.contains(
+        "xbond_port_receive_packets_total{bond=\"bond0\",port=\"m0\",role=\"member\",queue=\"0\"}"
+    ));
+    let (head, om) = http_get(
+        &t.host,
+        "127.0.0.1:9469",
+        "/metrics",
+        "application/openmetrics-text; version=1.0.0",
+    )?;
+    assert!(head.contains("application/openmetrics-text"), "{head}");
+    assert!(om.ends_with("# EOF\n"));
+
+    // A real Prometheus server scrapes it every second.
+    let dir = std::env::temp_dir().join(format!("{}-prom", t.prefix));
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: xbond\n    static_configs:\n      - targets: ['127.0.0.1:9469']\n",
+    )?;
+    let log = std::fs::File::create(dir.join("prometheus.log"))?;
+    let child = ns(
+        &t.host,
+        &[
+            "prometheus",
+            &format!("--config.file={}", dir.join("prometheus.yml").display()),
+            &format!("--storage.tsdb.path={}", dir.join("data").display()),
+            "--web.listen-address=127.0.0.1:19090",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(log)
+    .spawn()?;
+    let _prom = Prometheus {
+        child,
+        dir: dir.clone(),
+    };
+    wait_query(&t.host, "node_bonding_slaves{master=\"bond0\"}", 2.0)?;
+    wait_query(&t.host, "node_bonding_active{master=\"bond0\"}", 2.0)?;
+    wait_query(&t.host, "xbond_active_member_info{member=\"m0\"}", 1.0)?;
+    wait_query(&t.host, "xbond_active_member_changes_total", 0.0)?;
+    wait_query(&t.host, "up{job=\"xbond\"}", 1.0)?;
+
+    t.switch_port(0, false)?;
+    d.wait_active("m1", Duration::from_secs(5))?;
+    wait_query(&t.host, "xbond_member_up{member=\"m0\"}", 0.0)?;
+    wait_query(&t.host, "node_bonding_active{master=\"bond0\"}", 1.0)?;
+    wait_query(&t.host, "xbond_active_member_changes_total", 1.0)?;
+    wait_query(
+        &t.host,
+        "xbond_member_link_failures_total{member=\"m0\"}",
+        1.0,
+    )?;
+    wait_query(&t.host, "xbond_active_member_info{member=\"m1\"}", 1.0)?;
+    Ok(())
+}

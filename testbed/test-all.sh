@@ -58,6 +58,16 @@ else
     skipped fuzz "cargo-fuzz is not installed (cargo install cargo-fuzz --locked; make fuzz)"
 fi
 
+# The Debian package, installed with dpkg and checked as installed (root only:
+# it installs into the system and removes itself again).
+if [ "$(id -u)" -ne 0 ]; then
+    skipped package "needs root (dpkg -i)"
+elif ! cargo deb --version >/dev/null 2>&1; then
+    skipped package "cargo-deb is not installed (cargo install cargo-deb --locked)"
+else
+    step package ./testbed/package-check.sh
+fi
+
 passed=$(grep -oE 'test result: [a-zA-Z]+\. [0-9]+ passed' "$log" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -oE '[0-9]+ failed;' "$log" | awk '{s+=$1} END {print s+0}')
 [ "$failed" -eq 0 ] || status=1

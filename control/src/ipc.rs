@@ -362,6 +362,22 @@ fn handle(conn: UnixStream, max_line: usize, tx: Sender<Call>) {
     }
 }
 
+/// Ask a bond's control loop from inside the daemon, as a control socket
+/// connection does; waits at most `wait` for a place in its queue and as
+/// long again for the answer.
+pub fn ask(tx: &Sender<Call>, req: Request, wait: Duration) -> anyhow::Result<serde_json::Value> {
+    let (rtx, rrx) = bounded(1);
+    tx.send_timeout((req, rtx), wait)
+        .map_err(|_| anyhow::anyhow!("the bond does not take calls"))?;
+    let r = rrx
+        .recv_timeout(wait)
+        .map_err(|_| anyhow::anyhow!("no answer from the bond within {wait:?}"))?;
+    if !r.ok {
+        bail!("{}", r.error.unwrap_or_default());
+    }
+    Ok(r.data.unwrap_or_default())
+}
+
 /// Send one request to a running daemon and return its data.
 pub fn call(run_dir: &Path, bond: &str, req: &Request) -> anyhow::Result<serde_json::Value> {
     let path = socket_path(run_dir, bond);

@@ -25,6 +25,11 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run the bonds of CONFIG in the foreground until SIGINT/SIGTERM.
+    ///
+    /// CONFIG is a file, or a directory whose *.toml files run together (as
+    /// xbond.service runs /etc/xbond). Under systemd (Type=notify) it says
+    /// READY=1 once every bond is up and feeds WATCHDOG=1 while every
+    /// control loop answers.
     Run {
         config: PathBuf,
         /// Remove XDP programs that other tools attached to members.
@@ -73,6 +78,12 @@ enum Cmd {
         #[command(subcommand)]
         from: ImportFrom,
     },
+    /// Print the completion script for SHELL (bash, zsh, fish, elvish,
+    /// powershell) on stdout.
+    Completions { shell: clap_complete::Shell },
+    /// Write the man pages (xbond.8 and one per subcommand) into DIR.
+    #[command(hide = true)]
+    Manpages { dir: PathBuf },
     /// Change an option at runtime (active_slave, primary, miimon, ...).
     Set {
         bond: String,
@@ -156,12 +167,17 @@ fn main() {
     let cli = Cli::parse();
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt()
+    let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(false)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    // Under systemd the journal stamps every line already.
+    if daemon::systemd::logs_to_journal() {
+        log.without_time().init();
+    } else {
+        log.init();
+    }
     if let Err(e) = real_main(cli) {
         eprintln!("xbond: {e:#}");
         std::process::exit(1);
@@ -252,6 +268,16 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             print!("{}", out.toml);
             Ok(())
         }
+        Cmd::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "xbond", &mut script);
+            use std::io::Write;
+            // A closed pipe (`| head`) ends the output quietly.
+            let _ = std::io::stdout().write_all(&script);
+            Ok(())
+        }
+        Cmd::Manpages { dir } => manpages(&dir),
         Cmd::Set { bond, key, value } => {
             let v = ipc::call(&dir(), &bond, &Request::Set { key, value })?;
             if let Some(s) = v.as_str() {
@@ -260,6 +286,33 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `xbond manpages DIR`: section 8 pages of the command and each
+/// subcommand (xbond-run.8, xbond-vlan-add.8, ...), from the clap definitions.
+fn manpages(dir: &Path) -> anyhow::Result<()> {
+    fn write(dir: &Path, cmd: clap::Command, name: String) -> anyhow::Result<()> {
+        let cmd = cmd.name(name.clone());
+        let path = dir.join(format!("{name}.8"));
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd.clone())
+            .section("8")
+            .manual("System Administration")
+            .source(format!("xbond {}", env!("CARGO_PKG_VERSION")))
+            .render(&mut out)?;
+        std::fs::write(&path, out).with_context(|| format!("write {}", path.display()))?;
+        for sub in cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        {
+            write(dir, sub.clone(), format!("{name}-{}", sub.get_name()))?;
+        }
+        Ok(())
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    cmd.build();
+    write(dir, cmd, "xbond".into())
 }
 
 /// `xbond check`: the config's warnings and what each bond would be, then

@@ -15,11 +15,11 @@
 
 use crate::albview::AlbView;
 use crate::config::options::BondMode;
-use crate::ipc::{Call, Request};
+use crate::ipc::{self, Call, Request};
 use crate::stats::StatsView;
 use crate::status::BondStatus;
 use anyhow::Context;
-use crossbeam::channel::{bounded, Sender};
+use crossbeam::channel::Sender;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -568,25 +568,11 @@ fn lacp_families(f: &mut Families, b: &BondState) {
     }
 }
 
-/// Ask one bond's control loop, as the control socket does.
-fn ask(tx: &Sender<Call>, req: Request) -> anyhow::Result<serde_json::Value> {
-    let (rtx, rrx) = bounded(1);
-    tx.send_timeout((req, rtx), ANSWER)
-        .map_err(|_| anyhow::anyhow!("the bond does not take calls"))?;
-    let r = rrx
-        .recv_timeout(ANSWER)
-        .map_err(|_| anyhow::anyhow!("no answer"))?;
-    if !r.ok {
-        anyhow::bail!("{}", r.error.unwrap_or_default());
-    }
-    Ok(r.data.unwrap_or_default())
-}
-
 fn read_bond(tx: &Sender<Call>) -> anyhow::Result<BondState> {
-    let status: BondStatus = serde_json::from_value(ask(tx, Request::Status)?)?;
-    let stats: StatsView = serde_json::from_value(ask(tx, Request::Stats)?)?;
+    let status: BondStatus = serde_json::from_value(ipc::ask(tx, Request::Status, ANSWER)?)?;
+    let stats: StatsView = serde_json::from_value(ipc::ask(tx, Request::Stats, ANSWER)?)?;
     let alb = if matches!(status.mode, BondMode::BalanceTlb | BondMode::BalanceAlb) {
-        Some(serde_json::from_value(ask(tx, Request::Alb)?)?)
+        Some(serde_json::from_value(ipc::ask(tx, Request::Alb, ANSWER)?)?)
     } else {
         None
     };

@@ -9,6 +9,8 @@ pub struct Daemon {
     pub config: PathBuf,
     pub log: PathBuf,
     pub ns: String,
+    /// Extra environment for the daemon (`start_with_env`).
+    pub env: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -21,6 +23,19 @@ impl Daemon {
     /// As `start`, in namespace `ns`, with its own run directory named by
     /// `tag` (for a second daemon in the same topology).
     pub fn start_in(topo: &Topo, ns: &str, tag: &str, config: &str) -> anyhow::Result<Daemon> {
+        Daemon::start_with_env(topo, ns, tag, config, &[])
+    }
+
+    /// As `start_in`, with `env` added to the daemon's environment (as
+    /// systemd sets NOTIFY_SOCKET, WATCHDOG_USEC, JOURNAL_STREAM);
+    /// `("WATCHDOG_PID", "PID")` gives the daemon's own pid.
+    pub fn start_with_env(
+        topo: &Topo,
+        ns: &str,
+        tag: &str,
+        config: &str,
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Daemon> {
         let dir = std::env::temp_dir().join(format!("{}-{tag}", topo.prefix));
         std::fs::create_dir_all(&dir)?;
         let cfg_path = dir.join("xbond.toml");
@@ -34,6 +49,10 @@ impl Daemon {
             config: cfg_path,
             log: dir.join("xbond.log"),
             ns: ns.to_string(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         d.spawn()?;
         Ok(d)
@@ -41,18 +60,32 @@ impl Daemon {
 
     pub fn spawn(&mut self) -> anyhow::Result<()> {
         let log = std::fs::File::create(&self.log)?;
-        let child = ns(
-            &self.ns,
-            &[
-                xbond_bin().to_str().unwrap(),
-                "run",
-                self.config.to_str().unwrap(),
-            ],
-        )
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()?;
+        let bin = xbond_bin();
+        let mut args = vec![bin.to_str().unwrap(), "run", self.config.to_str().unwrap()];
+        // WATCHDOG_PID=PID in `env` stands for the daemon's own pid, which
+        // systemd sets and sd_notify checks: a shell puts it there and
+        // execs the daemon in its place.
+        let with_pid = self
+            .env
+            .iter()
+            .any(|(k, v)| k == "WATCHDOG_PID" && v == "PID");
+        if with_pid {
+            args.splice(
+                0..0,
+                ["sh", "-c", "export WATCHDOG_PID=$$; exec \"$0\" \"$@\""],
+            );
+        }
+        let child = ns(&self.ns, &args)
+            .env("RUST_LOG", "info")
+            .envs(
+                self.env
+                    .iter()
+                    .filter(|(k, _)| !(with_pid && k == "WATCHDOG_PID"))
+                    .map(|(k, v)| (k, v)),
+            )
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
         self.child = Some(child);
         let t0 = Instant::now();
         while t0.elapsed() < Duration::from_secs(10) {

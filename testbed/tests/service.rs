@@ -290,3 +290,88 @@ fn prometheus_scrapes_the_bond_and_its_queries_follow_a_failover() -> anyhow::Re
     wait_query(&t.host, "xbond_active_member_info{member=\"m1\"}", 1.0)?;
     Ok(())
 }
+
+#[test]
+fn under_systemd_it_says_ready_feeds_the_watchdog_and_logs_without_timestamps() -> anyhow::Result<()>
+{
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("sdn", 2)?;
+    // systemd's side of sd_notify: a datagram socket named by NOTIFY_SOCKET.
+    let dir = std::env::temp_dir().join(format!("{}-notify", t.prefix));
+    std::fs::create_dir_all(&dir)?;
+    let sock_path = dir.join("notify");
+    let _ = std::fs::remove_file(&sock_path);
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path)?;
+    sock.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let path = sock_path.display().to_string();
+    let mut d = Daemon::start_with_env(
+        &t,
+        &t.host,
+        "run",
+        &config("mode=active-backup miimon=100", ""),
+        &[
+            ("NOTIFY_SOCKET", &path),
+            ("WATCHDOG_USEC", "400000"),
+            ("WATCHDOG_PID", "PID"),
+            ("JOURNAL_STREAM", "8:12345"),
+        ],
+    )?;
+    let mut got: Vec<(Instant, String)> = Vec::new();
+    let mut buf = [0u8; 4096];
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(3) {
+        if let Ok(n) = sock.recv(&mut buf) {
+            got.push((
+                Instant::now(),
+                String::from_utf8_lossy(&buf[..n]).into_owned(),
+            ));
+        }
+    }
+    let ready = got
+        .iter()
+        .position(|(_, m)| m.lines().any(|l| l == "READY=1"))
+        .unwrap_or_else(|| panic!("no READY=1 in {got:?}"));
+    assert!(got[ready].1.contains("STATUS=running bond0"), "{got:?}");
+    // What READY=1 promises: the members are attached, bond0 is up.
+    assert!(oper_up(&t.host, "bond0")?, "bond0 is up");
+    let st = d.status()?;
+    assert_eq!(st["members"].as_array().map(Vec::len), Some(2), "{st}");
+    let feeds: Vec<Instant> = got
+        .iter()
+        .filter(|(_, m)| m.lines().any(|l| l == "WATCHDOG=1"))
+        .map(|(at, _)| *at)
+        .collect();
+    // Every 200 ms (half of WATCHDOG_USEC) over about 3 s.
+    assert!(
+        feeds.len() >= 8,
+        "watchdog fed {} times: {got:?}",
+        feeds.len()
+    );
+    assert!(
+        feeds
+            .windows(2)
+            .all(|w| w[1] - w[0] < Duration::from_millis(400)),
+        "a gap longer than the watchdog period"
+    );
+
+    d.stop()?;
+    let mut stopping = false;
+    while let Ok(n) = sock.recv(&mut buf) {
+        stopping |= String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .any(|l| l == "STOPPING=1");
+    }
+    assert!(stopping, "STOPPING=1 on SIGTERM");
+    let log = d.log_text();
+    assert!(log.lines().count() > 3);
+    for l in log.lines() {
+        assert!(
+            l.trim_start().starts_with("INFO") || l.trim_start().starts_with("WARN"),
+            "a line without a timestamp of its own: {l}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

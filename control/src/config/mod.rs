@@ -169,7 +169,103 @@ fn option_text(ctx: &Ctx, key: &str, v: &toml::Value) -> Result<String, ConfigEr
 }
 
 impl Config {
+    /// A file, or every `*.toml` file of a directory (as `xbond.service`
+    /// runs `/etc/xbond`), in name order: their bonds together. A
+    /// `[daemon]` key given in several files must say the same in each.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        if path.is_dir() {
+            return Self::load_dir(path);
+        }
+        Self::load_file(path)
+    }
+
+    fn load_dir(dir: &Path) -> Result<Config, ConfigError> {
+        let here = dir.display().to_string();
+        let err = |file: &str, key: &str, message: String| ConfigError {
+            file: file.to_string(),
+            key: key.to_string(),
+            message,
+        };
+        let rd =
+            std::fs::read_dir(dir).map_err(|e| err(&here, "-", format!("cannot read: {e}")))?;
+        let mut files: Vec<std::path::PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+            .collect();
+        files.sort();
+        let mut all: Option<Config> = None;
+        let mut owner: Vec<(String, String)> = Vec::new();
+        for f in &files {
+            let c = Self::load_file(f)?;
+            let file = f.display().to_string();
+            let Some(acc) = &mut all else {
+                for b in &c.bonds {
+                    owner.push((b.name.clone(), file.clone()));
+                }
+                all = Some(c);
+                continue;
+            };
+            let default_dir = Path::new(DEFAULT_RUN_DIR);
+            if c.run_dir != default_dir {
+                if acc.run_dir != default_dir && acc.run_dir != c.run_dir {
+                    return Err(err(
+                        &file,
+                        "daemon.run_dir",
+                        "differs from an earlier file's".into(),
+                    ));
+                }
+                acc.run_dir = c.run_dir.clone();
+            }
+            if let Some(g) = c.socket_group {
+                if acc.socket_group.as_ref().is_some_and(|a| *a != g) {
+                    return Err(err(
+                        &file,
+                        "daemon.socket_group",
+                        "differs from an earlier file's".into(),
+                    ));
+                }
+                acc.socket_group = Some(g);
+            }
+            if let Some(m) = c.metrics {
+                if acc.metrics.is_some_and(|a| a != m) {
+                    return Err(err(
+                        &file,
+                        "daemon.metrics",
+                        "differs from an earlier file's".into(),
+                    ));
+                }
+                acc.metrics = Some(m);
+            }
+            for b in c.bonds {
+                if let Some((_, other)) = owner.iter().find(|(n, _)| *n == b.name) {
+                    return Err(err(
+                        &file,
+                        &format!("bond.{}", b.name),
+                        format!("also defined in {other}"),
+                    ));
+                }
+                for m in b.members.iter().filter_map(MemberSpec::name) {
+                    if let Some(o) = acc
+                        .bonds
+                        .iter()
+                        .find(|o| o.members.iter().any(|x| x.name() == Some(m)))
+                    {
+                        return Err(err(
+                            &file,
+                            &format!("bond.{}.members", b.name),
+                            format!("{m} is already a member of bond {}", o.name),
+                        ));
+                    }
+                }
+                owner.push((b.name.clone(), file.clone()));
+                acc.bonds.push(b);
+            }
+        }
+        all.ok_or_else(|| err(&here, "-", "no *.toml file in this directory".into()))
+    }
+
+    fn load_file(path: &Path) -> Result<Config, ConfigError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: file.clone(),

@@ -161,3 +161,65 @@ fn vlan_errors_name_the_key() {
     assert!(err("[bond.bond0]\nmembers=[{ driver = 1 }]\nmode=1\n")
         .contains("bond.bond0.members: selector key driver: expected a string"));
 }
+
+#[test]
+fn daemon_keys_parse_and_name_themselves_when_wrong() {
+    let c = Config::parse(
+        "[daemon]\nmetrics = \"127.0.0.1:9469\"\nsocket_group = \"adm\"\n[bond.b]\nmembers=[\"a\"]\n",
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(c.metrics, Some("127.0.0.1:9469".parse().unwrap()));
+    assert_eq!(c.socket_group.as_deref(), Some("adm"));
+    assert_eq!(parse_listen(":9469"), Ok("[::]:9469".parse().unwrap()));
+    assert!(
+        err("[daemon]\nmetrics = \"localhost\"\n[bond.b]\nmembers=[\"a\"]\n")
+            .starts_with("test.toml: daemon.metrics: 'localhost' is not a listen address")
+    );
+    assert!(
+        err("[daemon]\nsocket_group = \"\"\n[bond.b]\nmembers=[\"a\"]\n")
+            .starts_with("test.toml: daemon.socket_group: empty group name")
+    );
+}
+
+#[test]
+fn a_directory_of_configs_runs_their_bonds_together() {
+    let dir = std::env::temp_dir().join(format!("xbond-cfgdir-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let w = |n: &str, t: &str| std::fs::write(dir.join(n), t).unwrap();
+    w(
+        "bond0.toml",
+        "[daemon]\nmetrics = \"127.0.0.1:9469\"\n[bond.bond0]\nmembers=[\"a\"]\n",
+    );
+    w("bond1.toml", "[bond.bond1]\nmembers=[\"b\"]\n");
+    w("notes.txt", "not a config");
+    let c = Config::load(&dir).unwrap();
+    let names: Vec<&str> = c.bonds.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, ["bond0", "bond1"]);
+    assert!(c.metrics.is_some());
+
+    w("bond2.toml", "[bond.bond2]\nmembers=[\"a\"]\n");
+    let e = Config::load(&dir).unwrap_err().to_string();
+    assert!(
+        e.contains("bond2.toml: bond.bond2.members: a is already a member of bond bond0"),
+        "{e}"
+    );
+    w(
+        "bond2.toml",
+        "[daemon]\nmetrics = \"127.0.0.1:9470\"\n[bond.bond2]\nmembers=[\"c\"]\n",
+    );
+    let e = Config::load(&dir).unwrap_err().to_string();
+    assert!(e.contains("bond2.toml: daemon.metrics: differs"), "{e}");
+    w("bond2.toml", "[bond.bond1]\nmembers=[\"c\"]\n");
+    let e = Config::load(&dir).unwrap_err().to_string();
+    assert!(e.contains("bond2.toml: bond.bond1: also defined in"), "{e}");
+    std::fs::remove_dir_all(&dir).unwrap();
+    let empty = std::env::temp_dir().join(format!("xbond-cfgempty-{}", std::process::id()));
+    std::fs::create_dir_all(&empty).unwrap();
+    assert!(Config::load(&empty)
+        .unwrap_err()
+        .to_string()
+        .contains("no *.toml file"));
+    std::fs::remove_dir_all(&empty).unwrap();
+}

@@ -10,6 +10,7 @@ mod host;
 mod members;
 mod notify;
 mod runtime;
+pub mod systemd;
 mod vlans;
 
 use crate::config::{BondConfig, Config};
@@ -88,17 +89,18 @@ pub fn run(mut config: Config, opts: RunOptions) -> anyhow::Result<()> {
             }
         })?;
 
-    if let Some(addr) = metrics_at {
-        let bonds = runtimes
-            .iter()
-            .filter_map(|rt| Some((rt.core.name.clone(), rt.call_tx.clone()?)))
-            .collect();
-        if let Err(e) = crate::metrics::serve(addr, bonds) {
-            for mut rt in runtimes {
-                rt.teardown();
-            }
-            return Err(e);
+    let callers: Vec<_> = runtimes
+        .iter()
+        .filter_map(|rt| Some((rt.core.name.clone(), rt.call_tx.clone()?)))
+        .collect();
+    let extras = metrics_at
+        .map_or(Ok(()), |addr| crate::metrics::serve(addr, callers.clone()))
+        .and_then(|()| systemd::spawn_watchdog(callers));
+    if let Err(e) = extras {
+        for mut rt in runtimes {
+            rt.teardown();
         }
+        return Err(e);
     }
 
     // One control loop per bond, each on its own thread.
@@ -117,7 +119,15 @@ pub fn run(mut config: Config, opts: RunOptions) -> anyhow::Result<()> {
         );
     }
     tracing::info!("running; SIGINT or SIGTERM stops");
+    systemd::ready(
+        &config
+            .bonds
+            .iter()
+            .map(|b| b.name.clone())
+            .collect::<Vec<_>>(),
+    );
     let _ = stop_rx.recv();
+    systemd::stopping();
     for s in &stops {
         let _ = s.send(());
     }

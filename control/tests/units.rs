@@ -83,3 +83,34 @@ fn the_example_config_parses() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(c.bonds[0].name, "bond0");
 }
+
+/// The example alerts load, and `promtool test rules` shows each firing
+/// when it should and not before.
+#[test]
+fn the_alerting_rules_pass_promtool_and_their_unit_tests() {
+    if Command::new("promtool").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "promtool must be installed in CI (apt-get install prometheus)"
+        );
+        eprintln!("!!! SKIPPED: promtool not installed");
+        return;
+    }
+    let dir = repo().join("packaging/prometheus");
+    for args in [
+        &["check", "rules", "xbond-alerts.yml"][..],
+        &["test", "rules", "xbond-alerts.test.yml"],
+    ] {
+        let out = Command::new("promtool")
+            .args(args)
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "promtool {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -375,3 +375,130 @@ fn under_systemd_it_says_ready_feeds_the_watchdog_and_logs_without_timestamps() 
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
+
+/// The Prometheus text of the daemon's metrics at 127.0.0.1:9469.
+fn scrape(ns: &str) -> anyhow::Result<String> {
+    Ok(http_get(ns, "127.0.0.1:9469", "/metrics", "text/plain")?.1)
+}
+
+/// The value of `series` (name and labels as printed) in a scrape.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+#[test]
+fn lacp_metrics_against_ovs_say_aggregating_until_a_member_fails() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::with_switch("mla", 2, "none")?;
+    let o = Ovs::start(
+        &t,
+        &[
+            "lacp=active",
+            "bond_mode=balance-tcp",
+            "other_config:lacp-time=fast",
+        ],
+    )?;
+    let d = Daemon::start(
+        &t,
+        &config(
+            "mode=802.3ad miimon=100 lacp_rate=fast xmit_hash_policy=layer3+4",
+            "metrics = \"127.0.0.1:9469\"",
+        ),
+    )?;
+    d.wait_distributing(&["m0", "m1"], Duration::from_secs(15))?;
+    o.wait_negotiated(Duration::from_secs(15))?;
+    let text = scrape(&t.host)?;
+    let v = |s: &str| sample(&text, s);
+    assert_eq!(
+        v(r#"xbond_lacp_aggregating_as_configured{bond="bond0"}"#),
+        Some(1.0),
+        "{text}"
+    );
+    for m in ["m0", "m1"] {
+        assert_eq!(
+            v(&format!(
+                r#"xbond_lacp_distributing{{bond="bond0",member="{m}"}}"#
+            )),
+            Some(1.0)
+        );
+        for bit in ["synchronization", "collecting", "distributing"] {
+            for side in ["actor", "partner"] {
+                assert_eq!(
+                    v(&format!(
+                        r#"xbond_lacp_port_state{{bond="bond0",member="{m}",side="{side}",bit="{bit}"}}"#
+                    )),
+                    Some(1.0),
+                    "{m} {side} {bit}"
+                );
+            }
+        }
+        assert!(
+            v(&format!(
+                r#"xbond_lacp_pdus_received_total{{bond="bond0",member="{m}"}}"#
+            ))
+            .unwrap_or(0.0)
+                > 0.0
+        );
+    }
+    // One partner (OVS's system id) on both members.
+    let partners: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("xbond_lacp_partner_info{"))
+        .filter_map(|l| l.split("partner_system=\"").nth(1)?.split('"').next())
+        .collect();
+    assert_eq!(partners.len(), 2, "{text}");
+    assert_eq!(partners[0], partners[1]);
+    assert!(!partners[0].ends_with("00:00:00:00:00:00"));
+
+    t.switch_port(1, false)?;
+    d.wait_distributing(&["m0"], Duration::from_secs(5))?;
+    let text = scrape(&t.host)?;
+    let v = |s: &str| sample(&text, s);
+    assert_eq!(
+        v(r#"xbond_lacp_aggregating_as_configured{bond="bond0"}"#),
+        Some(0.0)
+    );
+    assert_eq!(
+        v(r#"xbond_lacp_distributing{bond="bond0",member="m1"}"#),
+        Some(0.0)
+    );
+    assert_eq!(v(r#"node_bonding_active{master="bond0"}"#), Some(1.0));
+    Ok(())
+}
+
+#[test]
+fn alb_metrics_count_the_client_and_transmit_tables() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("mal", 2)?;
+    let _d = Daemon::start(
+        &t,
+        &config(
+            "mode=balance-alb miimon=100",
+            "metrics = \"127.0.0.1:9469\"",
+        ),
+    )?;
+    ping(&t.host, PEER_IP, 3)?;
+    ping(&t.peer, BOND_IP, 3)?;
+    let t0 = Instant::now();
+    loop {
+        let text = scrape(&t.host)?;
+        let clients = sample(&text, r#"xbond_alb_clients{bond="bond0"}"#);
+        let tx = sample(&text, r#"xbond_tlb_transmit_entries{bond="bond0"}"#);
+        if clients >= Some(1.0) && tx >= Some(1.0) {
+            assert!(text.contains("xbond_alb_arp_replies_rewritten_total{bond=\"bond0\"}"));
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "clients {clients:?}, transmit entries {tx:?}:\n{text}"
+        );
+        ping(&t.host, PEER_IP, 1)?;
+    }
+    Ok(())
+}

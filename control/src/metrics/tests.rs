@@ -248,3 +248,37 @@ fn conversion_renames_counter_and_info_families() {
          # HELP c A gauge.\n# TYPE c gauge\nc 0.5\n"
     );
 }
+
+/// Every metric the Grafana dashboard in docs/ queries is one this module
+/// writes (by its family name, counters without `_total`).
+#[test]
+fn the_grafana_dashboard_queries_families_that_exist() {
+    let dash: serde_json::Value =
+        serde_json::from_str(include_str!("../../../docs/grafana-xbond.json")).unwrap();
+    let source = include_str!("../metrics.rs");
+    let mut seen = 0;
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().unwrap() {
+            let expr = t["expr"].as_str().unwrap();
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if !(word.starts_with("xbond_") || word.starts_with("node_bonding_")) {
+                    continue;
+                }
+                let family = word
+                    .strip_suffix("_total")
+                    .or(word.strip_suffix("_info"))
+                    .unwrap_or(word);
+                // Or named after a counter key of `xbond stats` (the socket's
+                // and the control loop's).
+                let stats_key =
+                    |k: &str| include_str!("../daemon/calls.rs").contains(&format!("\"{k}\""));
+                let named = source.contains(&format!("\"{family}\""))
+                    || family.strip_prefix("xbond_xsk_").is_some_and(stats_key)
+                    || family.strip_prefix("xbond_").is_some_and(stats_key);
+                assert!(named, "{word} in panel {}", p["title"]);
+                seen += 1;
+            }
+        }
+    }
+    assert!(seen >= 10);
+}

@@ -11,6 +11,9 @@ pub struct Daemon {
     pub ns: String,
     /// Extra environment for the daemon (`start_with_env`).
     pub env: Vec<(String, String)>,
+    /// A command the daemon runs under (`strace -f -o FILE`); signals go
+    /// to the daemon, its child.
+    pub wrap: Vec<String>,
 }
 
 impl Daemon {
@@ -36,6 +39,26 @@ impl Daemon {
         config: &str,
         env: &[(&str, &str)],
     ) -> anyhow::Result<Daemon> {
+        let mut d = Daemon::prepare(topo, ns, tag, config)?;
+        d.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        d.spawn()?;
+        Ok(d)
+    }
+
+    /// As `start`, with the daemon run under `wrap` (a command and its
+    /// arguments, before xbond's).
+    pub fn start_wrapped(topo: &Topo, config: &str, wrap: &[&str]) -> anyhow::Result<Daemon> {
+        let mut d = Daemon::prepare(topo, &topo.host, "run", config)?;
+        d.wrap = wrap.iter().map(ToString::to_string).collect();
+        d.spawn()?;
+        Ok(d)
+    }
+
+    /// The run directory and config file, not started yet.
+    fn prepare(topo: &Topo, ns: &str, tag: &str, config: &str) -> anyhow::Result<Daemon> {
         let dir = std::env::temp_dir().join(format!("{}-{tag}", topo.prefix));
         std::fs::create_dir_all(&dir)?;
         let cfg_path = dir.join("xbond.toml");
@@ -43,19 +66,15 @@ impl Daemon {
             &cfg_path,
             config.replace("RUN_DIR", &dir.display().to_string()),
         )?;
-        let mut d = Daemon {
+        Ok(Daemon {
             child: None,
             run_dir: dir.clone(),
             config: cfg_path,
             log: dir.join("xbond.log"),
             ns: ns.to_string(),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        };
-        d.spawn()?;
-        Ok(d)
+            env: Vec::new(),
+            wrap: Vec::new(),
+        })
     }
 
     pub fn spawn(&mut self) -> anyhow::Result<()> {
@@ -75,6 +94,7 @@ impl Daemon {
                 ["sh", "-c", "export WATCHDOG_PID=$$; exec \"$0\" \"$@\""],
             );
         }
+        args.splice(0..0, self.wrap.iter().map(String::as_str));
         let child = ns(&self.ns, &args)
             .env("RUST_LOG", "info")
             .envs(
@@ -249,15 +269,26 @@ impl Daemon {
             .sum())
     }
 
+    /// The daemon's pid (under a `wrap`, the wrapper's child).
     pub fn pid(&self) -> Option<i32> {
-        self.child.as_ref().map(|c| c.id() as i32)
+        let pid = self.child.as_ref()?.id() as i32;
+        if self.wrap.is_empty() {
+            return Some(pid);
+        }
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .ok()?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
     }
 
     /// SIGTERM and wait; returns the exit status.
     pub fn stop(&mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let pid = self.pid().context("not running")?;
         let mut c = self.child.take().context("not running")?;
         nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGTERM,
         )?;
         let t0 = Instant::now();

@@ -255,7 +255,12 @@ fn broadcast_sends_one_copy_out_of_every_member() -> anyhow::Result<()> {
             d.cli(&["stats"])?
         );
     }
-    assert_eq!(got[0], got[1], "every frame leaves on every member");
+    // The two switch ports' counters are read one after the other, so one
+    // of the host's own frames (ARP, ND) may fall in one window only.
+    assert!(
+        got[0].abs_diff(got[1]) <= 2,
+        "every frame leaves on every member: {got:?}"
+    );
     Ok(())
 }
 

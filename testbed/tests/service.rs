@@ -502,3 +502,130 @@ fn alb_metrics_count_the_client_and_transmit_tables() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Every syscall name in `group` and the groups it names, as systemd
+/// expands a `SystemCallFilter=` entry.
+fn expand_syscalls(
+    entry: &str,
+    into: &mut std::collections::BTreeSet<String>,
+    seen: &mut Vec<String>,
+) {
+    if !entry.starts_with('@') {
+        into.insert(entry.to_string());
+        return;
+    }
+    if seen.iter().any(|s| s == entry) {
+        return;
+    }
+    seen.push(entry.to_string());
+    let out = std::process::Command::new("systemd-analyze")
+        .args(["syscall-filter", entry])
+        .output()
+        .unwrap();
+    for l in String::from_utf8_lossy(&out.stdout).lines().skip(1) {
+        let l = l.trim();
+        if !l.is_empty() && !l.starts_with('#') {
+            expand_syscalls(l, into, seen);
+        }
+    }
+}
+
+/// The unit's sandbox holds for what the daemon really does: its start,
+/// calls on the control socket, a scrape, a VLAN added and removed, a
+/// failover and its stop run under strace, and every syscall made is in
+/// `SystemCallFilter=`, every socket family in `RestrictAddressFamilies=`,
+/// and no mapping is writable and executable (`MemoryDenyWriteExecute=`).
+#[test]
+fn the_daemon_stays_inside_the_units_sandbox() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let unit = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../packaging/systemd/xbond@.service"),
+    )?;
+    let value = |key: &str| -> Vec<String> {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("the unit has no {key}"))
+            .split_whitespace()
+            .map(ToString::to_string)
+            .collect()
+    };
+    let mut allowed = std::collections::BTreeSet::new();
+    for e in value("SystemCallFilter=") {
+        expand_syscalls(&e, &mut allowed, &mut Vec::new());
+    }
+    assert!(
+        allowed.len() > 100 && allowed.contains("bpf"),
+        "{allowed:?}"
+    );
+    let families = value("RestrictAddressFamilies=");
+
+    let t = Topo::new("sbx", 2)?;
+    let dir = std::env::temp_dir().join(format!("{}-trace", t.prefix));
+    std::fs::create_dir_all(&dir)?;
+    let trace = dir.join("strace.out");
+    let trace_arg = trace.display().to_string();
+    let mut d = Daemon::start_wrapped(
+        &t,
+        &config(
+            "mode=active-backup miimon=100",
+            "metrics = \"127.0.0.1:9469\"",
+        ),
+        &["strace", "-f", "-qq", "-o", &trace_arg],
+    )?;
+    ping(&t.host, PEER_IP, 2)?;
+    d.cli(&["stats"])?;
+    d.cli(&["set", "bond0", "miimon", "50"])?;
+    d.cli(&["vlan", "add", "bond0", "7"])?;
+    d.cli(&["vlan", "del", "bond0", "7"])?;
+    scrape(&t.host)?;
+    t.switch_port(0, false)?;
+    d.wait_active("m1", Duration::from_secs(5))?;
+    let st = d.stop()?;
+    assert!(st.success(), "{st}\n{}", d.log_text());
+
+    let text = std::fs::read_to_string(&trace)?;
+    let mut used = std::collections::BTreeSet::new();
+    let mut outside = Vec::new();
+    for l in text.lines() {
+        // "PID name(args..." or "PID <... name resumed>..."
+        let rest = l.split_once(' ').map_or("", |(_, r)| r.trim_start());
+        let name = rest
+            .strip_prefix("<... ")
+            .unwrap_or(rest)
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .next()
+            .unwrap_or("");
+        if name.is_empty() || rest.starts_with("+++") || rest.starts_with("---") {
+            continue;
+        }
+        used.insert(name.to_string());
+        if !allowed.contains(name) {
+            outside.push(l.to_string());
+        }
+        if let Some(args) = rest.strip_prefix("socket(") {
+            let fam = args.split(',').next().unwrap_or("");
+            assert!(
+                families.iter().any(|f| f == fam),
+                "socket family {fam} not allowed: {l}"
+            );
+        }
+        let wx = l.contains("PROT_WRITE") && l.contains("PROT_EXEC");
+        let x_later = rest.starts_with("mprotect(") && l.contains("PROT_EXEC");
+        assert!(!wx && !x_later, "MemoryDenyWriteExecute would refuse: {l}");
+    }
+    assert!(
+        used.contains("bpf") && used.contains("sendmmsg"),
+        "{used:?}"
+    );
+    assert!(
+        outside.is_empty(),
+        "outside SystemCallFilter: {:?}",
+        &outside[..outside.len().min(10)]
+    );
+    eprintln!("{} distinct syscalls, all allowed: {used:?}", used.len());
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}

@@ -157,6 +157,22 @@ enum ImportFrom {
     Ifcfg { dir: PathBuf },
     /// A Talos machine config: machine.network.interfaces[].bond and vlans.
     Talos { file: PathBuf },
+    /// netplan YAML: a file, or a directory such as /etc/netplan (its
+    /// *.yaml in name order, later over earlier): network.bonds with
+    /// parameters, their ethernets, and vlans on them.
+    Netplan { path: PathBuf },
+    /// systemd-networkd: the .netdev (Kind=bond, [Bond]) and .network files
+    /// (Bond=, VLAN=, Address=) of DIR, such as /etc/systemd/network.
+    Networkd { dir: PathBuf },
+    /// NetworkManager keyfiles in DIR, such as
+    /// /etc/NetworkManager/system-connections: type=bond connections,
+    /// their ports (controller=/master=) and VLANs (parent=).
+    Nm { dir: PathBuf },
+    /// nmstate YAML (nmstatectl show, or a NodeNetworkConfigurationPolicy).
+    Nmstate { file: PathBuf },
+    /// A shell script of modprobe bonding, ip link/addr, ifenslave and
+    /// sysfs writes.
+    Iproute2 { file: PathBuf },
 }
 
 fn parse_metrics_addr(s: &str) -> Result<std::net::SocketAddr, String> {
@@ -261,6 +277,13 @@ fn real_main(cli: Cli) -> anyhow::Result<()> {
             let out = match from {
                 ImportFrom::Ifcfg { dir } => xbond_control::import::ifcfg::import_dir(&dir)?,
                 ImportFrom::Talos { file } => xbond_control::import::talos::import_file(&file)?,
+                ImportFrom::Netplan { path } => xbond_control::import::netplan::import_path(&path)?,
+                ImportFrom::Networkd { dir } => xbond_control::import::networkd::import_dir(&dir)?,
+                ImportFrom::Nm { dir } => xbond_control::import::nm::import_dir(&dir)?,
+                ImportFrom::Nmstate { file } => xbond_control::import::nmstate::import_file(&file)?,
+                ImportFrom::Iproute2 { file } => {
+                    xbond_control::import::iproute2::import_file(&file)?
+                }
             };
             for w in &out.warnings {
                 eprintln!("warning: {w}");

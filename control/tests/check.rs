@@ -117,3 +117,60 @@ fn import_ifcfg_prints_toml_that_checks_and_warns_on_stderr() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("read /nonexistent/talos.yaml"));
 }
+
+/// Every importer from the command line: TOML on stdout that `xbond check`
+/// accepts, each warning on stderr naming the file.
+#[test]
+fn every_importer_prints_toml_that_checks() {
+    let dir = std::env::temp_dir().join(format!("xbond-import-all-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    /// (format, path argument, files as (name, text))
+    type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let cases: &[Case] = &[
+        ("netplan", "netplan", &[("01-bond.yaml", "network:\n  bonds:\n    bond0:\n      interfaces: [eth0]\n      dhcp4: true\n      parameters: {mode: 802.3ad, lacp-rate: fast, mii-monitor-interval: 100}\n")]),
+        ("networkd", "networkd", &[
+            ("bond0.netdev", "[NetDev]\nName=bond0\nKind=bond\n[Bond]\nMode=active-backup\nMIIMonitorSec=100ms\n"),
+            ("eth0.network", "[Match]\nName=eth0\n[Network]\nBond=bond0\n"),
+            ("bond0.network", "[Match]\nName=bond0\n[Network]\nDHCP=yes\n"),
+        ]),
+        ("nm", "nm", &[
+            ("bond0.nmconnection", "[connection]\nid=bond0\ntype=bond\ninterface-name=bond0\n[bond]\nmode=balance-xor\nmiimon=100\n[ipv4]\nmethod=auto\n"),
+            ("eth0.nmconnection", "[connection]\nid=eth0\ntype=ethernet\ninterface-name=eth0\ncontroller=bond0\nport-type=bond\n"),
+        ]),
+        ("nmstate", "nmstate/state.yml", &[("state.yml", "interfaces:\n- name: bond0\n  type: bond\n  ipv4: {enabled: true, dhcp: true}\n  link-aggregation: {mode: balance-tlb, port: [eth0], options: {miimon: 100}}\n")]),
+        ("iproute2", "iproute2/up.sh", &[("up.sh", "ip link add bond0 type bond mode balance-alb miimon 100\nip link set eth0 master bond0\ndhclient bond0\n")]),
+    ];
+    for (format, arg, files) in cases {
+        let sub = dir.join(format);
+        std::fs::create_dir_all(&sub).unwrap();
+        for (name, text) in *files {
+            std::fs::write(sub.join(name), text).unwrap();
+        }
+        let path = if arg.contains('/') {
+            dir.join(arg)
+        } else {
+            sub.clone()
+        };
+        let out = Command::new(env!("CARGO_BIN_EXE_xbond"))
+            .args(["import", format])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let toml = String::from_utf8_lossy(&out.stdout).into_owned();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{format}: {err}");
+        assert!(
+            toml.contains("[bond.bond0]\nmembers = [\"eth0\"]\n"),
+            "{format}: {toml}"
+        );
+        // Each case has one thing that does not carry over: DHCP.
+        assert_eq!(err.lines().count(), 1, "{format}: {err}");
+        assert!(
+            err.starts_with("warning: ") && err.contains("not carried over"),
+            "{format}: {err}"
+        );
+        let (ok, checked) = check(&toml);
+        assert!(ok, "{format}: {checked}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,10 +1,11 @@
-//! Any text given to the importers: a Talos machine config or ifcfg files
-//! never panic them; what they print is either refused with a warning or
-//! parses as xbond TOML.
+//! Any text given to the importers: Talos, netplan and nmstate YAML, ifcfg
+//! files, networkd units, NetworkManager keyfiles and iproute2 scripts never
+//! panic them; what they print is either refused with a warning or parses
+//! as xbond TOML.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xbond_control::import::{ifcfg, talos};
+use xbond_control::import::{ifcfg, iproute2, netplan, networkd, nm, nmstate, talos};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -21,6 +22,20 @@ fuzz_target!(|data: &[u8]| {
         ],
     );
     check(&out);
+    check(&netplan::import_files("fuzz", vec![("a.yaml".into(), text.to_string())]));
+    if let Ok(out) = nmstate::import_str("fuzz.yml", &text) {
+        check(&out);
+    }
+    check(&iproute2::import_str("fuzz.sh", &text));
+    // The halves as a bond's unit and a member's, and as keyfiles.
+    check(&networkd::import_files(
+        "fuzz",
+        vec![("b.netdev".into(), a.to_string()), ("m.network".into(), b.to_string())],
+    ));
+    check(&nm::import_files(
+        "fuzz",
+        vec![("b.nmconnection".into(), a.to_string()), ("p.nmconnection".into(), b.to_string())],
+    ));
 });
 
 fn check(out: &xbond_control::import::Imported) {

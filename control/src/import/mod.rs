@@ -3,9 +3,17 @@
 //! (DHCP, routes, gateways: xbond makes interfaces, not a network manager).
 
 pub mod ifcfg;
+pub mod iproute2;
+pub mod netplan;
+pub mod networkd;
+pub mod nm;
+pub mod nmstate;
 pub mod talos;
 
 use crate::config::{Config, MemberSpec};
+use anyhow::Context;
+use std::path::Path;
+use yaml_rust2::Yaml;
 
 /// What an importer produces.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +108,108 @@ pub fn render(source: &str, bonds: &[BondDraft], warnings: &mut Vec<String>) -> 
         warnings.push(format!("xbond would refuse this as it is: {e}"));
     }
     out
+}
+
+/// A YAML scalar in the kernel's text form.
+pub(crate) fn scalar(v: &Yaml) -> Option<String> {
+    match v {
+        Yaml::String(s) => Some(s.clone()),
+        Yaml::Integer(i) => Some(i.to_string()),
+        Yaml::Boolean(b) => Some(if *b { "1" } else { "0" }.to_string()),
+        Yaml::Real(r) => Some(r.clone()),
+        _ => None,
+    }
+}
+
+pub(crate) fn key_str(k: &Yaml) -> String {
+    scalar(k).unwrap_or_else(|| format!("{k:?}"))
+}
+
+pub(crate) fn strings(v: &Yaml) -> Vec<String> {
+    v.as_vec()
+        .map(|a| a.iter().filter_map(scalar).collect())
+        .unwrap_or_default()
+}
+
+/// A boolean as systemd, NetworkManager and netplan write them.
+pub(crate) fn truth(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "yes" | "true" | "on" | "y" => Some(true),
+        "0" | "no" | "false" | "off" | "n" => Some(false),
+        _ => None,
+    }
+}
+
+/// A time span in milliseconds: `100ms`, `1s`, `1.5s`, `2min`, `1s 500ms`;
+/// a bare number is in `bare_ms` milliseconds (1000 for systemd, where it
+/// means seconds; 1 for netplan, where it means milliseconds).
+pub(crate) fn span_ms(s: &str, bare_ms: f64) -> Option<u64> {
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
+    }
+    if let Ok(n) = s.parse::<f64>() {
+        return (n >= 0.0).then(|| (n * bare_ms).round() as u64);
+    }
+    let mut total = 0.0;
+    for part in s.split_whitespace() {
+        let at = part.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let (num, unit) = part.split_at(at);
+        let n: f64 = num.parse().ok()?;
+        let per = match unit {
+            "us" | "usec" => 0.001,
+            "ms" | "msec" => 1.0,
+            "s" | "sec" | "second" | "seconds" => 1000.0,
+            "m" | "min" | "minute" | "minutes" => 60_000.0,
+            "h" | "hr" | "hour" | "hours" => 3_600_000.0,
+            _ => return None,
+        };
+        total += n * per;
+    }
+    Some(total.round() as u64)
+}
+
+/// The files of `dir` whose names `keep` accepts, in name order, as
+/// (file name, text).
+pub(crate) fn read_dir_files(
+    dir: &Path,
+    keep: impl Fn(&str) -> bool,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut files = Vec::new();
+    let rd = std::fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))?;
+    for e in rd.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let p = e.path();
+        if p.is_file() && keep(&name) {
+            let text =
+                std::fs::read_to_string(&p).with_context(|| format!("read {}", p.display()))?;
+            files.push((name, text));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// An INI-style file (systemd units, NetworkManager keyfiles): `#` and `;`
+/// comments, repeated sections and keys kept, no quote or escape handling.
+pub(crate) fn ini(file: &str, text: &str) -> Result<ini::Ini, String> {
+    ini::Ini::load_from_str_opt(
+        text,
+        ini::ParseOption {
+            enabled_quote: false,
+            enabled_escape: false,
+            ..ini::ParseOption::default()
+        },
+    )
+    .map_err(|e| format!("{file}: not an INI file: {e}"))
+}
+
+/// Put `value` for kernel option `key` on `options`, replacing an earlier one.
+pub(crate) fn set_option(options: &mut Vec<(String, String)>, key: &str, value: String) {
+    match options.iter_mut().find(|(k, _)| k == key) {
+        Some(o) => o.1 = value,
+        None => options.push((key.to_string(), value)),
+    }
 }
 
 /// `a.b.c.d` netmask to a prefix length; `None` if not contiguous.

@@ -3,7 +3,7 @@
 //! names for the kernel's options), members by name or `deviceSelectors`,
 //! and their `vlans`.
 
-use super::{render, BondDraft, Imported, VlanDraft};
+use super::{key_str, render, scalar, strings, BondDraft, Imported, VlanDraft};
 use crate::config::{MemberSpec, Selector};
 use anyhow::Context;
 use std::path::Path;
@@ -42,27 +42,6 @@ const OPTIONS: &[(&str, &str)] = &[
 pub fn import_file(path: &Path) -> anyhow::Result<Imported> {
     let text = std::fs::read_to_string(path).with_context(|| format!("read {}", path.display()))?;
     import_str(&path.display().to_string(), &text)
-}
-
-/// A YAML scalar in the kernel's text form.
-fn scalar(v: &Yaml) -> Option<String> {
-    match v {
-        Yaml::String(s) => Some(s.clone()),
-        Yaml::Integer(i) => Some(i.to_string()),
-        Yaml::Boolean(b) => Some(if *b { "1" } else { "0" }.to_string()),
-        Yaml::Real(r) => Some(r.clone()),
-        _ => None,
-    }
-}
-
-fn key_str(k: &Yaml) -> String {
-    scalar(k).unwrap_or_else(|| format!("{k:?}"))
-}
-
-fn strings(v: &Yaml) -> Vec<String> {
-    v.as_vec()
-        .map(|a| a.iter().filter_map(scalar).collect())
-        .unwrap_or_default()
 }
 
 pub fn import_str(source: &str, text: &str) -> anyhow::Result<Imported> {

@@ -6,7 +6,7 @@ use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
     NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo as NlLinkInfo, LinkMessage,
     LinkXdp, XdpAttached,
@@ -409,6 +409,24 @@ impl Netlink {
                     AddressAttribute::Address(ip) => Some(*ip),
                     _ => None,
                 });
+                // An IPv6 address still under duplicate address detection
+                // is not the interface's yet (not optimistic ones, as the
+                // kernel's ndisc_send_unsol_na skips them).
+                let flags = a
+                    .attributes
+                    .iter()
+                    .find_map(|x| match x {
+                        AddressAttribute::Flags(f) => Some(*f),
+                        _ => None,
+                    })
+                    .unwrap_or_else(|| {
+                        AddressFlags::from_bits_truncate(u32::from(a.header.flags.bits()))
+                    });
+                if flags.contains(AddressFlags::Tentative)
+                    && !flags.contains(AddressFlags::Optimistic)
+                {
+                    continue;
+                }
                 if let Some(ip) = local.or(addr) {
                     out.push((a.header.index, ip, a.header.prefix_len));
                 }

@@ -481,3 +481,83 @@ fn with_no_member_up_the_bond_has_no_carrier() -> anyhow::Result<()> {
     ping(&t.host, PEER_IP, 3)?;
     Ok(())
 }
+
+/// An unsolicited NA from `mac` for `target`, untagged or tagged `vid`:
+/// (target, Override set, link-layer address option).
+fn unsolicited_na(f: &[u8]) -> Option<(u16, std::net::Ipv6Addr, bool, [u8; 6])> {
+    let (vid, ip) = match u16::from_be_bytes([f[12], f[13]]) {
+        0x86dd => (0, &f[14..]),
+        0x8100 if f.len() > 18 && u16::from_be_bytes([f[16], f[17]]) == 0x86dd => {
+            (u16::from_be_bytes([f[14], f[15]]) & 0xfff, &f[18..])
+        }
+        _ => return None,
+    };
+    // Next header ICMPv6, to ff02::1, type 136, with a TLLA option.
+    if ip.len() < 72 || ip[6] != 58 || ip[24] != 0xff || ip[39] != 1 || ip[40] != 136 || ip[64] != 2
+    {
+        return None;
+    }
+    let mut t = [0u8; 16];
+    t.copy_from_slice(&ip[48..64]);
+    let mut mac = [0u8; 6];
+    mac.copy_from_slice(&ip[66..72]);
+    Some((vid, t.into(), ip[44] & 0x20 != 0, mac))
+}
+
+#[test]
+fn a_failover_sends_unsolicited_nas_for_every_ipv6_address_tagged_on_vlans() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("una", 2)?;
+    let d = Daemon::start(
+        &t,
+        &bond_config(
+            M0_M1,
+            "mode=active-backup miimon=100 num_unsol_na=2",
+            "addresses = [\"198.18.0.1/24\", \"2001:db8:18::1/64\"]\n[[bond.bond0.vlan]]\nid = 87\naddresses = [\"2001:db8:87::1/64\"]\n",
+        )
+        .replacen("addresses = [\"198.18.0.1/24\"]\n", "", 1),
+    )?;
+    // Duplicate address detection done: the addresses are the bond's.
+    let t0 = std::time::Instant::now();
+    while run(&mut ns(&t.host, &["ip", "-6", "addr", "show", "tentative"]))
+        .map(|o| !o.stdout.is_empty())?
+    {
+        assert!(t0.elapsed() < Duration::from_secs(10), "DAD never ended");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = d.status()?;
+    let bond_mac: String = status["mac"].as_str().unwrap_or_default().to_string();
+    // tcpdump, which puts back the tag the receiving veth took out.
+    let pcap = std::env::temp_dir().join(format!("{}-na.pcap", t.prefix));
+    let dump = Tcpdump::start(&t.switch, "s1", &pcap, &[])?;
+    t.switch_port(0, false)?;
+    d.wait_active("m1", Duration::from_secs(3))?;
+    std::thread::sleep(Duration::from_millis(1500));
+    let frames = dump.finish()?;
+    let _ = std::fs::remove_file(&pcap);
+    let got: Vec<_> = frames
+        .iter()
+        .filter_map(|(_, f)| unsolicited_na(f))
+        .collect();
+    let mac: Vec<String> = got
+        .iter()
+        .map(|g| {
+            g.3.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        })
+        .collect();
+    println!("unsolicited NAs on the new active member: {got:?}");
+    let count = |vid: u16, addr: &str| {
+        let a: std::net::Ipv6Addr = addr.parse().unwrap();
+        got.iter().filter(|g| g.0 == vid && g.1 == a && g.2).count()
+    };
+    // num_unsol_na=2: twice each, the VLAN's tagged.
+    assert_eq!(count(0, "2001:db8:18::1"), 2, "{got:?}");
+    assert_eq!(count(87, "2001:db8:87::1"), 2, "{got:?}");
+    assert!(mac.iter().all(|m| *m == bond_mac), "{mac:?} vs {bond_mac}");
+    Ok(())
+}

@@ -6,7 +6,7 @@ use super::runtime::BondRuntime;
 use crate::probe;
 use std::net::IpAddr;
 use xbond_dataplane::snapshot::MemberId;
-use xbond_dataplane::wire::arp;
+use xbond_dataplane::wire::{arp, ndisc};
 
 impl BondRuntime {
     /// The addresses of the bond's host interface (VLAN 0) and of each VLAN
@@ -63,9 +63,11 @@ impl BondRuntime {
         }
     }
 
-    /// Gratuitous ARP for every IPv4 address of the host interface and of
-    /// every VLAN interface (tagged with its VLAN, as the kernel's VLAN
-    /// devices answer NETDEV_NOTIFY_PEERS), out of the (new) active member.
+    /// Gratuitous ARP for every IPv4 address and an unsolicited Neighbor
+    /// Advertisement for every IPv6 address (`num_unsol_na`, one option with
+    /// `num_grat_arp` as in the kernel) of the host interface and of every
+    /// VLAN interface (tagged with its VLAN, as the kernel's VLAN devices
+    /// answer NETDEV_NOTIFY_PEERS), out of the (new) active member.
     pub(super) fn notify_peers(&mut self, member: MemberId) {
         let sources = match self.interface_addresses() {
             Ok(s) => s,
@@ -76,14 +78,26 @@ impl BondRuntime {
         };
         let mac = self.core.bond_mac();
         let mut frames = Vec::new();
+        let (mut garps, mut nas) = (0, 0);
         for s in sources {
+            // The Router flag says whether the interface forwards IPv6, as
+            // the kernel's ndisc_send_unsol_na sets it.
+            let router = self.interface_name(s.vid).is_some_and(|n| {
+                std::fs::read_to_string(format!("/proc/sys/net/ipv6/conf/{n}/forwarding"))
+                    .is_ok_and(|v| v.trim() == "1")
+            });
             for (ip, _) in s.addresses {
-                if let IpAddr::V4(v4) = ip {
-                    frames.push(probe::frame_on(
-                        s.vid,
-                        arp::Repr::gratuitous_frame(mac, v4).to_vec(),
-                    ));
-                }
+                let frame = match ip {
+                    IpAddr::V4(v4) => {
+                        garps += 1;
+                        arp::Repr::gratuitous_frame(mac, v4).to_vec()
+                    }
+                    IpAddr::V6(v6) => {
+                        nas += 1;
+                        ndisc::unsolicited_advertisement_frame(mac, v6, router)
+                    }
+                };
+                frames.push(probe::frame_on(s.vid, frame));
             }
         }
         let Some(engine) = &self.engine else { return };
@@ -98,6 +112,17 @@ impl BondRuntime {
             .member(member)
             .map(|m| m.name.clone())
             .unwrap_or_default();
-        tracing::info!(bond = %self.core.name, "sent {sent} gratuitous ARP(s) on {name}");
+        tracing::info!(bond = %self.core.name, "sent {garps} gratuitous ARP(s) and {nas} unsolicited NA(s) on {name} ({sent} frames taken)");
+    }
+
+    /// The host interface of VLAN `vid` (0: the bond's own).
+    fn interface_name(&self, vid: u16) -> Option<String> {
+        if vid == 0 {
+            return Some(self.core.host_interface.clone());
+        }
+        self.vlans
+            .iter()
+            .find(|v| v.id == vid)
+            .map(|v| v.name.clone())
     }
 }

@@ -137,6 +137,36 @@ pub fn solicitation_frame(mac: MacAddr, src: Ipv6Addr, target: Ipv6Addr) -> Vec<
     f
 }
 
+/// An unsolicited Neighbor Advertisement for `addr` from `addr` to all
+/// nodes (ff02::1), hop limit 255, Override set, Solicited clear, Router as
+/// `router` says, with the target link-layer address option: what the
+/// kernel's `ndisc_send_unsol_na` sends for each address of a bond after a
+/// failover, so that neighbours move to the new member at once.
+pub fn unsolicited_advertisement_frame(mac: MacAddr, addr: Ipv6Addr, router: bool) -> Vec<u8> {
+    let dst = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+    let icmp_len = ND_BODY + SLLA_OPTION;
+    let mut f = Vec::with_capacity(14 + IPV6_HEADER + icmp_len);
+    f.extend_from_slice(&multicast_mac(dst).0);
+    f.extend_from_slice(&mac.0);
+    f.extend_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
+    f.extend_from_slice(&[0x60, 0, 0, 0]);
+    f.extend_from_slice(&(icmp_len as u16).to_be_bytes());
+    f.extend_from_slice(&[NEXT_HEADER_ICMPV6, 255]);
+    f.extend_from_slice(&addr.octets());
+    f.extend_from_slice(&dst.octets());
+    let body_at = f.len();
+    // Flags: Router 0x80, Solicited 0x40, Override 0x20.
+    let flags = 0x20 | if router { 0x80 } else { 0 };
+    f.extend_from_slice(&[ICMPV6_NA, 0, 0, 0, flags, 0, 0, 0]);
+    f.extend_from_slice(&addr.octets());
+    // Target link-layer address option: type 2, length 1.
+    f.extend_from_slice(&[2, 1]);
+    f.extend_from_slice(&mac.0);
+    let sum = icmpv6_checksum(addr, dst, &f[body_at..]);
+    f[body_at + 2..body_at + 4].copy_from_slice(&sum.to_be_bytes());
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +182,32 @@ mod tests {
              8700 1c27 00000000
              20010db8000000000000000000000002
              0101 020000000001")
+    }
+
+    #[test]
+    fn unsolicited_advertisement_bytes() {
+        // As scapy builds it: Ether()/IPv6(hlim=255)/ICMPv6ND_NA(O=1)/
+        // ICMPv6NDOptDstLLAddr().
+        let want = hex("333300000001 020000000001 86dd
+             60000000 0020 3aff
+             20010db8000000000000000000000001
+             ff020000000000000000000000000001
+             8800 f92a 20000000
+             20010db8000000000000000000000001
+             0201 020000000001");
+        let a: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let f = unsolicited_advertisement_frame(MacAddr([2, 0, 0, 0, 0, 1]), a, false);
+        assert_eq!(f, want);
+        let m = parse(&f[14..]).unwrap();
+        assert_eq!((m.kind, m.src), (NdKind::Advertisement, a));
+        // The Router flag changes the flags byte and the checksum with it.
+        let r = unsolicited_advertisement_frame(MacAddr([2, 0, 0, 0, 0, 1]), a, true);
+        assert_eq!(r[14 + 40 + 4], 0xa0);
+        assert_eq!(
+            u16::from_be_bytes([r[56], r[57]]),
+            0xf92a - 0x8000,
+            "one's complement: 0x80 more in the sum, 0x80 less in the checksum"
+        );
     }
 
     #[test]

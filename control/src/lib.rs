@@ -10,6 +10,7 @@ pub mod hashcmd;
 pub mod import;
 pub mod ipc;
 pub mod lacp;
+pub mod mcast;
 pub mod metrics;
 pub mod modes;
 pub mod monitor;

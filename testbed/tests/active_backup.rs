@@ -561,3 +561,136 @@ fn a_failover_sends_unsolicited_nas_for_every_ipv6_address_tagged_on_vlans() -> 
     assert!(mac.iter().all(|m| *m == bond_mac), "{mac:?} vs {bond_mac}");
     Ok(())
 }
+
+/// The groups of an IGMPv3 report (untagged or tagged), with its VLAN.
+fn igmp_report(f: &[u8]) -> Option<(u16, Vec<std::net::Ipv4Addr>)> {
+    let (vid, ip) = match u16::from_be_bytes([f[12], f[13]]) {
+        0x0800 => (0, &f[14..]),
+        0x8100 if u16::from_be_bytes([f[16], f[17]]) == 0x0800 => {
+            (u16::from_be_bytes([f[14], f[15]]) & 0xfff, &f[18..])
+        }
+        _ => return None,
+    };
+    let ihl = usize::from(ip[0] & 0xf) * 4;
+    if ip[9] != 2 || ip.len() < ihl + 8 || ip[ihl] != 0x22 {
+        return None;
+    }
+    let n = usize::from(u16::from_be_bytes([ip[ihl + 6], ip[ihl + 7]]));
+    let groups = (0..n)
+        .filter_map(|i| ip.get(ihl + 8 + 8 * i + 4..ihl + 8 + 8 * i + 8))
+        .map(|g| std::net::Ipv4Addr::new(g[0], g[1], g[2], g[3]))
+        .collect();
+    Some((vid, groups))
+}
+
+/// The groups of an MLDv2 report behind a hop-by-hop header, with its VLAN.
+fn mld_report(f: &[u8]) -> Option<(u16, Vec<std::net::Ipv6Addr>)> {
+    let (vid, ip) = match u16::from_be_bytes([f[12], f[13]]) {
+        0x86dd => (0, &f[14..]),
+        0x8100 if u16::from_be_bytes([f[16], f[17]]) == 0x86dd => {
+            (u16::from_be_bytes([f[14], f[15]]) & 0xfff, &f[18..])
+        }
+        _ => return None,
+    };
+    if ip.len() < 56 || ip[6] != 0 || ip[40] != 58 || ip[48] != 143 {
+        return None;
+    }
+    let n = usize::from(u16::from_be_bytes([ip[54], ip[55]]));
+    let groups = (0..n)
+        .filter_map(|i| ip.get(56 + 20 * i + 4..56 + 20 * i + 20))
+        .map(|g| std::net::Ipv6Addr::from(<[u8; 16]>::try_from(g).unwrap()))
+        .collect();
+    Some((vid, groups))
+}
+
+#[test]
+fn a_failover_reports_the_hosts_multicast_groups_again_resend_igmp_times() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("igm", 2)?;
+    let d = Daemon::start(
+        &t,
+        &bond_config(
+            M0_M1,
+            "mode=active-backup miimon=100 resend_igmp=2",
+            "[[bond.bond0.vlan]]\nid = 87\naddresses = [\"198.18.87.1/24\"]\n",
+        ),
+    )?;
+    // Groups the host joined, on the bond and on its VLAN.
+    run(&mut ns(
+        &t.host,
+        &[
+            "ip",
+            "addr",
+            "add",
+            "239.1.1.1/32",
+            "dev",
+            "bond0",
+            "autojoin",
+        ],
+    ))?;
+    run(&mut ns(
+        &t.host,
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            "ff15::87/128",
+            "dev",
+            "bond0.87",
+            "autojoin",
+        ],
+    ))?;
+    // The kernel's own unsolicited reports for the joins are over.
+    std::thread::sleep(Duration::from_secs(3));
+    let bond_mac = d.status()?["mac"]
+        .as_str()
+        .unwrap_or_default()
+        .replace(':', "");
+    let pcap = std::env::temp_dir().join(format!("{}-igmp.pcap", t.prefix));
+    let dump = Tcpdump::start(&t.switch, "s1", &pcap, &[])?;
+    t.switch_port(0, false)?;
+    d.wait_active("m1", Duration::from_secs(3))?;
+    std::thread::sleep(Duration::from_millis(1200));
+    let frames = dump.finish()?;
+    let _ = std::fs::remove_file(&pcap);
+    let from_bond = |f: &Vec<u8>| {
+        f[6..12]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+            == bond_mac
+    };
+    let igmp: Vec<_> = frames
+        .iter()
+        .map(|(_, f)| f)
+        .filter(|f| from_bond(f))
+        .filter_map(|f| igmp_report(f))
+        .collect();
+    let mld: Vec<_> = frames
+        .iter()
+        .map(|(_, f)| f)
+        .filter(|f| from_bond(f))
+        .filter_map(|f| mld_report(f))
+        .collect();
+    println!("IGMPv3 reports on the new active member: {igmp:?}\nMLDv2 reports: {mld:?}");
+    let group4: std::net::Ipv4Addr = "239.1.1.1".parse()?;
+    let group6: std::net::Ipv6Addr = "ff15::87".parse()?;
+    assert_eq!(
+        igmp.iter()
+            .filter(|(v, g)| *v == 0 && g.contains(&group4))
+            .count(),
+        2,
+        "{igmp:?}"
+    );
+    assert_eq!(
+        mld.iter()
+            .filter(|(v, g)| *v == 87 && g.contains(&group6))
+            .count(),
+        2,
+        "{mld:?}"
+    );
+    Ok(())
+}

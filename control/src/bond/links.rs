@@ -288,6 +288,21 @@ impl BondCore {
         }
         self.publish_if_changed();
         self.notify = None;
+        // The groups are joined again through the new active member
+        // (bond_change_active_slave: resend_igmp rounds, 200 ms apart).
+        self.rejoin = None;
+        if let (Some(n), true) = (sel.new, self.opts.mode.uses_primary()) {
+            if self.opts.resend_igmp > 0 {
+                self.actions.push_back(Action::RejoinGroups { member: n });
+                if self.opts.resend_igmp > 1 {
+                    self.rejoin = Some(PeerNotify {
+                        member: n,
+                        remaining: self.opts.resend_igmp - 1,
+                        next: now + super::REJOIN_INTERVAL,
+                    });
+                }
+            }
+        }
         // Peers are told of a new active member in active-backup only
         // (bond_change_active_slave); the other modes have no such member.
         if let (Some(n), true) = (sel.new, notify) {

@@ -60,7 +60,13 @@ pub enum Action {
     /// Send the ARP monitor's probes (an ARP request per `arp_ip_target`,
     /// a Neighbor Solicitation per `ns_ip6_target`) out of the member.
     Probe { member: MemberId },
+    /// Send IGMP and MLD reports for the groups of the bond's interfaces
+    /// out of this (new active) member (`resend_igmp`).
+    RejoinGroups { member: MemberId },
 }
+
+/// Between two rounds of IGMP/MLD reports (the kernel's HZ/5).
+const REJOIN_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
 #[derive(Debug, Clone)]
 struct PeerNotify {
@@ -84,6 +90,9 @@ pub struct BondCore {
     failures: Vec<u32>,
     ab: ActiveBackup,
     notify: Option<PeerNotify>,
+    /// The IGMP/MLD reports still to send after a change of the active
+    /// member, 200 ms apart.
+    rejoin: Option<PeerNotify>,
     actions: VecDeque<Action>,
     bond_mac: MacAddr,
     missing: Vec<String>,
@@ -143,6 +152,7 @@ impl BondCore {
             failures: Vec::new(),
             ab,
             notify: None,
+            rejoin: None,
             actions: VecDeque::new(),
             lacp,
             bond_mac,
@@ -196,14 +206,27 @@ impl BondCore {
                 }
             }
         }
+        if let Some(r) = &mut self.rejoin {
+            if r.next <= now {
+                self.actions
+                    .push_back(Action::RejoinGroups { member: r.member });
+                r.remaining -= 1;
+                r.next = now + REJOIN_INTERVAL;
+                if r.remaining == 0 {
+                    self.rejoin = None;
+                }
+            }
+        }
     }
 
     pub fn next_deadline(&self) -> Option<Instant> {
         let n = self.notify.as_ref().map(|n| n.next);
+        let r = self.rejoin.as_ref().map(|n| n.next);
         let l = self.lacp.as_ref().and_then(Lacp::next_deadline);
         [
             self.mii.next_deadline(),
             n,
+            r,
             l,
             self.arp_deadline(),
             self.lb_deadline(),

@@ -81,7 +81,12 @@ fn failover_publishes_and_notifies_peers_num_grat_arp_times() {
     assert_eq!(b.active(), Some(m1), "carrier loss fails over at once");
     assert_eq!(
         drain(&mut b),
-        vec![Action::Publish, Action::NotifyPeers { member: m1 }]
+        vec![
+            Action::Publish,
+            // resend_igmp=1, the default: one round of reports.
+            Action::RejoinGroups { member: m1 },
+            Action::NotifyPeers { member: m1 }
+        ]
     );
     assert_eq!(b.next_deadline(), Some(t0 + ms(200)));
     b.handle_timeout(t0 + ms(200));
@@ -100,6 +105,57 @@ fn failover_publishes_and_notifies_peers_num_grat_arp_times() {
     );
     assert_eq!(b.status(t0).members[0].link_failure_count, 1);
     assert_eq!(b.snapshot().active, Some(m1));
+}
+
+#[test]
+fn a_new_active_member_rejoins_the_groups_resend_igmp_times_200_ms_apart() {
+    let t0 = Instant::now();
+    let mut b = BondCore::new(
+        "bond0",
+        "bond0",
+        opts("mode=1 miimon=100 resend_igmp=3 num_grat_arp=0"),
+        MacAddr([2, 0, 0, 0, 0, 1]),
+    );
+    let m0 = b.add_member(t0, info("m0", 1), true);
+    let m1 = b.add_member(t0, info("m1", 2), true);
+    assert!(drain(&mut b).contains(&Action::RejoinGroups { member: m0 }));
+    b.handle_carrier(t0, m0, false);
+    let rejoins = |acts: Vec<Action>| {
+        acts.into_iter()
+            .filter(|a| matches!(a, Action::RejoinGroups { .. }))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        rejoins(drain(&mut b)),
+        [Action::RejoinGroups { member: m1 }]
+    );
+    for t in [200, 400] {
+        assert_eq!(b.next_deadline(), Some(t0 + ms(t)));
+        b.handle_timeout(t0 + ms(t));
+        assert_eq!(
+            rejoins(drain(&mut b)),
+            [Action::RejoinGroups { member: m1 }],
+            "at {t} ms"
+        );
+    }
+    b.handle_timeout(t0 + ms(600));
+    assert!(
+        rejoins(drain(&mut b)).is_empty(),
+        "exactly resend_igmp rounds"
+    );
+
+    // Not in modes without an active member, nor with resend_igmp=0.
+    for o in [
+        "mode=balance-xor miimon=100",
+        "mode=1 miimon=100 resend_igmp=0",
+    ] {
+        let mut b = BondCore::new("bond0", "bond0", opts(o), MacAddr([2, 0, 0, 0, 0, 1]));
+        let m0 = b.add_member(t0, info("m0", 1), true);
+        b.add_member(t0, info("m1", 2), true);
+        b.handle_carrier(t0, m0, false);
+        b.handle_timeout(t0 + ms(200));
+        assert!(rejoins(drain(&mut b)).is_empty(), "{o}");
+    }
 }
 
 #[test]

@@ -197,6 +197,7 @@ impl BondRuntime {
                     }
                 }
                 Action::NotifyPeers { member } => self.notify_peers(member),
+                Action::RejoinGroups { member } => self.rejoin_groups(member),
                 Action::Probe { member } => self.send_probes(member),
                 Action::SendFrame { member, frame } => {
                     if let Some(e) = &self.engine {

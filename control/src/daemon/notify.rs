@@ -6,7 +6,7 @@ use super::runtime::BondRuntime;
 use crate::probe;
 use std::net::IpAddr;
 use xbond_dataplane::snapshot::MemberId;
-use xbond_dataplane::wire::{arp, ndisc};
+use xbond_dataplane::wire::{arp, mcast, ndisc};
 
 impl BondRuntime {
     /// The addresses of the bond's host interface (VLAN 0) and of each VLAN
@@ -113,6 +113,83 @@ impl BondRuntime {
             .map(|m| m.name.clone())
             .unwrap_or_default();
         tracing::info!(bond = %self.core.name, "sent {garps} gratuitous ARP(s) and {nas} unsolicited NA(s) on {name} ({sent} frames taken)");
+    }
+
+    /// IGMPv3 and MLDv2 reports for every group of the host interface and
+    /// of each VLAN interface (tagged), out of the (new) active member, as
+    /// the kernel's stack sends them on NETDEV_RESEND_IGMP; the groups are
+    /// read from /proc/net/igmp and igmp6 at that moment.
+    pub(super) fn rejoin_groups(&mut self, member: MemberId) {
+        let sources = match self.interface_addresses() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(bond = %self.core.name, "resend_igmp: cannot read addresses: {e}");
+                return;
+            }
+        };
+        let v4 = std::fs::read_to_string("/proc/net/igmp")
+            .map(|t| crate::mcast::igmp_groups(&t))
+            .unwrap_or_default();
+        let v6 = std::fs::read_to_string("/proc/net/igmp6")
+            .map(|t| crate::mcast::igmp6_groups(&t))
+            .unwrap_or_default();
+        let mac = self.core.bond_mac();
+        let mut frames = Vec::new();
+        for s in &sources {
+            let Some(name) = self.interface_name(s.vid) else {
+                continue;
+            };
+            let groups4: Vec<_> = v4
+                .iter()
+                .filter(|(d, _)| *d == name)
+                .map(|(_, g)| *g)
+                .collect();
+            let groups6: Vec<_> = v6
+                .iter()
+                .filter(|(d, _)| *d == name)
+                .map(|(_, g)| *g)
+                .collect();
+            let src4 = s.addresses.iter().find_map(|(ip, _)| match ip {
+                IpAddr::V4(a) => Some(*a),
+                IpAddr::V6(_) => None,
+            });
+            let src6 = s.addresses.iter().find_map(|(ip, _)| match ip {
+                IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80 => Some(*a),
+                _ => None,
+            });
+            let reports = [
+                mcast::igmpv3_report_frame(
+                    mac,
+                    src4.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
+                    &groups4,
+                ),
+                mcast::mldv2_report_frame(
+                    mac,
+                    src6.unwrap_or(std::net::Ipv6Addr::UNSPECIFIED),
+                    &groups6,
+                ),
+            ];
+            frames.extend(
+                reports
+                    .into_iter()
+                    .flatten()
+                    .map(|f| probe::frame_on(s.vid, f)),
+            );
+        }
+        let Some(engine) = &self.engine else { return };
+        let n = frames.len();
+        let mut sent = 0;
+        for f in frames {
+            if engine.transmit(member, f) {
+                sent += 1;
+            }
+        }
+        let name = self
+            .core
+            .member(member)
+            .map(|m| m.name.clone())
+            .unwrap_or_default();
+        tracing::info!(bond = %self.core.name, "sent {sent} of {n} IGMP/MLD report(s) on {name} (resend_igmp)");
     }
 
     /// The host interface of VLAN `vid` (0: the bond's own).

@@ -45,6 +45,7 @@ pub mod ipv4;
 pub mod ipv6;
 pub mod lacp;
 pub mod marker;
+pub mod mcast;
 pub mod ndisc;
 pub mod virtio_net;
 pub mod vlan;

@@ -434,7 +434,7 @@ pub static OPTIONS: &[OptionDef] = &[
         Some("1"),
         Yes,
         |o, k, v| o.num_grat_arp = int(k, v, 0, 255, Some(1))? as u8,
-        "peer notifications after a failover"
+        "peer notifications after a failover: a gratuitous ARP per IPv4 and an unsolicited NA per IPv6 address of the bond and its VLANs"
     ),
     row!(
         "num_unsol_na",
@@ -442,7 +442,7 @@ pub static OPTIONS: &[OptionDef] = &[
         None,
         Yes,
         |o, k, v| o.num_grat_arp = int(k, v, 0, 255, Some(1))? as u8,
-        "the same option as num_grat_arp"
+        "the same option as num_grat_arp (the NAs are part of each notification)"
     ),
     row!(
         "resend_igmp",
@@ -450,7 +450,7 @@ pub static OPTIONS: &[OptionDef] = &[
         Some("1"),
         No,
         |o, k, v| o.resend_igmp = int(k, v, 0, 255, Some(1))? as u8,
-        "IGMP reports after a failover"
+        "rounds of IGMPv3/MLDv2 reports for the host interfaces' groups (/proc/net/igmp, igmp6), 200 ms apart, through a new active member"
     ),
     row!(
         "all_slaves_active",

@@ -60,6 +60,9 @@ pub struct MemberStatus {
     /// `full`, `half`, or `None` when unknown.
     pub duplex: Option<String>,
     pub link_failure_count: u32,
+    /// The member's `prio` (choosing the active member; 0 by default).
+    #[serde(default)]
+    pub prio: i32,
     pub perm_hwaddr: String,
     pub queue_id: u16,
     pub ifindex: u32,
@@ -274,6 +277,7 @@ Slave queue ID: 0
             speed_mbps: Some(10000),
             duplex: Some("full".into()),
             link_failure_count: failures,
+            prio: 0,
             perm_hwaddr: mac.into(),
             queue_id: 0,
             ifindex: 2,

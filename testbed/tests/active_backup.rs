@@ -694,3 +694,29 @@ fn a_failover_reports_the_hosts_multicast_groups_again_resend_igmp_times() -> an
     );
     Ok(())
 }
+
+#[test]
+fn the_member_with_the_highest_prio_is_active_and_takes_over_again() -> anyhow::Result<()> {
+    if !require_root() {
+        return Ok(());
+    }
+    let t = Topo::new("pri", 2)?;
+    let d = Daemon::start(
+        &t,
+        &bond_config(M0_M1, "mode=active-backup miimon=100", "prio = { m1 = 10 }"),
+    )?;
+    d.wait_active("m1", Duration::from_secs(3))?;
+    let st = d.status()?;
+    assert_eq!(st["members"][1]["prio"], 10, "{st}");
+    ping(&t.host, PEER_IP, 2)?;
+    t.switch_port(1, false)?;
+    d.wait_active("m0", Duration::from_secs(3))?;
+    ping(&t.host, PEER_IP, 2)?;
+    t.switch_port(1, true)?;
+    d.wait_active("m1", Duration::from_secs(3))?;
+    // Changed at runtime, as `ip link set m0 type bond_slave prio 20`.
+    d.cli(&["set", "bond0", "prio", "m0=20"])?;
+    d.wait_active("m0", Duration::from_secs(3))?;
+    ping(&t.host, PEER_IP, 2)?;
+    Ok(())
+}

@@ -218,6 +218,7 @@ impl BondCore {
                 full_duplex: m.as_ref().and_then(|m| m.full_duplex),
                 back_remaining: self.mii.remaining(id, now),
                 present: m.is_some(),
+                prio: m.as_ref().map_or(0, |m| self.member_prio(&m.name)),
             })
             .collect()
     }

@@ -26,6 +26,20 @@ impl BondCore {
         self.port_priorities = prio;
     }
 
+    /// Per-member `prio` by name (members not listed: 0), then choose the
+    /// active member again, as the kernel does when a slave's prio is set.
+    pub fn set_member_priorities(&mut self, now: Instant, prio: Vec<(String, i32)>) {
+        self.member_prios = prio;
+        self.reselect(now);
+    }
+
+    pub fn member_prio(&self, name: &str) -> i32 {
+        self.member_prios
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(0, |(_, p)| *p)
+    }
+
     /// The members' sockets and programs are attached: the ARP monitor
     /// judges them from now on, not from when they were added.
     pub fn dataplane_up(&mut self, now: Instant) {

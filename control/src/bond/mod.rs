@@ -107,6 +107,8 @@ pub struct BondCore {
     lacp: Option<Lacp>,
     /// 802.3ad port priority by member name (`actor_port_prio`).
     port_priorities: Vec<(String, u16)>,
+    /// Per-member `prio` by member name.
+    member_prios: Vec<(String, i32)>,
     /// balance-tlb/alb: member MACs, the transmit and client tables.
     alb: Option<Alb>,
     /// balance-tlb/alb: what the workers have sent, as last read.
@@ -162,6 +164,7 @@ impl BondCore {
             active_changes: 0,
             ever_active: false,
             port_priorities: Vec::new(),
+            member_prios: Vec::new(),
             alb,
             tx_load: LoadTotals::default(),
             carrier: true,

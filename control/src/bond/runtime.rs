@@ -83,6 +83,27 @@ impl BondCore {
                     Err(why) => Err(format!("active_slave: could not set {value} as active member; {why}")),
                 }
             }
+            "prio" => {
+                // MEMBER=N, as `ip link set MEMBER type bond_slave prio N`.
+                let usage = || format!("prio: expected MEMBER=PRIORITY (a signed 32-bit number), got '{value}'");
+                let (m, p) = value.split_once('=').ok_or_else(usage)?;
+                let (m, p) = (m.trim(), p.trim().parse::<i32>().map_err(|_| usage())?);
+                if self.member_by_name(m).is_none() {
+                    return Err(format!("prio: {m} is not a member of {}", self.name));
+                }
+                if !self.opts.mode.uses_primary() {
+                    return Err("prio: a member priority chooses the active member: active-backup, balance-tlb or balance-alb".into());
+                }
+                let mut prios = self.member_prios.clone();
+                prios.retain(|(n, _)| n != m);
+                prios.push((m.to_string(), p));
+                self.set_member_priorities(now, prios);
+                let mut msg = format!("prio of {m} set to {p}");
+                if self.opts.primary.is_some() {
+                    msg.push_str("; a primary is set, so it counts only while the primary is down");
+                }
+                Ok(msg)
+            }
             "primary" => {
                 let mut o = self.opts.clone();
                 o.primary = None;

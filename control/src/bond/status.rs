@@ -74,6 +74,7 @@ impl BondCore {
                         .full_duplex
                         .map(|f| if f { "full" } else { "half" }.to_string()),
                     link_failure_count: self.failures[usize::from(i)],
+                    prio: self.member_prio(&m.name),
                     perm_hwaddr: m.perm_mac.to_string(),
                     queue_id: 0,
                     ifindex: m.ifindex,

@@ -158,6 +158,127 @@ fn a_new_active_member_rejoins_the_groups_resend_igmp_times_200_ms_apart() {
     }
 }
 
+/// The kernel's selftest option_prio.sh (bond_options.sh prio_test), with
+/// carrier for `ip link set vethN down/up`: veth0 prio 0, veth1 prio 10 and
+/// primary, veth2 prio 11, in modes 1, 5 and 6 and each primary_reselect.
+#[test]
+fn member_prio_as_the_kernels_prio_selftest() {
+    for mode in ["active-backup", "balance-tlb", "balance-alb"] {
+        for reselect in ["always", "better", "failure"] {
+            let at = format!("mode={mode} primary_reselect={reselect}");
+            let t0 = Instant::now();
+            let mut b = BondCore::new(
+                "bond0",
+                "bond0",
+                opts(&format!(
+                    "mode={mode} miimon=100 primary=veth1 primary_reselect={reselect}"
+                )),
+                MacAddr([2, 0, 0, 0, 0, 1]),
+            );
+            b.set_member_priorities(t0, vec![("veth1".into(), 10), ("veth2".into(), 11)]);
+            let v: Vec<MemberId> = (0..3)
+                .map(|i| b.add_member(t0, info(&format!("veth{i}"), i + 1), true))
+                .collect();
+            let active = |b: &BondCore| b.active().map(|a| format!("veth{a}"));
+            assert_eq!(active(&b).as_deref(), Some("veth1"), "{at}: the primary");
+            b.handle_carrier(t0, v[1], false);
+            assert_eq!(
+                active(&b).as_deref(),
+                Some("veth2"),
+                "{at}: the higher prio"
+            );
+            b.handle_carrier(t0, v[2], false);
+            assert_eq!(
+                active(&b).as_deref(),
+                Some("veth0"),
+                "{at}: the only one up"
+            );
+            b.handle_carrier(t0, v[2], true);
+            let want = if reselect == "always" {
+                "veth2"
+            } else {
+                "veth0"
+            };
+            assert_eq!(
+                active(&b).as_deref(),
+                Some(want),
+                "{at}: a higher prio comes up"
+            );
+            let pre = active(&b);
+            b.handle_carrier(t0, v[1], true);
+            match reselect {
+                "always" => assert_eq!(active(&b).as_deref(), Some("veth1"), "{at}"),
+                "better" => assert_eq!(active(&b), pre, "{at}"),
+                _ => {
+                    assert_eq!(active(&b), pre, "{at}");
+                    let id = b.active().unwrap();
+                    b.handle_carrier(t0, id, false);
+                    assert_eq!(active(&b).as_deref(), Some("veth1"), "{at}");
+                }
+            }
+            if reselect == "always" {
+                for (m, p) in [("veth0", "1000000"), ("veth1", "0"), ("veth2", "-50")] {
+                    b.set_option(t0, "prio", &format!("{m}={p}")).unwrap();
+                }
+                assert_eq!(b.status(t0).members[0].prio, 1_000_000);
+                assert_eq!(
+                    active(&b).as_deref(),
+                    Some("veth1"),
+                    "{at}: the primary is up"
+                );
+                b.handle_carrier(t0, v[1], false);
+                assert_eq!(active(&b).as_deref(), Some("veth0"), "{at}: prio 1000000");
+            }
+        }
+    }
+}
+
+#[test]
+fn equal_prios_never_take_over_and_prio_is_refused_where_it_means_nothing() {
+    let t0 = Instant::now();
+    let mut b = BondCore::new(
+        "bond0",
+        "bond0",
+        opts("mode=1 miimon=100"),
+        MacAddr([2, 0, 0, 0, 0, 1]),
+    );
+    let m0 = b.add_member(t0, info("m0", 1), true);
+    let m1 = b.add_member(t0, info("m1", 2), true);
+    b.handle_carrier(t0, m0, false);
+    b.handle_carrier(t0, m0, true);
+    assert_eq!(
+        b.active(),
+        Some(m1),
+        "no primary, equal prio: the active one stays"
+    );
+    b.set_option(t0, "prio", "m0=5").unwrap();
+    assert_eq!(
+        b.active(),
+        Some(m0),
+        "a higher prio takes over when it is set"
+    );
+    assert!(b
+        .set_option(t0, "prio", "m0=x")
+        .unwrap_err()
+        .contains("expected MEMBER=PRIORITY"));
+    assert!(b
+        .set_option(t0, "prio", "eth9=1")
+        .unwrap_err()
+        .contains("eth9 is not a member"));
+    let mut x = BondCore::new(
+        "bond0",
+        "bond0",
+        opts("mode=balance-xor miimon=100"),
+        MacAddr([2, 0, 0, 0, 0, 1]),
+    );
+    x.add_member(t0, info("m0", 1), true);
+    assert!(x
+        .set_option(t0, "prio", "m0=1")
+        .unwrap_err()
+        .contains("active-backup, balance-tlb or balance-alb"));
+    let _ = m1;
+}
+
 #[test]
 fn primary_returns_after_updelay() {
     let t0 = Instant::now();

@@ -60,6 +60,11 @@ pub struct BondConfig {
     /// 802.3ad port priority per member (the kernel's per-slave
     /// `actor_port_prio`); members not listed get 255.
     pub actor_port_prio: Vec<(String, u16)>,
+    /// Per-member priority for choosing the active member (the kernel's
+    /// per-slave `prio`, set with `ip link set IF type bond_slave prio N`):
+    /// with no primary up, the highest up member is chosen, as a primary
+    /// would be. Members not listed have 0.
+    pub prio: Vec<(String, i32)>,
     pub vlans: Vec<VlanConfig>,
     pub qinq: Qinq,
     pub engine: EngineConfig,
@@ -365,6 +370,7 @@ impl Config {
         let mut mac = None;
         let mut addresses = Vec::new();
         let mut actor_port_prio: Vec<(String, u16)> = Vec::new();
+        let mut prio: Vec<(String, i32)> = Vec::new();
         let mut vlan_values: Vec<&toml::Value> = Vec::new();
         let mut qinq = Qinq::Drop;
         let mut engine = EngineConfig::default();
@@ -389,6 +395,7 @@ impl Config {
                 "actor_port_prio" => {
                     actor_port_prio = parse_port_prios(ctx, &key("actor_port_prio"), v)?
                 }
+                "prio" => prio = parse_member_prios(ctx, &key("prio"), v)?,
                 "vlan" => {
                     let a = v.as_array().ok_or_else(|| {
                         ctx.err(key("vlan"), "expected [[bond.NAME.vlan]] tables")
@@ -423,6 +430,7 @@ impl Config {
             mac,
             addresses,
             actor_port_prio,
+            prio,
             vlans,
             qinq,
             engine,
@@ -494,6 +502,35 @@ fn parse_port_prios(
     Ok(prios)
 }
 
+/// `prio`: a table of member = priority (a signed 32-bit number).
+fn parse_member_prios(
+    ctx: &Ctx,
+    key: &str,
+    v: &toml::Value,
+) -> Result<Vec<(String, i32)>, ConfigError> {
+    let t = v.as_table().ok_or_else(|| {
+        ctx.err(
+            key,
+            "expected a table of member = priority, like { eth0 = 10 }",
+        )
+    })?;
+    let mut prios = Vec::new();
+    for (m, p) in t {
+        let k = format!("{key}.{m}");
+        let n = p
+            .as_integer()
+            .ok_or_else(|| ctx.err(&k, "expected a whole number"))?;
+        let n = i32::try_from(n).map_err(|_| {
+            ctx.err(
+                &k,
+                format!("{n} is out of range {}..{}", i32::MIN, i32::MAX),
+            )
+        })?;
+        prios.push((m.clone(), n));
+    }
+    Ok(prios)
+}
+
 fn parse_qinq(ctx: &Ctx, key: &str, v: &toml::Value) -> Result<Qinq, ConfigError> {
     match as_str(ctx, key, v)? {
         "drop" => Ok(Qinq::Drop),
@@ -534,6 +571,18 @@ fn check_member_names(ctx: &Ctx, b: &BondConfig) -> Result<(), ConfigError> {
         return Err(ctx.err(
             key("actor_port_prio"),
             "a port priority is an 802.3ad setting (mode=802.3ad)",
+        ));
+    }
+    if let Some((m, _)) = b.prio.iter().find(|(m, _)| !is_member(m)) {
+        return Err(ctx.err(
+            format!("{}.{m}", key("prio")),
+            format!("{m} is not a member of {name}"),
+        ));
+    }
+    if !b.prio.is_empty() && !opts.mode.uses_primary() {
+        return Err(ctx.err(
+            key("prio"),
+            "a member priority chooses the active member: active-backup, balance-tlb or balance-alb",
         ));
     }
     for v in &b.vlans {

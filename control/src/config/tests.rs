@@ -223,3 +223,28 @@ fn a_directory_of_configs_runs_their_bonds_together() {
         .contains("no *.toml file"));
     std::fs::remove_dir_all(&empty).unwrap();
 }
+
+#[test]
+fn member_prio_parses_and_names_its_errors() {
+    let c = Config::parse(
+        "[bond.b]\nmembers=[\"a\", \"c\"]\nmode=1\nprio = { a = -5, c = 2000000 }\n",
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(
+        c.bonds[0].prio,
+        [("a".to_string(), -5), ("c".to_string(), 2_000_000)]
+    );
+    assert!(err("[bond.b]\nmembers=[\"a\"]\nmode=1\nprio = { x = 1 }\n")
+        .contains("bond.b.prio.x: x is not a member of b"));
+    assert!(
+        err("[bond.b]\nmembers=[\"a\"]\nmode=1\nprio = { a = 3000000000 }\n")
+            .contains("bond.b.prio.a: 3000000000 is out of range")
+    );
+    assert!(
+        err("[bond.b]\nmembers=[\"a\"]\nmode=4\nprio = { a = 1 }\n")
+            .contains("bond.b.prio: a member priority chooses the active member")
+    );
+    assert!(err("[bond.b]\nmembers=[\"a\"]\nmode=1\nprio = 4\n")
+        .contains("bond.b.prio: expected a table"));
+}

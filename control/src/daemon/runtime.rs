@@ -161,6 +161,7 @@ impl BondRuntime {
             self.core.note_missing(name);
         }
         self.core.set_port_priorities(cfg.actor_port_prio.clone());
+        self.core.set_member_priorities(now, cfg.prio.clone());
         for l in present {
             // Re-read: bringing the link up above changes its carrier.
             let l = self.nl.link_by_index(l.index)?.unwrap_or_else(|| l.clone());

@@ -22,6 +22,9 @@ pub struct Candidate {
     /// Time left of its updelay when going back.
     pub back_remaining: Option<Duration>,
     pub present: bool,
+    /// The member's `prio`: with no primary up, the highest up member is
+    /// chosen as a primary would be.
+    pub prio: i32,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -57,11 +60,35 @@ impl ActiveBackup {
     fn primary_or_current(&mut self, m: &[Candidate]) -> Option<MemberId> {
         let prim = self.primary.filter(|&p| at(m, p).is_some_and(is_up));
         let curr = self.active.filter(|&c| at(m, c).is_some_and(is_up));
-        let Some(p) = prim else { return curr };
-        if self.force_primary {
-            self.force_primary = false;
-            return Some(p);
-        }
+        let p = match prim {
+            Some(p) => {
+                if self.force_primary {
+                    self.force_primary = false;
+                    return Some(p);
+                }
+                p
+            }
+            None => {
+                // The first up member of the highest prio stands in for
+                // the primary when it outranks the active one. The kernel
+                // reselects only when the member that came up is the
+                // primary or outranks the active one (bond_miimon_commit),
+                // so a member of the same prio coming back never takes over.
+                let mut hprio: Option<MemberId> = None;
+                for (i, c) in (0..).zip(m) {
+                    if is_up(c) && hprio.is_none_or(|h| c.prio > m[usize::from(h)].prio) {
+                        hprio = Some(i);
+                    }
+                }
+                let outranks = |h: MemberId| {
+                    curr.is_none_or(|c| m[usize::from(h)].prio > m[usize::from(c)].prio)
+                };
+                match hprio {
+                    Some(h) if Some(h) != self.active && outranks(h) => h,
+                    _ => return curr,
+                }
+            }
+        };
         let Some(c) = curr else { return Some(p) };
         match self.reselect {
             PrimaryReselect::Always => Some(p),
@@ -143,6 +170,7 @@ mod tests {
             full_duplex: Some(true),
             back_remaining: None,
             present: true,
+            prio: 0,
         }
     }
 

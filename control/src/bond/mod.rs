@@ -7,6 +7,8 @@
 //! Each file below says what it owns; `docs/architecture.md` lists them all.
 
 mod ad;
+#[cfg(test)]
+pub(crate) mod fixtures;
 mod lb;
 mod links;
 mod members;

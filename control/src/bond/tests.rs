@@ -1,27 +1,10 @@
 //! BondCore driven on virtual time: failover, LACP, ARP monitoring, runtime options.
 
+use super::fixtures::{info, opts};
 use super::*;
 use crate::config::options::XmitHashPolicy;
 use std::net::IpAddr;
 use xbond_dataplane::wire::arp;
-
-fn opts(s: &str) -> BondOptions {
-    let mut o = BondOptions::default();
-    o.parse_kernel_string(s).unwrap();
-    o.finish().unwrap();
-    o
-}
-
-fn info(name: &str, idx: u32) -> MemberInfo {
-    MemberInfo {
-        name: name.into(),
-        ifindex: idx,
-        perm_mac: MacAddr([2, 0, 0, 0, 0, idx as u8]),
-        speed: Some(10000),
-        full_duplex: Some(true),
-        rx_queues: 1,
-    }
-}
 
 fn drain(b: &mut BondCore) -> Vec<Action> {
     std::iter::from_fn(|| b.poll_action()).collect()

@@ -241,10 +241,8 @@ fn member_prio_parses_and_names_its_errors() {
         err("[bond.b]\nmembers=[\"a\"]\nmode=1\nprio = { a = 3000000000 }\n")
             .contains("bond.b.prio.a: 3000000000 is out of range")
     );
-    assert!(
-        err("[bond.b]\nmembers=[\"a\"]\nmode=4\nprio = { a = 1 }\n")
-            .contains("bond.b.prio: a member priority chooses the active member")
-    );
+    assert!(err("[bond.b]\nmembers=[\"a\"]\nmode=4\nprio = { a = 1 }\n")
+        .contains("bond.b.prio: a member priority chooses the active member"));
     assert!(err("[bond.b]\nmembers=[\"a\"]\nmode=1\nprio = 4\n")
         .contains("bond.b.prio: expected a table"));
 }

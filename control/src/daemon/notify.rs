@@ -28,6 +28,15 @@ impl BondRuntime {
             .collect())
     }
 
+    /// The interfaces' addresses, or a warning naming `what` needed them.
+    fn addresses_for(&mut self, what: &str) -> Option<Vec<probe::Source>> {
+        self.interface_addresses()
+            .map_err(
+                |e| tracing::warn!(bond = %self.core.name, "{what}: cannot read addresses: {e}"),
+            )
+            .ok()
+    }
+
     /// Read where probes leave from, and what replies must be addressed to.
     pub(super) fn refresh_probe_sources(&mut self) {
         match self.interface_addresses() {
@@ -69,12 +78,8 @@ impl BondRuntime {
     /// VLAN interface (tagged with its VLAN, as the kernel's VLAN devices
     /// answer NETDEV_NOTIFY_PEERS), out of the (new) active member.
     pub(super) fn notify_peers(&mut self, member: MemberId) {
-        let sources = match self.interface_addresses() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(bond = %self.core.name, "peer notification: cannot read addresses: {e}");
-                return;
-            }
+        let Some(sources) = self.addresses_for("peer notification") else {
+            return;
         };
         let mac = self.core.bond_mac();
         let mut frames = Vec::new();
@@ -100,11 +105,19 @@ impl BondRuntime {
                 frames.push(probe::frame_on(s.vid, frame));
             }
         }
-        let Some(engine) = &self.engine else { return };
+        let (sent, name) = self.send_all(member, frames);
+        tracing::info!(bond = %self.core.name, "sent {garps} gratuitous ARP(s) and {nas} unsolicited NA(s) on {name} ({sent} frames taken)");
+    }
+
+    /// Hand `frames` to the worker of `member`, ahead of data; how many it
+    /// took, and the member's name.
+    fn send_all(&self, member: MemberId, frames: Vec<Vec<u8>>) -> (usize, String) {
         let mut sent = 0;
-        for f in frames {
-            if engine.transmit(member, f) {
-                sent += 1;
+        if let Some(engine) = &self.engine {
+            for f in frames {
+                if engine.transmit(member, f) {
+                    sent += 1;
+                }
             }
         }
         let name = self
@@ -112,7 +125,7 @@ impl BondRuntime {
             .member(member)
             .map(|m| m.name.clone())
             .unwrap_or_default();
-        tracing::info!(bond = %self.core.name, "sent {garps} gratuitous ARP(s) and {nas} unsolicited NA(s) on {name} ({sent} frames taken)");
+        (sent, name)
     }
 
     /// IGMPv3 and MLDv2 reports for every group of the host interface and
@@ -120,12 +133,8 @@ impl BondRuntime {
     /// the kernel's stack sends them on NETDEV_RESEND_IGMP; the groups are
     /// read from /proc/net/igmp and igmp6 at that moment.
     pub(super) fn rejoin_groups(&mut self, member: MemberId) {
-        let sources = match self.interface_addresses() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(bond = %self.core.name, "resend_igmp: cannot read addresses: {e}");
-                return;
-            }
+        let Some(sources) = self.addresses_for("resend_igmp") else {
+            return;
         };
         let v4 = std::fs::read_to_string("/proc/net/igmp")
             .map(|t| crate::mcast::igmp_groups(&t))
@@ -176,19 +185,8 @@ impl BondRuntime {
                     .map(|f| probe::frame_on(s.vid, f)),
             );
         }
-        let Some(engine) = &self.engine else { return };
         let n = frames.len();
-        let mut sent = 0;
-        for f in frames {
-            if engine.transmit(member, f) {
-                sent += 1;
-            }
-        }
-        let name = self
-            .core
-            .member(member)
-            .map(|m| m.name.clone())
-            .unwrap_or_default();
+        let (sent, name) = self.send_all(member, frames);
         tracing::info!(bond = %self.core.name, "sent {sent} of {n} IGMP/MLD report(s) on {name} (resend_igmp)");
     }
 

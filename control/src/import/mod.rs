@@ -204,6 +204,38 @@ pub(crate) fn ini(file: &str, text: &str) -> Result<ini::Ini, String> {
     .map_err(|e| format!("{file}: not an INI file: {e}"))
 }
 
+/// How a tool's bond setting becomes a kernel option's text.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Conv {
+    /// The value as it is.
+    Same,
+    /// A time span in milliseconds (what a bare number means is the
+    /// tool's: seconds for systemd, milliseconds for netplan).
+    Millis,
+    /// A time span in whole seconds (a bare number is seconds).
+    Seconds,
+    /// A boolean as 0/1.
+    Bool,
+    /// A list (space- or comma-separated) as a comma-separated one.
+    List,
+}
+
+/// `value` as the kernel option's text, `bare_ms` milliseconds to a bare
+/// number of a `Millis` span; `None` when it cannot be read.
+pub(crate) fn convert(conv: Conv, value: &str, bare_ms: f64) -> Option<String> {
+    Some(match conv {
+        Conv::Same => value.trim().to_string(),
+        Conv::Millis => span_ms(value, bare_ms)?.to_string(),
+        Conv::Seconds => (span_ms(value, 1000.0)? / 1000).to_string(),
+        Conv::Bool => u8::from(truth(value)?).to_string(),
+        Conv::List => value
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|x| !x.is_empty())
+            .collect::<Vec<_>>()
+            .join(","),
+    })
+}
+
 /// Put `value` for kernel option `key` on `options`, replacing an earlier one.
 pub(crate) fn set_option(options: &mut Vec<(String, String)>, key: &str, value: String) {
     match options.iter_mut().find(|(k, _)| k == key) {
@@ -218,6 +250,43 @@ pub fn netmask_prefix(mask: &str) -> Option<u8> {
     let bits = u32::from(ip);
     let len = bits.leading_ones();
     (bits.checked_shl(len).unwrap_or(0) == 0).then_some(len as u8)
+}
+
+/// What the importers' tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::Imported;
+    use crate::config::{BondConfig, Config};
+
+    /// Every mode, by the kernel's name.
+    pub const MODES: [&str; 7] = [
+        "balance-rr",
+        "active-backup",
+        "balance-xor",
+        "broadcast",
+        "802.3ad",
+        "balance-tlb",
+        "balance-alb",
+    ];
+
+    /// (name, text) pairs as the importers take files.
+    pub fn files(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(n, t)| (n.to_string(), t.to_string()))
+            .collect()
+    }
+
+    /// The bonds of an importer's TOML, through xbond's own config parser.
+    pub fn bonds(out: &Imported) -> Vec<BondConfig> {
+        Config::parse(&out.toml, "imported")
+            .unwrap_or_else(|e| panic!("{e}\n{}", out.toml))
+            .bonds
+    }
+
+    /// The first bond of an importer's TOML.
+    pub fn bond(out: &Imported) -> BondConfig {
+        bonds(out).remove(0)
+    }
 }
 
 #[cfg(test)]

@@ -6,23 +6,12 @@
 //! netplan merges them.
 
 use super::{
-    key_str, read_dir_files, render, scalar, set_option, span_ms, strings, truth, BondDraft,
+    convert, key_str, read_dir_files, render, scalar, set_option, strings, truth, BondDraft, Conv,
     Imported, VlanDraft,
 };
 use crate::config::{MemberSpec, Selector};
 use std::path::Path;
 use yaml_rust2::{yaml::Hash, Yaml, YamlLoader};
-
-#[derive(Debug, Clone, Copy)]
-enum Conv {
-    Same,
-    /// Milliseconds; a bare number is milliseconds, a suffix (`1s`) is read.
-    Millis,
-    /// Seconds; a bare number is seconds.
-    Seconds,
-    Bool,
-    List,
-}
 
 /// netplan's bond `parameters` (netplan(5)) and the kernel's names.
 const PARAMETERS: &[(&str, &str, Conv)] = &[
@@ -78,24 +67,14 @@ const NOT_CARRIED: &[&str] = &[
     "neigh-suppress",
 ];
 
-fn convert(conv: Conv, v: &Yaml) -> Option<String> {
-    Some(match conv {
-        Conv::Same => scalar(v)?,
-        Conv::Millis => span_ms(&scalar(v)?, 1.0)?.to_string(),
-        Conv::Seconds => (span_ms(&scalar(v)?, 1000.0)? / 1000).to_string(),
-        Conv::Bool => match v {
-            Yaml::Boolean(b) => u8::from(*b).to_string(),
-            other => u8::from(truth(&scalar(other)?)?).to_string(),
-        },
-        Conv::List => {
-            let l = strings(v);
-            if l.is_empty() {
-                scalar(v)?
-            } else {
-                l.join(",")
-            }
-        }
-    })
+/// A parameter's YAML value as text for [`convert`]: a list's items
+/// space-separated; a bare number of milliseconds for spans (netplan's).
+fn parameter(conv: Conv, v: &Yaml) -> Option<String> {
+    let text = match v {
+        Yaml::Array(_) => strings(v).join(" "),
+        other => scalar(other)?,
+    };
+    convert(conv, &text, 1.0)
 }
 
 pub fn import_path(path: &Path) -> anyhow::Result<Imported> {
@@ -267,7 +246,7 @@ pub fn import_files(source: &str, files: Vec<(String, String)>) -> Imported {
             for (k, v) in keys {
                 let k = key_str(k);
                 match PARAMETERS.iter().find(|(n, _, _)| *n == k) {
-                    Some((_, kernel, conv)) => match convert(*conv, v) {
+                    Some((_, kernel, conv)) => match parameter(*conv, v) {
                         Some(val) => set_option(&mut b.options, kernel, val),
                         None => warnings.push(format!(
                             "{at}.parameters.{k}: not a value xbond can read; left out"

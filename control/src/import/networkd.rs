@@ -4,25 +4,10 @@
 //! VLANs' `.netdev` (`Kind=vlan`, `[VLAN] Id=`) and `.network` files.
 
 use super::{
-    ini, read_dir_files, render, set_option, span_ms, truth, BondDraft, Imported, VlanDraft,
+    convert, ini, read_dir_files, render, set_option, truth, BondDraft, Conv, Imported, VlanDraft,
 };
 use crate::config::{MemberSpec, Selector};
 use std::path::Path;
-
-/// How a `[Bond]` key becomes a kernel option.
-#[derive(Debug, Clone, Copy)]
-enum Conv {
-    /// The value as it is.
-    Same,
-    /// A systemd time span (a bare number is seconds) in milliseconds.
-    Millis,
-    /// A time span in whole seconds.
-    Seconds,
-    /// A boolean as 0/1.
-    Bool,
-    /// A space-separated list as a comma-separated one.
-    List,
-}
 
 /// networkd's `[Bond]` keys (systemd.netdev(5)) and the kernel's names.
 const BOND_KEYS: &[(&str, &str, Conv)] = &[
@@ -52,16 +37,6 @@ const BOND_KEYS: &[(&str, &str, Conv)] = &[
     ("MinLinks", "min_links", Conv::Same),
     ("PeerNotifyDelaySec", "peer_notif_delay", Conv::Millis),
 ];
-
-fn convert(conv: Conv, v: &str) -> Option<String> {
-    Some(match conv {
-        Conv::Same => v.trim().to_string(),
-        Conv::Millis => span_ms(v, 1000.0)?.to_string(),
-        Conv::Seconds => (span_ms(v, 1000.0)? / 1000).to_string(),
-        Conv::Bool => u8::from(truth(v)?).to_string(),
-        Conv::List => v.split_whitespace().collect::<Vec<_>>().join(","),
-    })
-}
 
 pub fn import_dir(dir: &Path) -> anyhow::Result<Imported> {
     let files = read_dir_files(dir, |n| n.ends_with(".netdev") || n.ends_with(".network"))?;
@@ -197,7 +172,7 @@ pub fn import_files(source: &str, files: Vec<(String, String)>) -> Imported {
             keys.sort_by_key(|(k, _)| *k != "Mode");
             for (k, v) in keys {
                 match BOND_KEYS.iter().find(|(n, _, _)| *n == k) {
-                    Some((_, kernel, conv)) => match convert(*conv, v) {
+                    Some((_, kernel, conv)) => match convert(*conv, v, 1000.0) {
                         Some(val) => set_option(&mut b.options, kernel, val),
                         None => warnings.push(format!(
                             "{}: [Bond] {k}={v}: not a value xbond can read; left out",

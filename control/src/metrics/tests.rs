@@ -2,28 +2,10 @@
 //! Prometheus text form of prometheus-client's OpenMetrics.
 
 use super::*;
-use crate::bond::{Action, BondCore, MemberInfo};
-use crate::config::options::BondOptions;
+use crate::bond::fixtures::{info, opts};
+use crate::bond::{Action, BondCore};
 use std::time::Instant;
 use xbond_dataplane::wire::MacAddr;
-
-fn opts(s: &str) -> BondOptions {
-    let mut o = BondOptions::default();
-    o.parse_kernel_string(s).unwrap();
-    o.finish().unwrap();
-    o
-}
-
-fn info(name: &str, idx: u32) -> MemberInfo {
-    MemberInfo {
-        name: name.into(),
-        ifindex: idx,
-        perm_mac: MacAddr([2, 0, 0, 0, 0, idx as u8]),
-        speed: Some(10000),
-        full_duplex: Some(true),
-        rx_queues: 1,
-    }
-}
 
 /// A scrape of fixed states, through the same encoder the server uses.
 #[derive(Debug)]
@@ -57,6 +39,20 @@ fn state(core: &BondCore, now: Instant) -> BondState {
         },
         alb: None,
     }
+}
+
+/// bond0 in active-backup with `n` members m0, m1, ..., all up.
+fn active_backup(t0: Instant, n: u32) -> BondCore {
+    let mut b = BondCore::new(
+        "bond0",
+        "bond0",
+        opts("mode=active-backup miimon=100"),
+        MacAddr([2, 0, 0, 0, 0, 1]),
+    );
+    for i in 0..n {
+        b.add_member(t0, info(&format!("m{i}"), i + 1), true);
+    }
+    b
 }
 
 /// The value of the sample `series` (name and labels as printed).
@@ -159,14 +155,7 @@ fn an_lacp_bond_reads_as_aggregating_until_a_member_fails() {
 #[test]
 fn a_failover_counts_and_moves_the_active_member_info() {
     let t0 = Instant::now();
-    let mut b = BondCore::new(
-        "bond0",
-        "bond0",
-        opts("mode=active-backup miimon=100"),
-        MacAddr([2, 0, 0, 0, 0, 1]),
-    );
-    b.add_member(t0, info("m0", 1), true);
-    b.add_member(t0, info("m1", 2), true);
+    let mut b = active_backup(t0, 2);
     let text = scrape(vec![state(&b, t0)], &[]);
     assert_eq!(
         value(&text, r#"xbond_active_member_changes_total{bond="bond0"}"#),
@@ -211,13 +200,7 @@ fn a_bond_that_does_not_answer_reads_as_not_answering() {
 #[test]
 fn the_prometheus_text_names_every_sample_by_a_typed_family() {
     let t0 = Instant::now();
-    let mut b = BondCore::new(
-        "bond0",
-        "bond0",
-        opts("mode=active-backup miimon=100"),
-        MacAddr([2, 0, 0, 0, 0, 1]),
-    );
-    b.add_member(t0, info("m0", 1), true);
+    let b = active_backup(t0, 1);
     let text = scrape(vec![state(&b, t0)], &[]);
     assert!(!text.contains("# EOF") && !text.contains("# UNIT"));
     let mut typed: Vec<(&str, &str)> = Vec::new();

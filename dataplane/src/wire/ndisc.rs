@@ -107,34 +107,40 @@ fn icmpv6_checksum(src: Ipv6Addr, dst: Ipv6Addr, body: &[u8]) -> u16 {
     !(sum as u16)
 }
 
+/// An ICMPv6 ND message `body` (type first, checksum zero) from `src` to
+/// `dst` in an Ethernet frame to `dst`'s multicast MAC, hop limit 255, with
+/// its checksum filled in.
+fn nd_frame(mac: MacAddr, src: Ipv6Addr, dst: Ipv6Addr, body: &[u8]) -> Vec<u8> {
+    let mut f = Vec::with_capacity(14 + IPV6_HEADER + body.len());
+    f.extend_from_slice(&multicast_mac(dst).0);
+    f.extend_from_slice(&mac.0);
+    f.extend_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
+    f.extend_from_slice(&[0x60, 0, 0, 0]);
+    f.extend_from_slice(&(body.len() as u16).to_be_bytes());
+    f.extend_from_slice(&[NEXT_HEADER_ICMPV6, 255]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dst.octets());
+    let body_at = f.len();
+    f.extend_from_slice(body);
+    let sum = icmpv6_checksum(src, dst, &f[body_at..]);
+    f[body_at + 2..body_at + 4].copy_from_slice(&sum.to_be_bytes());
+    f
+}
+
 /// A Neighbor Solicitation for `target` from `src` (the unspecified address
 /// when the bond has none on the target's link), to the target's
 /// solicited-node group, hop limit 255, with the source link-layer address
 /// option unless the source is unspecified — what the kernel's
 /// `ndisc_ns_create` sends for the bonding NS monitor.
 pub fn solicitation_frame(mac: MacAddr, src: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
-    let dst = solicited_node(target);
-    let with_slla = !src.is_unspecified();
-    let icmp_len = ND_BODY + if with_slla { SLLA_OPTION } else { 0 };
-    let mut f = Vec::with_capacity(14 + IPV6_HEADER + icmp_len);
-    f.extend_from_slice(&multicast_mac(dst).0);
-    f.extend_from_slice(&mac.0);
-    f.extend_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
-    f.extend_from_slice(&[0x60, 0, 0, 0]);
-    f.extend_from_slice(&(icmp_len as u16).to_be_bytes());
-    f.extend_from_slice(&[NEXT_HEADER_ICMPV6, 255]);
-    f.extend_from_slice(&src.octets());
-    f.extend_from_slice(&dst.octets());
-    let body_at = f.len();
-    f.extend_from_slice(&[ICMPV6_NS, 0, 0, 0, 0, 0, 0, 0]);
-    f.extend_from_slice(&target.octets());
-    if with_slla {
-        f.extend_from_slice(&[1, 1]);
-        f.extend_from_slice(&mac.0);
+    let mut body = Vec::with_capacity(ND_BODY + SLLA_OPTION);
+    body.extend_from_slice(&[ICMPV6_NS, 0, 0, 0, 0, 0, 0, 0]);
+    body.extend_from_slice(&target.octets());
+    if !src.is_unspecified() {
+        body.extend_from_slice(&[1, 1]);
+        body.extend_from_slice(&mac.0);
     }
-    let sum = icmpv6_checksum(src, dst, &f[body_at..]);
-    f[body_at + 2..body_at + 4].copy_from_slice(&sum.to_be_bytes());
-    f
+    nd_frame(mac, src, solicited_node(target), &body)
 }
 
 /// An unsolicited Neighbor Advertisement for `addr` from `addr` to all
@@ -143,28 +149,15 @@ pub fn solicitation_frame(mac: MacAddr, src: Ipv6Addr, target: Ipv6Addr) -> Vec<
 /// kernel's `ndisc_send_unsol_na` sends for each address of a bond after a
 /// failover, so that neighbours move to the new member at once.
 pub fn unsolicited_advertisement_frame(mac: MacAddr, addr: Ipv6Addr, router: bool) -> Vec<u8> {
-    let dst = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
-    let icmp_len = ND_BODY + SLLA_OPTION;
-    let mut f = Vec::with_capacity(14 + IPV6_HEADER + icmp_len);
-    f.extend_from_slice(&multicast_mac(dst).0);
-    f.extend_from_slice(&mac.0);
-    f.extend_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
-    f.extend_from_slice(&[0x60, 0, 0, 0]);
-    f.extend_from_slice(&(icmp_len as u16).to_be_bytes());
-    f.extend_from_slice(&[NEXT_HEADER_ICMPV6, 255]);
-    f.extend_from_slice(&addr.octets());
-    f.extend_from_slice(&dst.octets());
-    let body_at = f.len();
     // Flags: Router 0x80, Solicited 0x40, Override 0x20.
     let flags = 0x20 | if router { 0x80 } else { 0 };
-    f.extend_from_slice(&[ICMPV6_NA, 0, 0, 0, flags, 0, 0, 0]);
-    f.extend_from_slice(&addr.octets());
+    let mut body = Vec::with_capacity(ND_BODY + SLLA_OPTION);
+    body.extend_from_slice(&[ICMPV6_NA, 0, 0, 0, flags, 0, 0, 0]);
+    body.extend_from_slice(&addr.octets());
     // Target link-layer address option: type 2, length 1.
-    f.extend_from_slice(&[2, 1]);
-    f.extend_from_slice(&mac.0);
-    let sum = icmpv6_checksum(addr, dst, &f[body_at..]);
-    f[body_at + 2..body_at + 4].copy_from_slice(&sum.to_be_bytes());
-    f
+    body.extend_from_slice(&[2, 1]);
+    body.extend_from_slice(&mac.0);
+    nd_frame(mac, addr, Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1), &body)
 }
 
 #[cfg(test)]

@@ -2,13 +2,7 @@
 //! "with Sysfs") and field reports write them.
 
 use super::*;
-use crate::config::Config;
-
-fn bonds(out: &Imported) -> Vec<crate::config::BondConfig> {
-    Config::parse(&out.toml, "imported")
-        .unwrap_or_else(|e| panic!("{e}\n{}", out.toml))
-        .bonds
-}
+use crate::import::testing::{bonds, MODES};
 
 #[test]
 fn modprobe_options_are_the_defaults_and_ip_link_adds_and_enslaves() {
@@ -73,15 +67,7 @@ fn sysfs_writes_as_bonding_rst_shows_them() {
 
 #[test]
 fn every_mode_and_what_xbond_refuses() {
-    for mode in [
-        "balance-rr",
-        "active-backup",
-        "balance-xor",
-        "broadcast",
-        "802.3ad",
-        "balance-tlb",
-        "balance-alb",
-    ] {
+    for mode in MODES {
         let out = import_str("s.sh", &format!("ip link add bond0 type bond mode {mode} miimon 100\nip link set eth0 master bond0\n"));
         assert_eq!(bonds(&out)[0].options.mode.to_string(), mode);
         assert!(out.warnings.is_empty(), "{mode}: {:?}", out.warnings);

@@ -2,17 +2,10 @@
 //! shows them.
 
 use super::*;
-use crate::config::Config;
+use crate::import::testing::{bond, MODES};
 
 fn one(text: &str) -> Imported {
     import_files("/etc/netplan", vec![("01-netcfg.yaml".into(), text.into())])
-}
-
-fn bond(out: &Imported) -> crate::config::BondConfig {
-    Config::parse(&out.toml, "imported")
-        .unwrap_or_else(|e| panic!("{e}\n{}", out.toml))
-        .bonds
-        .remove(0)
 }
 
 #[test]
@@ -96,15 +89,7 @@ fn options_netplan_has_and_xbond_refuses_or_does_not_know_are_named() {
 
 #[test]
 fn every_mode_reads_and_later_files_override_earlier_ones() {
-    for mode in [
-        "balance-rr",
-        "active-backup",
-        "balance-xor",
-        "broadcast",
-        "802.3ad",
-        "balance-tlb",
-        "balance-alb",
-    ] {
+    for mode in MODES {
         let out = import_files(
             "/etc/netplan",
             vec![

@@ -1,18 +1,7 @@
 //! Configurations as systemd.netdev(5) and systemd.network(5) show them.
 
 use super::*;
-use crate::config::Config;
-
-fn files(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter()
-        .map(|(n, t)| (n.to_string(), t.to_string()))
-        .collect()
-}
-
-fn bond0(out: &Imported) -> crate::config::BondConfig {
-    let c = Config::parse(&out.toml, "imported").unwrap_or_else(|e| panic!("{e}\n{}", out.toml));
-    c.bonds.into_iter().next().unwrap()
-}
+use crate::import::testing::{bond, files, MODES};
 
 #[test]
 fn the_manuals_802_3ad_bond_with_dhcp() {
@@ -28,7 +17,7 @@ fn the_manuals_802_3ad_bond_with_dhcp() {
             ("25-bond1.network", "[Match]\nName=bond1\n\n[Network]\nDHCP=yes\n"),
         ]),
     );
-    let b = bond0(&out);
+    let b = bond(&out);
     assert_eq!(b.name, "bond1");
     assert_eq!(b.options.mode.to_string(), "802.3ad");
     assert_eq!(b.options.miimon, 1000);
@@ -66,7 +55,7 @@ fn active_backup_with_a_primary_addresses_mtu_and_vlans() {
             ("31-iot.network", "[Match]\nName=iot\n[Network]\nAddress=198.18.100.1/24\n"),
         ]),
     );
-    let b = bond0(&out);
+    let b = bond(&out);
     assert_eq!(b.options.mode.to_string(), "active-backup");
     assert_eq!(
         (b.options.miimon, b.options.updelay, b.options.downdelay),
@@ -136,15 +125,7 @@ fn what_xbond_refuses_or_does_not_know_is_named() {
 
 #[test]
 fn every_mode_reads() {
-    for mode in [
-        "balance-rr",
-        "active-backup",
-        "balance-xor",
-        "broadcast",
-        "802.3ad",
-        "balance-tlb",
-        "balance-alb",
-    ] {
+    for mode in MODES {
         let out = import_files(
             "dir",
             files(&[
@@ -152,7 +133,7 @@ fn every_mode_reads() {
                 ("m.network", "[Match]\nName=eth0\n[Network]\nBond=bond0\n"),
             ]),
         );
-        assert_eq!(bond0(&out).options.mode.to_string(), mode);
+        assert_eq!(bond(&out).options.mode.to_string(), mode);
         assert!(out.warnings.is_empty(), "{mode}: {:?}", out.warnings);
     }
 }

@@ -2,20 +2,7 @@
 //! them (what `nmcli connection add type bond ...` saves).
 
 use super::*;
-use crate::config::Config;
-
-fn files(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter()
-        .map(|(n, t)| (n.to_string(), t.to_string()))
-        .collect()
-}
-
-fn bond(out: &Imported) -> crate::config::BondConfig {
-    Config::parse(&out.toml, "imported")
-        .unwrap_or_else(|e| panic!("{e}\n{}", out.toml))
-        .bonds
-        .remove(0)
-}
+use crate::import::testing::{bond, files, MODES};
 
 const BOND0: &str = "[connection]\nid=bond0\nuuid=5f1a3c2e-6f7d-4a34-9f5e-2b1d4c6a7e90\ntype=bond\ninterface-name=bond0\n\n[ethernet]\nmtu=9000\n\n[bond]\nmiimon=100\nmode=802.3ad\nxmit_hash_policy=layer3+4\nlacp_rate=fast\n\n[ipv4]\naddress1=192.0.2.1/24,192.0.2.254\ndns=192.0.2.200;\nmethod=manual\n\n[ipv6]\naddr-gen-mode=default\nmethod=disabled\n\n[proxy]\n";
 
@@ -87,15 +74,7 @@ fn an_nmcli_802_3ad_bond_with_ports_by_name_id_and_uuid() {
 
 #[test]
 fn every_mode_and_an_option_xbond_refuses() {
-    for mode in [
-        "balance-rr",
-        "active-backup",
-        "balance-xor",
-        "broadcast",
-        "802.3ad",
-        "balance-tlb",
-        "balance-alb",
-    ] {
+    for mode in MODES {
         let out = import_files(
             "d",
             files(&[

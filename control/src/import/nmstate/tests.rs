@@ -1,14 +1,7 @@
 //! States as nmstate's examples (examples/bond_*.yml) write them.
 
 use super::*;
-use crate::config::Config;
-
-fn bond(out: &Imported) -> crate::config::BondConfig {
-    Config::parse(&out.toml, "imported")
-        .unwrap_or_else(|e| panic!("{e}\n{}", out.toml))
-        .bonds
-        .remove(0)
-}
+use crate::import::testing::{bond, MODES};
 
 #[test]
 fn the_examples_bond_with_ports_addresses_and_a_vlan() {
@@ -47,15 +40,7 @@ fn the_examples_bond_with_ports_addresses_and_a_vlan() {
 
 #[test]
 fn older_slaves_every_mode_a_policy_and_what_xbond_refuses() {
-    for mode in [
-        "balance-rr",
-        "active-backup",
-        "balance-xor",
-        "broadcast",
-        "802.3ad",
-        "balance-tlb",
-        "balance-alb",
-    ] {
+    for mode in MODES {
         let out = import_str(
             "b.yml",
             &format!("interfaces:\n- name: bond0\n  type: bond\n  link-aggregation:\n    mode: {mode}\n    slaves: [eth1, eth2]\n    options: {{miimon: 100}}\n"),

@@ -456,45 +456,35 @@ fn a_tagged_frame_the_host_sends_on_bond0_leaves_tagged() -> anyhow::Result<()> 
     let _d = Daemon::start(&t, &bond_config(M0_M1, "mode=active-backup miimon=100", ""))?;
     ping(&t.host, PEER_IP, 2)?;
     let pcap = std::env::temp_dir().join(format!("xbond-{}-tag.pcap", t.prefix));
-    let pcap_s = pcap.to_string_lossy().to_string();
-    let dump = ns(
-        &t.switch,
-        &[
-            "timeout",
-            "8",
-            "tcpdump",
-            "-i",
-            "s0",
-            "-c",
-            "1",
-            "-U",
-            "-Z",
-            "root",
-            "-w",
-            &pcap_s,
-            "vlan 5 and udp port 7777",
-        ],
-    )
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .spawn()?;
-    std::thread::sleep(Duration::from_millis(1500));
-    let hex: String = tagged_udp(5).iter().map(|b| format!("{b:02x}")).collect();
-    let send = format!(
-        "import socket,time\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n\
-         s.bind(('bond0',0))\nfor _ in range(5):\n    s.send(bytes.fromhex('{hex}'))\n    time.sleep(0.2)\n"
-    );
-    run(&mut ns(&t.host, &["python3", "-c", &send]))?;
-    let out = dump.wait_with_output()?;
-    let bytes = std::fs::read(&pcap).unwrap_or_default();
+    let dump = Tcpdump::start(&t.switch, "s0", &pcap, &["vlan 5 and udp port 7777"])?;
+    // Written to bond0 as the host stack hands a VLAN device's frame over.
+    let frame = tagged_udp(5);
+    in_ns(&t.host, move || -> anyhow::Result<()> {
+        use pnet::datalink::{self, Channel, Config};
+        let iface = datalink::interfaces()
+            .into_iter()
+            .find(|i| i.name == "bond0")
+            .ok_or_else(|| anyhow::anyhow!("no bond0"))?;
+        let Channel::Ethernet(mut tx, _) = datalink::channel(&iface, Config::default())? else {
+            anyhow::bail!("bond0 is not Ethernet")
+        };
+        for _ in 0..5 {
+            tx.send_to(&frame, None);
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(())
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("sender panicked"))???;
+    let frames = dump.finish()?;
     let _ = std::fs::remove_file(&pcap);
-    assert!(out.status.success(), "tcpdump saw no frame tagged 5 on s0");
-    // pcap: a 24-byte file header, a 16-byte record header, the frame.
-    let frame = bytes.get(40..).unwrap_or_default();
+    let (_, frame) = frames
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("tcpdump saw no frame tagged 5 on s0"))?;
     assert_eq!(
         frame.get(12..16),
         Some(&[0x81, 0x00, 0x00, 0x05][..]),
-        "{bytes:02x?}"
+        "{frame:02x?}"
     );
     assert_eq!(
         frame.get(frame.len().saturating_sub(4)..),

@@ -144,3 +144,50 @@ pub fn as_user(uid: u32, gid: u32, caps: &[&str], args: &[&str]) -> Command {
     c.args(args);
     c
 }
+
+/// One end of a veth pair for `veth_pair`: its name, namespace, and MAC
+/// (the kernel picks one when `None`).
+#[derive(Debug, Clone, Copy)]
+pub struct VethEnd<'a> {
+    pub name: &'a str,
+    pub ns: &'a str,
+    pub mac: Option<&'a str>,
+}
+
+/// A veth pair with one RX and one TX queue on each end (what AF_XDP
+/// copy-mode benchmarks want: one queue to serve), made in `a.ns` with the
+/// peer moved to `b.ns`.
+pub fn veth_pair(a: VethEnd, b: VethEnd) -> anyhow::Result<()> {
+    let mut args = vec![
+        "-n",
+        a.ns,
+        "link",
+        "add",
+        a.name,
+        "numtxqueues",
+        "1",
+        "numrxqueues",
+        "1",
+    ];
+    if let Some(m) = a.mac {
+        args.extend(["address", m]);
+    }
+    args.extend([
+        "type",
+        "veth",
+        "peer",
+        "name",
+        b.name,
+        "numtxqueues",
+        "1",
+        "numrxqueues",
+        "1",
+    ]);
+    if let Some(m) = b.mac {
+        args.extend(["address", m]);
+    }
+    if b.ns != a.ns {
+        args.extend(["netns", b.ns]);
+    }
+    run(Command::new("ip").args(&args)).map(drop)
+}

@@ -78,29 +78,18 @@ impl Bed {
         let (s, r) = (&self.topo.switch.clone(), &self.reference.clone());
         sh(&["ip", "netns", "add", r])?;
         sh(&["ip", "-n", r, "link", "set", "lo", "up"])?;
-        sh(&[
-            "ip",
-            "-n",
-            r,
-            "link",
-            "add",
-            "r0",
-            "numtxqueues",
-            "1",
-            "numrxqueues",
-            "1",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "sr",
-            "numtxqueues",
-            "1",
-            "numrxqueues",
-            "1",
-            "netns",
-            s,
-        ])?;
+        veth_pair(
+            VethEnd {
+                name: "r0",
+                ns: r,
+                mac: None,
+            },
+            VethEnd {
+                name: "sr",
+                ns: s,
+                mac: None,
+            },
+        )?;
         sh(&[
             "ip",
             "-n",

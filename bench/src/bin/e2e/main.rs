@@ -43,7 +43,7 @@ use xbond_bench::udp_frame;
 use xbond_dataplane::tools::{
     AttachMode, FixedVerdict, LiveFrames, RawForwarder, SocketFrames, XdpAction,
 };
-use xbond_testbed::{in_ns, run};
+use xbond_testbed::{in_ns, run, veth_pair, VethEnd};
 
 const USAGE: &str = "
 xbond-e2e: packets per second through a real xbond bond on a veth testbed (root).
@@ -79,30 +79,23 @@ impl Netns {
             run(Command::new("ip").args(["netns", "add", ns]))?;
         }
         for i in 0..members {
-            run(Command::new("ip").args([
-                "-n",
-                &n.host,
-                "link",
-                "add",
-                &format!("m{i}"),
-                "numtxqueues",
-                "1",
-                "numrxqueues",
-                "1",
-                "address",
-                &format!("02:00:00:00:01:0{i}"),
-                "type",
-                "veth",
-                "peer",
-                "name",
-                &format!("g{i}"),
-                "numtxqueues",
-                "1",
-                "numrxqueues",
-                "1",
-                "netns",
-                &n.gen,
-            ]))?;
+            let (m, g, mac) = (
+                format!("m{i}"),
+                format!("g{i}"),
+                format!("02:00:00:00:01:0{i}"),
+            );
+            veth_pair(
+                VethEnd {
+                    name: &m,
+                    ns: &n.host,
+                    mac: Some(&mac),
+                },
+                VethEnd {
+                    name: &g,
+                    ns: &n.gen,
+                    mac: None,
+                },
+            )?;
             run(Command::new("ip").args(["-n", &n.host, "link", "set", &format!("m{i}"), "up"]))?;
             run(Command::new("ip").args([
                 "-n",

@@ -16,26 +16,18 @@ pub(super) struct RawRig {
 
 impl RawRig {
     pub(super) fn start(ns: &Netns, dir: Dir) -> anyhow::Result<RawRig> {
-        run(Command::new("ip").args([
-            "-n",
-            &ns.host,
-            "link",
-            "add",
-            "bond0",
-            "numtxqueues",
-            "1",
-            "numrxqueues",
-            "1",
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "bond0-xb",
-            "numtxqueues",
-            "1",
-            "numrxqueues",
-            "1",
-        ]))?;
+        veth_pair(
+            VethEnd {
+                name: "bond0",
+                ns: &ns.host,
+                mac: None,
+            },
+            VethEnd {
+                name: "bond0-xb",
+                ns: &ns.host,
+                mac: None,
+            },
+        )?;
         let mut rig = RawRig {
             host_ns: ns.host.clone(),
             stop: Arc::new(AtomicBool::new(false)),

@@ -191,3 +191,24 @@ pub fn veth_pair(a: VethEnd, b: VethEnd) -> anyhow::Result<()> {
     }
     run(Command::new("ip").args(&args)).map(drop)
 }
+
+/// A directory under the temporary directory, named by `tag`, removed with
+/// everything in it on drop (also when the test fails).
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(tag: &str) -> anyhow::Result<TempDir> {
+        let path = std::env::temp_dir().join(tag);
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path)?;
+        Ok(TempDir { path })
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}

@@ -530,13 +530,13 @@ fn a_failover_sends_unsolicited_nas_for_every_ipv6_address_tagged_on_vlans() -> 
     let status = d.status()?;
     let bond_mac: String = status["mac"].as_str().unwrap_or_default().to_string();
     // tcpdump, which puts back the tag the receiving veth took out.
-    let pcap = std::env::temp_dir().join(format!("{}-na.pcap", t.prefix));
+    let dir = TempDir::new(&format!("{}-na", t.prefix))?;
+    let pcap = dir.path.join("s1.pcap");
     let dump = Tcpdump::start(&t.switch, "s1", &pcap, &[])?;
     t.switch_port(0, false)?;
     d.wait_active("m1", Duration::from_secs(3))?;
     std::thread::sleep(Duration::from_millis(1500));
     let frames = dump.finish()?;
-    let _ = std::fs::remove_file(&pcap);
     let got: Vec<_> = frames
         .iter()
         .filter_map(|(_, f)| unsolicited_na(f))
@@ -649,13 +649,13 @@ fn a_failover_reports_the_hosts_multicast_groups_again_resend_igmp_times() -> an
         .as_str()
         .unwrap_or_default()
         .replace(':', "");
-    let pcap = std::env::temp_dir().join(format!("{}-igmp.pcap", t.prefix));
+    let dir = TempDir::new(&format!("{}-igmp", t.prefix))?;
+    let pcap = dir.path.join("s1.pcap");
     let dump = Tcpdump::start(&t.switch, "s1", &pcap, &[])?;
     t.switch_port(0, false)?;
     d.wait_active("m1", Duration::from_secs(3))?;
     std::thread::sleep(Duration::from_millis(1200));
     let frames = dump.finish()?;
-    let _ = std::fs::remove_file(&pcap);
     let from_bond = |f: &Vec<u8>| {
         f[6..12]
             .iter()

@@ -299,9 +299,8 @@ fn under_systemd_it_says_ready_feeds_the_watchdog_and_logs_without_timestamps() 
     }
     let t = Topo::new("sdn", 2)?;
     // systemd's side of sd_notify: a datagram socket named by NOTIFY_SOCKET.
-    let dir = std::env::temp_dir().join(format!("{}-notify", t.prefix));
-    std::fs::create_dir_all(&dir)?;
-    let sock_path = dir.join("notify");
+    let dir = TempDir::new(&format!("{}-notify", t.prefix))?;
+    let sock_path = dir.path.join("notify");
     let _ = std::fs::remove_file(&sock_path);
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path)?;
     sock.set_read_timeout(Some(Duration::from_millis(200)))?;
@@ -372,7 +371,6 @@ fn under_systemd_it_says_ready_feeds_the_watchdog_and_logs_without_timestamps() 
             "a line without a timestamp of its own: {l}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
@@ -563,9 +561,8 @@ fn the_daemon_stays_inside_the_units_sandbox() -> anyhow::Result<()> {
     let families = value("RestrictAddressFamilies=");
 
     let t = Topo::new("sbx", 2)?;
-    let dir = std::env::temp_dir().join(format!("{}-trace", t.prefix));
-    std::fs::create_dir_all(&dir)?;
-    let trace = dir.join("strace.out");
+    let dir = TempDir::new(&format!("{}-trace", t.prefix))?;
+    let trace = dir.path.join("strace.out");
     let trace_arg = trace.display().to_string();
     let mut d = Daemon::start_wrapped(
         &t,
@@ -626,6 +623,5 @@ fn the_daemon_stays_inside_the_units_sandbox() -> anyhow::Result<()> {
         &outside[..outside.len().min(10)]
     );
     eprintln!("{} distinct syscalls, all allowed: {used:?}", used.len());
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -478,28 +478,39 @@ fn parse_mac(ctx: &Ctx, key: &str, v: &toml::Value) -> Result<MacAddr, ConfigErr
     Ok(m)
 }
 
+/// A table of member = number (`actor_port_prio`, `prio`), each value read
+/// by `value` (which names the key in its errors).
+fn parse_member_table<T>(
+    ctx: &Ctx,
+    key: &str,
+    v: &toml::Value,
+    example: &str,
+    value: impl Fn(&str, &toml::Value) -> Result<T, ConfigError>,
+) -> Result<Vec<(String, T)>, ConfigError> {
+    let t = v.as_table().ok_or_else(|| {
+        ctx.err(
+            key,
+            format!("expected a table of member = priority, like {example}"),
+        )
+    })?;
+    t.iter()
+        .map(|(m, p)| Ok((m.clone(), value(&format!("{key}.{m}"), p)?)))
+        .collect()
+}
+
 /// `actor_port_prio`: a table of member = priority (1-65535).
 fn parse_port_prios(
     ctx: &Ctx,
     key: &str,
     v: &toml::Value,
 ) -> Result<Vec<(String, u16)>, ConfigError> {
-    let t = v.as_table().ok_or_else(|| {
-        ctx.err(
-            key,
-            "expected a table of member = priority, like { eth0 = 100 }",
-        )
-    })?;
-    let mut prios = Vec::new();
-    for (m, p) in t {
-        let k = format!("{key}.{m}");
-        let prio = as_u32(ctx, &k, p)?;
+    parse_member_table(ctx, key, v, "{ eth0 = 100 }", |k, p| {
+        let prio = as_u32(ctx, k, p)?;
         if !(1..=65535).contains(&prio) {
             return Err(ctx.err(k, format!("{prio} is out of range 1-65535")));
         }
-        prios.push((m.clone(), prio as u16));
-    }
-    Ok(prios)
+        Ok(prio as u16)
+    })
 }
 
 /// `prio`: a table of member = priority (a signed 32-bit number).
@@ -508,27 +519,13 @@ fn parse_member_prios(
     key: &str,
     v: &toml::Value,
 ) -> Result<Vec<(String, i32)>, ConfigError> {
-    let t = v.as_table().ok_or_else(|| {
-        ctx.err(
-            key,
-            "expected a table of member = priority, like { eth0 = 10 }",
-        )
-    })?;
-    let mut prios = Vec::new();
-    for (m, p) in t {
-        let k = format!("{key}.{m}");
+    parse_member_table(ctx, key, v, "{ eth0 = 10 }", |k, p| {
         let n = p
             .as_integer()
-            .ok_or_else(|| ctx.err(&k, "expected a whole number"))?;
-        let n = i32::try_from(n).map_err(|_| {
-            ctx.err(
-                &k,
-                format!("{n} is out of range {}..{}", i32::MIN, i32::MAX),
-            )
-        })?;
-        prios.push((m.clone(), n));
-    }
-    Ok(prios)
+            .ok_or_else(|| ctx.err(k, "expected a whole number"))?;
+        i32::try_from(n)
+            .map_err(|_| ctx.err(k, format!("{n} is out of range {}..{}", i32::MIN, i32::MAX)))
+    })
 }
 
 fn parse_qinq(ctx: &Ctx, key: &str, v: &toml::Value) -> Result<Qinq, ConfigError> {
@@ -561,22 +558,25 @@ fn check_member_names(ctx: &Ctx, b: &BondConfig) -> Result<(), ConfigError> {
     if b.members.iter().any(|m| m.name() == Some(name)) {
         return Err(ctx.err(key("members"), "a bond cannot be its own member"));
     }
-    if let Some((m, _)) = b.actor_port_prio.iter().find(|(m, _)| !is_member(m)) {
-        return Err(ctx.err(
-            format!("{}.{m}", key("actor_port_prio")),
-            format!("{m} is not a member of {name}"),
-        ));
+    let listed = [
+        (
+            "actor_port_prio",
+            b.actor_port_prio.iter().map(|(m, _)| m).collect::<Vec<_>>(),
+        ),
+        ("prio", b.prio.iter().map(|(m, _)| m).collect()),
+    ];
+    for (k, members) in listed {
+        if let Some(m) = members.into_iter().find(|m| !is_member(m)) {
+            return Err(ctx.err(
+                format!("{}.{m}", key(k)),
+                format!("{m} is not a member of {name}"),
+            ));
+        }
     }
     if !b.actor_port_prio.is_empty() && opts.mode != options::BondMode::Ieee8023ad {
         return Err(ctx.err(
             key("actor_port_prio"),
             "a port priority is an 802.3ad setting (mode=802.3ad)",
-        ));
-    }
-    if let Some((m, _)) = b.prio.iter().find(|(m, _)| !is_member(m)) {
-        return Err(ctx.err(
-            format!("{}.{m}", key("prio")),
-            format!("{m} is not a member of {name}"),
         ));
     }
     if !b.prio.is_empty() && !opts.mode.uses_primary() {

@@ -101,7 +101,8 @@ pub(super) fn set_rcvbuf(fd: RawFd, bytes: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
-fn annotate(e: io::Error, what: &str) -> io::Error {
+/// `e` with what was being done in front of its message.
+pub(super) fn annotate(e: io::Error, what: &str) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 

@@ -17,7 +17,7 @@
 //! VLAN device's hardware-accelerated tag) comes in the header.
 
 use super::cvt;
-use super::packet::VNET_HDR_LEN;
+use super::packet::{annotate, VNET_HDR_LEN};
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -103,7 +103,7 @@ fn setsockopt<T>(fd: RawFd, name: libc::c_int, v: &T, what: &str) -> io::Result<
         )
     })
     .map(drop)
-    .map_err(|e| io::Error::new(e.kind(), format!("{what}: {e}")))
+    .map_err(|e| annotate(e, what))
 }
 
 impl RxRing {
@@ -118,7 +118,7 @@ impl RxRing {
                 libc::c_int::from(ETH_P_ALL.to_be()),
             )
         })
-        .map_err(|e| io::Error::new(e.kind(), format!("AF_PACKET socket: {e}")))?;
+        .map_err(|e| annotate(e, "AF_PACKET socket"))?;
         // SAFETY: `raw` is a fresh descriptor nobody else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         setsockopt(raw, PACKET_VNET_HDR, &1i32, "PACKET_VNET_HDR")?;
@@ -148,7 +148,7 @@ impl RxRing {
         };
         if map == libc::MAP_FAILED {
             let e = io::Error::last_os_error();
-            return Err(io::Error::new(e.kind(), format!("mmap the RX ring: {e}")));
+            return Err(annotate(e, "mmap the RX ring"));
         }
         let empty = libc::iovec {
             iov_base: std::ptr::null_mut(),
